@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite, offline, on a fresh machine: `bash scripts/run_tests.sh [pytest args]`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+exec .venv/bin/python -m pytest "$@"

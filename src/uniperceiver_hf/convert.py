@@ -1,0 +1,308 @@
+"""Converts official Uni-Perceiver checkpoints into folders that `AutoModel.from_pretrained` loads.
+
+    python -m uniperceiver_hf.convert --checkpoint PATH --output DIR [--config base|large|PATH.json]
+
+Handles the "torch" layout (`{'model': state_dict}`, what `tools/convert_checkpoint.py` writes), a bare state
+dict, the trainer's checkpoints (`{'model': ..., 'trainer': ...}`) and the DeepSpeed "ds" layout
+(`{'module': ...}`), plus the prompt-tuned keys. Loading is strict: any unknown, missing or mis-shaped key is an
+error listing them all (the official loader silently kept random weights for mis-shaped keys).
+"""
+
+import argparse
+import json
+import logging
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from .configuration_uniperceiver import LOGIT_SCALE_TASKS, PRESETS, UniPerceiverConfig
+from .modeling_uniperceiver import UniPerceiverModel
+
+logger = logging.getLogger(__name__)
+
+# Official name (torch layout) -> our name. `{i}` is a layer index. Several official names may map to one of
+# ours: the shared embedding LayerNorm is stored under both modalities, `s_token_bias` under two modules.
+_STATIC_KEYS = {
+    "token_embed.embeddings.weight": "embeddings.text.word_embeddings.weight",
+    "token_embed.embeddings_pos.position_embeddings.weight": "embeddings.text.position_embeddings.weight",
+    "token_embed.embeddings_token_type.weight": "embeddings.text.token_type_embeddings.weight",
+    "s_token_bias": "embeddings.text.spe_bias",
+    "token_embed.s_token_bias": "embeddings.text.spe_bias",
+    "token_embed.embeddings_norm.weight": "embeddings.layer_norm.weight",
+    "token_embed.embeddings_norm.bias": "embeddings.layer_norm.bias",
+    "video_embed.embeddings_norm.weight": "embeddings.layer_norm.weight",
+    "video_embed.embeddings_norm.bias": "embeddings.layer_norm.bias",
+    "video_embed.embeddings.weight": "embeddings.visual.patch_embedding.weight",
+    "video_embed.embeddings.bias": "embeddings.visual.patch_embedding.bias",
+    "video_embed.embeddings_st_pos.spatial_pos_embed.weight": "embeddings.visual.spatial_position_embeddings",
+    "video_embed.embeddings_st_pos.temporal_pos_embed.weight": "embeddings.visual.temporal_position_embeddings.weight",
+    "loss_prepare.ln_post.weight": "head.layer_norm.weight",
+    "loss_prepare.ln_post.bias": "head.layer_norm.bias",
+    "loss_prepare.proj.weight": "head.projection.weight",
+    "loss_prepare.proj.bias": "head.projection.bias",
+    "fc_prompt.weight": "head.classifier.weight",
+    "fc_prompt.bias": "head.classifier.bias",
+    "similarity_weight": "head.similarity_weight",
+}
+_LAYER_KEYS = {
+    "norm1.weight": "layer_norm1.weight",
+    "norm1.bias": "layer_norm1.bias",
+    "norm2.weight": "layer_norm2.weight",
+    "norm2.bias": "layer_norm2.bias",
+    "self_attn.in_proj_weight": "self_attn.in_proj.weight",
+    "self_attn.in_proj_bias": "self_attn.in_proj.bias",
+    "self_attn.out_proj.weight": "self_attn.out_proj.weight",
+    "self_attn.out_proj.bias": "self_attn.out_proj.bias",
+    "linear1.weight": "mlp.fc1.weight",
+    "linear1.bias": "mlp.fc1.bias",
+    "linear2.weight": "mlp.fc2.weight",
+    "linear2.bias": "mlp.fc2.bias",
+    "gamma_1": "layer_scale1.gamma",
+    "gamma_2": "layer_scale2.gamma",
+    "deep_prompt_embedding.embedding.weight": "prompt_embeddings",
+    "deep_prompt_embedding.target_embedding.weight": "target_prompt_embeddings",
+}
+_LAYER_PATTERN = re.compile(r"^fused_encoder\.layers\.(\d+)\.(.+)$")
+_LOGIT_SCALE_PATTERN = re.compile(r"^loss_prepare\.logit_scale_(\w+)$")
+# Unused at runtime in the torch layout: the DeepSpeed conversion already folded it into the patch bias.
+_VISUAL_TYPE_KEY = "video_embed.embeddings_type.weight"
+
+# The DeepSpeed layout's names, renamed in this order by substring (official `tools/convert_checkpoint.py`).
+_DS_RENAMES = (
+    ("attention.self.qkv_proj.weight", "self_attn.in_proj_weight"),
+    ("attention.self.qkv_proj.bias", "self_attn.in_proj_bias"),
+    ("attention.output.dense", "self_attn.out_proj"),
+    ("attention_output.residual_scale", "gamma_1"),
+    ("ffn.dense.", "linear1."),
+    ("ffn.dense2.", "linear2."),
+    ("ffn_output.residual_scale", "gamma_2"),
+    ("LayerNormModules.0.", "norm1."),
+    ("LayerNormModules.1.", "norm2."),
+    ("predictor.", "loss_prepare."),
+)
+
+
+def official_to_hf_name(name: str) -> str | None:
+    """Our parameter name for an official (torch-layout) key, or None if the key is not one we know."""
+    if name in _STATIC_KEYS:
+        return _STATIC_KEYS[name]
+    if match := _LAYER_PATTERN.match(name):
+        index, rest = match.groups()
+        return f"encoder.layers.{index}.{_LAYER_KEYS[rest]}" if rest in _LAYER_KEYS else None
+    if match := _LOGIT_SCALE_PATTERN.match(name):
+        return f"head.logit_scales.{match.group(1)}"
+    return None
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """Reads an official checkpoint file (never unpickling arbitrary objects) and returns its state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"`checkpoint` {str(path)!r} is not a file.")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a pickle with arbitrary objects, or not a torch file at all
+        raise ValueError(
+            f"`checkpoint` {str(path)!r} could not be read with torch.load(weights_only=True): {error}"
+        ) from error
+    if not isinstance(obj, dict):
+        raise ValueError(f"`checkpoint` {str(path)!r} holds a {type(obj).__name__}, not a state dict.")
+    for container in ("model", "module"):
+        if isinstance(obj.get(container), dict):
+            return obj[container] if container == "model" else _from_deepspeed(obj[container])
+    return obj
+
+
+def _from_deepspeed(module: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The DeepSpeed layout in torch-layout names, as `tools/convert_checkpoint.py` does it (dense model)."""
+    if any(".experts." in key or ".gate." in key for key in module):
+        raise ValueError(
+            "`checkpoint` is a Uni-Perceiver-MoE checkpoint (expert/gate keys); only the dense model is supported."
+        )
+    state_dict = {}
+    for key, tensor in module.items():
+        if key.startswith("visual_embed."):  # an old, separate image tokenizer that the model no longer has
+            continue
+        if key.startswith("encoder."):
+            key = "fused_" + key
+        for old, new in _DS_RENAMES:
+            key = key.replace(old, new)
+        if key.endswith(("gamma_1", "gamma_2")):
+            tensor = tensor.reshape(-1)  # residual scales are stored [1, 1, D]
+        state_dict[key] = tensor.float()
+    # The visual modality embedding is added once, into the patch bias; the torch layout already has it there.
+    type_embedding = state_dict.pop(_VISUAL_TYPE_KEY, None)
+    if type_embedding is not None:
+        state_dict["video_embed.embeddings.bias"] = state_dict["video_embed.embeddings.bias"] + type_embedding[0]
+    return state_dict
+
+
+def infer_config(
+    state_dict: dict[str, torch.Tensor], base: UniPerceiverConfig | None = None, num_attention_heads: int | None = None
+) -> UniPerceiverConfig:
+    """The config the tensors imply. Fields the tensors cannot tell (heads, eps, activation, drop path...) come
+    from `base`, or from the released preset of the same hidden size; a `base` that disagrees with the tensors is
+    an error naming the field."""
+
+    def shape(key: str) -> tuple[int, ...]:
+        if key not in state_dict:
+            raise ValueError(
+                f"`checkpoint` has no {key!r}: it does not look like a Uni-Perceiver checkpoint "
+                f"(first keys: {sorted(state_dict)[:5]})."
+            )
+        return tuple(state_dict[key].shape)
+
+    vocab_size, hidden_size = shape("token_embed.embeddings.weight")
+    layers = {int(m.group(1)) for key in state_dict if (m := _LAYER_PATTERN.match(key))}
+    spatial_rows = shape("video_embed.embeddings_st_pos.spatial_pos_embed.weight")[0]
+    patch_size = shape("video_embed.embeddings.weight")[-1]
+    grid = int(round(spatial_rows**0.5))
+    if grid * grid != spatial_rows:
+        raise ValueError(f"`checkpoint` spatial position table has {spatial_rows} rows, not a square grid.")
+    prompt_key = "fused_encoder.layers.0.deep_prompt_embedding.embedding.weight"
+    tasks_present = [m.group(1) for key in state_dict if (m := _LOGIT_SCALE_PATTERN.match(key))]
+    # Sizes: a given config must agree with them.
+    sizes = dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=max(layers) + 1 if layers else 0,
+        intermediate_size=shape("fused_encoder.layers.0.linear1.weight")[0],
+        max_position_embeddings=shape("token_embed.embeddings_pos.position_embeddings.weight")[0],
+        type_vocab_size=shape("token_embed.embeddings_token_type.weight")[0],
+        num_channels=shape("video_embed.embeddings.weight")[1],
+        patch_size=patch_size,
+        image_size=grid * patch_size,
+        num_frames=shape("video_embed.embeddings_st_pos.temporal_pos_embed.weight")[0],
+        projection_dim=shape("loss_prepare.proj.weight")[0],
+    )
+    # What the checkpoint carries on top of the architecture (prompt tuning, which log-scales it learned):
+    # always taken from the tensors, so `--config base` also converts a prompt-tuned checkpoint.
+    carried = dict(
+        logit_scale_tasks=[t for t in LOGIT_SCALE_TASKS if t in tasks_present]
+        + [t for t in tasks_present if t not in LOGIT_SCALE_TASKS],
+        num_prompt_tokens=shape(prompt_key)[0] if prompt_key in state_dict else 0,
+        share_prompt_tokens="fused_encoder.layers.0.deep_prompt_embedding.target_embedding.weight" not in state_dict,
+        use_spe_bias="s_token_bias" in state_dict or "token_embed.s_token_bias" in state_dict,
+        num_prompt_classes=shape("fc_prompt.weight")[0] if "fc_prompt.weight" in state_dict else 0,
+    )
+    has_layer_scale = "fused_encoder.layers.0.gamma_1" in state_dict
+    if base is None:
+        preset = next((p for p in PRESETS.values() if p["hidden_size"] == hidden_size), None)
+        if preset is None and num_attention_heads is None:
+            raise ValueError(
+                f"The checkpoint has hidden size {hidden_size}, not a released size; the number of attention heads "
+                "cannot be read from the tensors: pass `config` (a JSON file) or `num_attention_heads`."
+            )
+        heads = {} if num_attention_heads is None else {"num_attention_heads": num_attention_heads}
+        layer_scale = {} if has_layer_scale else {"layer_scale_init_value": None}
+        return UniPerceiverConfig(**{**(preset or {}), **heads, **layer_scale, **sizes, **carried})
+    disagreements = [
+        f"{name}: config {getattr(base, name)!r}, checkpoint {value!r}"
+        for name, value in sizes.items()
+        if getattr(base, name) != value
+    ]
+    if (base.layer_scale_init_value is not None) != has_layer_scale:
+        disagreements.append("layer_scale_init_value: layer scale present in only one of config and checkpoint")
+    if disagreements:
+        raise ValueError("`config` does not match the checkpoint's tensors:\n  " + "\n  ".join(disagreements))
+    return UniPerceiverConfig.from_dict({**base.to_dict(), **carried})
+
+
+def official_state_dict_to_hf(
+    state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Renames an official state dict to ours and checks it against `expected` (our model's state dict).
+
+    Raises one error listing every unknown, missing and mis-shaped key.
+    """
+    converted: dict[str, torch.Tensor] = {}
+    sources: dict[str, str] = {}
+    unknown = []
+    for name, tensor in state_dict.items():
+        if name == _VISUAL_TYPE_KEY:
+            continue
+        ours = official_to_hf_name(name)
+        if ours is None:
+            unknown.append(name)
+            continue
+        if ours in converted and not torch.equal(converted[ours], tensor):
+            # Two names of one shared tensor disagree; the original loads `video_embed` last, so it wins.
+            logger.warning("%s and %s differ; keeping %s as the official loader does.", sources[ours], name, name)
+            if not name.startswith("video_embed."):
+                continue
+        converted[ours], sources[ours] = tensor, name
+    missing = sorted(set(expected) - set(converted))
+    mis_shaped = [
+        f"{sources[key]} -> {key}: checkpoint {tuple(tensor.shape)}, model {tuple(expected[key].shape)}"
+        for key, tensor in converted.items()
+        if key in expected and tuple(tensor.shape) != tuple(expected[key].shape)
+    ]
+    unexpected = sorted(set(converted) - set(expected))
+    problems = []
+    if unknown:
+        problems.append(f"unknown keys: {unknown}")
+    if unexpected:
+        problems.append(f"keys the config has no place for: {[sources[k] for k in unexpected]}")
+    if missing:
+        problems.append(f"missing keys: {missing}")
+    if mis_shaped:
+        problems.append(f"mis-shaped keys: {mis_shaped}")
+    if problems:
+        raise ValueError("The checkpoint does not fit the model:\n  " + "\n  ".join(problems))
+    return {key: tensor.float().contiguous() for key, tensor in converted.items()}
+
+
+def _resolve_config(config: str | Path | UniPerceiverConfig | None) -> UniPerceiverConfig | None:
+    if config is None or isinstance(config, UniPerceiverConfig):
+        return config
+    if str(config) in PRESETS:
+        return UniPerceiverConfig.from_preset(str(config))
+    path = Path(config)
+    if not path.is_file():
+        raise ValueError(f"`config` must be one of {sorted(PRESETS)} or a JSON file; {str(config)!r} is neither.")
+    return UniPerceiverConfig.from_dict(json.loads(path.read_text()))
+
+
+def convert_checkpoint(
+    checkpoint: str | Path,
+    output_dir: str | Path | None = None,
+    config: str | Path | UniPerceiverConfig | None = None,
+    extra_checkpoints: list[str | Path] = (),
+    num_attention_heads: int | None = None,
+) -> UniPerceiverModel:
+    """Loads an official checkpoint (plus `extra_checkpoints`, e.g. prompt-tuned keys stored separately) into a
+    `UniPerceiverModel`, and saves it with `save_pretrained` when `output_dir` is given."""
+    state_dict = dict(read_checkpoint(checkpoint))
+    for extra in extra_checkpoints:
+        state_dict.update(read_checkpoint(extra))
+    resolved = infer_config(state_dict, _resolve_config(config), num_attention_heads)
+    model = UniPerceiverModel(resolved).eval()
+    converted = official_state_dict_to_hf(state_dict, model.state_dict())
+    model.load_state_dict(converted, strict=True)
+    if output_dir is not None:
+        model.save_pretrained(output_dir)
+    return model
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="official .pth / .pt / .safetensors file")
+    parser.add_argument("--output", required=True, help="folder to write config.json and model.safetensors to")
+    parser.add_argument("--config", help="'base', 'large' or a config JSON (default: inferred from the tensors)")
+    parser.add_argument("--extra", action="append", default=[], help="more state-dict files merged on top")
+    parser.add_argument("--num-attention-heads", type=int, help="heads, for a hidden size that is not released")
+    args = parser.parse_args(argv)
+    model = convert_checkpoint(args.checkpoint, args.output, args.config, args.extra, args.num_attention_heads)
+    config = model.config
+    print(
+        f"Wrote {args.output}: {config.num_hidden_layers} layers x {config.hidden_size}, "
+        f"{config.num_attention_heads} heads, {sum(p.numel() for p in model.parameters()):,} parameters."
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,798 @@
+"""Uni-Perceiver: one shared pre-LN Transformer for text, images and video (Zhu et al., CVPR 2022).
+
+Every task is "pick the candidate target whose representation is most similar to the input's" (paper eq. 1-2):
+input and target sequences are encoded by the same weights, read out at a `<SPE>` position, passed through
+`ln_post` and a projection, L2-normalised, and compared by cosine similarity times a per-task scale.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+
+from .configuration_uniperceiver import UniPerceiverConfig
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Outputs
+
+
+@dataclass
+class UniPerceiverEncoderOutput(ModelOutput):
+    """
+    One side (input or target) encoded and read out.
+
+    Args:
+        embeds (`[N, projection_dim]`): the L2-normalised features; what similarities are computed from.
+        projected_features (`[N, projection_dim]`): the read-out hidden states after `ln_post` and the projection,
+            before normalisation (the prompt-tuning linear head reads these).
+        feature_hidden_state (`[N, hidden_size]`): the raw hidden states at the read-out positions.
+        last_hidden_state (`[B, S, hidden_size]`): output of the last layer for the whole fused sequence
+            (`S = 1 + visual tokens + text tokens`; the prefix `<SPE>` is position 0).
+        hidden_states (tuple of `[B, S, hidden_size]`): the embedding output (the encoder input) and every layer's
+            output, when `output_hidden_states=True`.
+    """
+
+    embeds: torch.FloatTensor | None = None
+    projected_features: torch.FloatTensor | None = None
+    feature_hidden_state: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class UniPerceiverOutput(ModelOutput):
+    """
+    Similarity of inputs against candidate targets.
+
+    Args:
+        loss (`[]`): cross-entropy of `logits` against `labels` (target indices), when `labels` are given.
+        logits (`[N_inputs, N_targets]`): scaled cosine similarities (plus the prompt-tuning linear head, if any).
+        input_embeds (`[N_inputs, projection_dim]`): normalised input features.
+        target_embeds (`[N_targets, projection_dim]`): normalised target features.
+        last_hidden_state (`[B, S, hidden_size]`): last layer output of the input side.
+        target_last_hidden_state (`[B_t, S_t, hidden_size]`): last layer output of the target side (`None` when
+            `target_embeds` were passed in).
+        hidden_states, target_hidden_states: per-layer outputs, when `output_hidden_states=True`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    input_embeds: torch.FloatTensor | None = None
+    target_embeds: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    target_last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    target_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Embeddings (the modality-specific tokenizers of paper appendix A)
+
+
+def sincos_2d_position_table(grid_size: int, dim: int, scale: float) -> torch.Tensor:
+    """The fixed 2-D sin-cos spatial table: row k encodes patch (k // grid, k % grid), both times `scale`.
+
+    Each row is `[sin(a w), cos(a w), sin(b w), cos(b w)]` with `a` the patch row, `b` the column and
+    `w_i = 1 / 10000^(i / (dim/4))`, as the official MAE-style initialisation builds it.
+    """
+    quarter = dim // 4
+    omega = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter))
+    coords = torch.arange(grid_size, dtype=torch.float64) * scale
+    rows, cols = torch.meshgrid(coords, coords, indexing="ij")
+    rows = rows.flatten()[:, None] * omega[None]
+    cols = cols.flatten()[:, None] * omega[None]
+    return torch.cat([rows.sin(), rows.cos(), cols.sin(), cols.cos()], dim=1).float()
+
+
+class UniPerceiverTextEmbeddings(nn.Module):
+    """BPE word + text position + text type (row 0) embeddings, summed; the shared LayerNorm comes after."""
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__()
+        self.spe_token_id = config.spe_token_id
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        # Prompt tuning learns one vector added wherever `<SPE>` appears (paper appendix C, "<SPE>" group).
+        self.spe_bias = nn.Parameter(torch.zeros(1, config.hidden_size)) if config.use_spe_bias else None
+
+    def word(self, input_ids: torch.Tensor) -> torch.Tensor:
+        embeds = self.word_embeddings(input_ids)
+        if self.spe_bias is not None:
+            embeds = embeds + (input_ids == self.spe_token_id).unsqueeze(-1).to(embeds.dtype) * self.spe_bias
+        return embeds
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        # Only row 0 of the type table is ever used, for inputs and targets alike.
+        return self.word(input_ids) + self.position_embeddings(position_ids) + self.token_type_embeddings.weight[0]
+
+
+class UniPerceiverVisualEmbeddings(nn.Module):
+    """16x16 patches of every frame, plus temporal + fixed spatial positions; frame-major, raster order.
+
+    The visual type embedding of the paper is folded into the patch bias by the official checkpoint conversion,
+    so it is not a separate parameter here.
+    """
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embedding = nn.Conv2d(
+            config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
+        )
+        # Fixed (never trained) but stored, as in the official state dict.
+        self.spatial_position_embeddings = nn.Parameter(
+            torch.zeros(config.num_patches, config.hidden_size), requires_grad=False
+        )
+        self.temporal_position_embeddings = nn.Embedding(config.num_frames, config.hidden_size)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        batch_size, num_frames = pixel_values.shape[:2]
+        patches = self.patch_embedding(pixel_values.flatten(0, 1).to(self.patch_embedding.weight.dtype))
+        patches = patches.flatten(2).transpose(1, 2).unflatten(0, (batch_size, num_frames))  # [B, T, N, D]
+        offset = 0
+        if self.training and self.config.random_temporal_offset and num_frames < self.config.num_frames:
+            # Training-time augmentation of the original: shift the clip inside the temporal table.
+            offset = int(torch.randint(0, self.config.num_frames - num_frames + 1, ()).item())
+        temporal = self.temporal_position_embeddings.weight[offset : offset + num_frames]
+        positions = temporal[:, None, :] + self.spatial_position_embeddings[None, :, :]
+        return (patches + positions).flatten(1, 2)
+
+
+class UniPerceiverEmbeddings(nn.Module):
+    """Builds the fused encoder input `[<SPE>, visual tokens, text tokens]` with one LayerNorm shared by all.
+
+    The prefix `<SPE>` is `LayerNorm(E[<SPE>])` with no position or type embedding: this is how the released
+    checkpoints were trained (`OLD_CHECKPONT` in the official configs).
+    """
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__()
+        self.spe_token_id = config.spe_token_id
+        self.text = UniPerceiverTextEmbeddings(config)
+        self.visual = UniPerceiverVisualEmbeddings(config)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def prefix(self, batch_size: int, device: torch.device) -> torch.Tensor:
+        spe = torch.full((1, 1), self.spe_token_id, dtype=torch.long, device=device)
+        return self.text.word(spe).expand(batch_size, 1, -1)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        pixel_values: torch.Tensor | None,
+    ) -> torch.Tensor:
+        reference = input_ids if input_ids is not None else pixel_values
+        pieces = [self.prefix(reference.shape[0], reference.device)]
+        if pixel_values is not None:
+            pieces.append(self.visual(pixel_values))
+        if input_ids is not None:
+            pieces.append(self.text(input_ids, position_ids))
+        dtype = self.layer_norm.weight.dtype
+        return self.dropout(self.layer_norm(torch.cat([piece.to(dtype) for piece in pieces], dim=1)))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Encoder
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Readable reference attention: softmax(q k^T * scaling + additive mask) v, over `[B, H, S, head_dim]`."""
+    weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    return output, weights
+
+
+class UniPerceiverAttention(nn.Module):
+    """Multi-head self-attention with a fused q|k|v projection (the layout of the official `in_proj_weight`).
+
+    `prefix_states` (already normalised) are prepended to the keys and values only: the deep prompts of prompt
+    tuning never act as queries and produce no outputs (paper appendix C).
+    """
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__()
+        self.config = config
+        self.hidden_size = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+        self.in_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        prefix_states: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, length, _ = hidden_states.shape
+        query, key, value = self.in_proj(hidden_states).split(self.hidden_size, dim=-1)
+        if prefix_states is not None:
+            kv_weight, kv_bias = self.in_proj.weight[self.hidden_size :], self.in_proj.bias[self.hidden_size :]
+            prefix_key, prefix_value = F.linear(prefix_states, kv_weight, kv_bias).split(self.hidden_size, dim=-1)
+            key = torch.cat([prefix_key.expand(batch_size, -1, -1), key], dim=1)
+            value = torch.cat([prefix_value.expand(batch_size, -1, -1), value], dim=1)
+
+        def heads(x: torch.Tensor) -> torch.Tensor:
+            return x.view(batch_size, x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        output, weights = attention_interface(
+            self,
+            heads(query),
+            heads(key),
+            heads(value),
+            attention_mask,
+            scaling=self.scaling,
+            dropout=self.config.attention_dropout if self.training else 0.0,
+        )
+        return self.out_proj(output.reshape(batch_size, length, self.hidden_size)), weights
+
+
+class UniPerceiverMLP(nn.Module):
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(self.activation(self.fc1(hidden_states))))
+
+
+class UniPerceiverLayerScale(nn.Module):
+    """Per-channel residual scale (`gamma_1`/`gamma_2` of the original, initialised to 1e-3)."""
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((config.hidden_size,), float(config.layer_scale_init_value)))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states * self.gamma
+
+
+class UniPerceiverDropPath(nn.Module):
+    """Stochastic depth: drops the whole residual branch per example in training, rescaling the survivors."""
+
+    def __init__(self, drop_prob: float):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return hidden_states
+        keep_prob = 1.0 - self.drop_prob
+        shape = (hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)
+        mask = hidden_states.new_empty(shape).bernoulli_(keep_prob)
+        return hidden_states * mask / keep_prob
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+class UniPerceiverEncoderLayer(GradientCheckpointingLayer):
+    """Pre-LN block: `x + gamma_1 * Attn(LN1(x))`, then `x + gamma_2 * MLP(LN2(x))`, with drop path on each branch."""
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.self_attn = UniPerceiverAttention(config)
+        self.layer_norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = UniPerceiverMLP(config)
+        use_scale = config.layer_scale_init_value is not None
+        self.layer_scale1 = UniPerceiverLayerScale(config) if use_scale else nn.Identity()
+        self.layer_scale2 = UniPerceiverLayerScale(config) if use_scale else nn.Identity()
+        self.drop_path = UniPerceiverDropPath(config.drop_path_rate)
+        self.attention_dropout = nn.Dropout(config.hidden_dropout)
+        # Deep prompts (prompt tuning, paper appendix C): per-layer learned keys/values, independent of the
+        # previous layer's output; optionally a separate set for the target side.
+        prompts, separate = config.num_prompt_tokens, not config.share_prompt_tokens
+        self.prompt_embeddings = nn.Parameter(torch.zeros(prompts, config.hidden_size)) if prompts else None
+        self.target_prompt_embeddings = (
+            nn.Parameter(torch.zeros(prompts, config.hidden_size)) if prompts and separate else None
+        )
+
+    def prompts(self, is_target: bool) -> torch.Tensor | None:
+        if is_target and self.target_prompt_embeddings is not None:
+            return self.target_prompt_embeddings
+        return self.prompt_embeddings
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, is_target: bool = False
+    ) -> torch.Tensor:
+        prompts = self.prompts(is_target)
+        # Prompts go through this layer's first LayerNorm, like the tokens they are attended with.
+        prefix = self.layer_norm1(prompts.to(hidden_states.dtype)).unsqueeze(0) if prompts is not None else None
+        attended, _ = self.self_attn(self.layer_norm1(hidden_states), attention_mask, prefix)
+        hidden_states = hidden_states + self.drop_path(self.layer_scale1(self.attention_dropout(attended)))
+        return hidden_states + self.drop_path(self.layer_scale2(self.mlp(self.layer_norm2(hidden_states))))
+
+
+class UniPerceiverEncoder(nn.Module):
+    """The stack of encoder layers. There is no final LayerNorm: `ln_post` in the head acts on read-outs only."""
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__()
+        self.layers = nn.ModuleList([UniPerceiverEncoderLayer(config) for _ in range(config.num_hidden_layers)])
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        is_target: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask, is_target=is_target)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+        return hidden_states, all_hidden_states
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Similarity head
+
+
+class UniPerceiverSimilarityHead(nn.Module):
+    """Read-out head: `ln_post`, projection, L2 normalisation and the per-task logit scales (paper eq. 2).
+
+    With prompt tuning it also holds the linear head of paper eq. 4; as in the official code it is added in logit
+    space: `similarity_weight * scaled_cosine + fc_prompt(projected input feature)`.
+    """
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__()
+        self.config = config
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.projection = nn.Linear(config.hidden_size, config.projection_dim)
+        self.logit_scales = nn.ParameterDict(
+            {name: nn.Parameter(torch.tensor(config.logit_scale_init_value)) for name in config.logit_scale_tasks}
+        )
+        classes = config.num_prompt_classes
+        self.classifier = nn.Linear(config.projection_dim, classes) if classes else None
+        self.similarity_weight = nn.Parameter(torch.tensor(1.0)) if classes else None
+
+    def project(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.layer_norm(hidden_states))
+
+    def logit_scale(self, task: str) -> torch.Tensor:
+        """`min(exp(logit_scale_<task>), logit_scale_max)`: a use-time cap, the parameter is never clamped."""
+        if task not in self.logit_scales:
+            raise ValueError(f"`task` must be one of {list(self.logit_scales)}, got {task!r}.")
+        return self.logit_scales[task].exp().clamp(max=self.config.logit_scale_max)
+
+    def forward(
+        self,
+        input_embeds: torch.Tensor,
+        target_embeds: torch.Tensor,
+        logit_scale: torch.Tensor,
+        input_projected: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        logits = input_embeds @ target_embeds.to(input_embeds.dtype).T * logit_scale
+        if input_projected is not None:
+            logits = self.similarity_weight * logits + self.classifier(input_projected)
+        return logits
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Models
+
+
+class UniPerceiverPreTrainedModel(PreTrainedModel):
+    config: UniPerceiverConfig
+    config_class = UniPerceiverConfig
+    base_model_prefix = "uniperceiver"
+    main_input_name = "input_ids"
+    input_modalities = ("image", "video", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["UniPerceiverEncoderLayer", "UniPerceiverEmbeddings"]
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _supports_attention_backend = True
+
+    def _init_weights(self, module: nn.Module):
+        """The official MAE-style initialisation: xavier linears, N(0, 0.02) embeddings, LN 1/0, zero biases."""
+        std = self.config.initializer_range
+        if isinstance(module, UniPerceiverAttention):
+            # xavier-uniform on each of q, k, v separately (a [D, D] block each), not on the fused [3D, D] matrix.
+            bound = math.sqrt(6.0 / (2 * module.hidden_size))
+            init.uniform_(module.in_proj.weight, -bound, bound)
+            init.zeros_(module.in_proj.bias)
+        elif isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            # xavier-uniform as if the patch embedding were a linear layer over flattened patches.
+            fan_in = module.in_channels * module.kernel_size[0] * module.kernel_size[1]
+            bound = math.sqrt(6.0 / (fan_in + module.out_channels))
+            init.uniform_(module.weight, -bound, bound)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, UniPerceiverLayerScale):
+            init.constant_(module.gamma, self.config.layer_scale_init_value)
+        elif isinstance(module, UniPerceiverVisualEmbeddings):
+            table = sincos_2d_position_table(
+                self.config.image_size // self.config.patch_size,
+                self.config.hidden_size,
+                self.config.spatial_position_scale,
+            )
+            init.copy_(module.spatial_position_embeddings, table)
+        elif isinstance(module, UniPerceiverTextEmbeddings) and module.spe_bias is not None:
+            init.zeros_(module.spe_bias)
+        elif isinstance(module, UniPerceiverEncoderLayer):
+            for prompts in (module.prompt_embeddings, module.target_prompt_embeddings):
+                if prompts is not None:
+                    init.normal_(prompts, mean=0.0, std=std)
+        elif isinstance(module, UniPerceiverSimilarityHead):
+            for scale in module.logit_scales.values():
+                init.constant_(scale, self.config.logit_scale_init_value)
+            if module.classifier is not None:
+                # The prompt-tuning linear head starts at zero and the similarity weight at one (appendix C).
+                init.zeros_(module.classifier.weight)
+                init.zeros_(module.classifier.bias)
+                init.ones_(module.similarity_weight)
+
+
+class UniPerceiverModel(UniPerceiverPreTrainedModel):
+    r"""
+    The Uni-Perceiver encoder with its similarity head.
+
+    `forward` encodes an input side and a target side with the same weights and returns their similarity logits
+    `[N_inputs, N_targets]`; `get_features` encodes one side only (for caching target sets and retrieval).
+
+    A side is any of: text (`input_ids`), an image (`pixel_values` `[B, 3, H, W]`), a video (`[B, T, 3, H, W]`),
+    or visual + text together (VQA, captioning). The model prepends the prefix `<SPE>`; token ids must not.
+    """
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__(config)
+        self.embeddings = UniPerceiverEmbeddings(config)
+        self.encoder = UniPerceiverEncoder(config)
+        self.head = UniPerceiverSimilarityHead(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.text.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.embeddings.text.word_embeddings = value
+
+    # -- input checks: bad input gets a ValueError naming the argument, never a crash deep inside torch ----------
+
+    def _check_side(
+        self,
+        prefix: str,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        pixel_values: torch.Tensor | None,
+        feature_index: torch.Tensor | None,
+    ) -> None:
+        config = self.config
+        if input_ids is None and pixel_values is None:
+            raise ValueError(f"Pass `{prefix}input_ids` and/or `{prefix}pixel_values`; both are None.")
+        if pixel_values is not None:
+            if not torch.is_tensor(pixel_values) or not pixel_values.is_floating_point():
+                raise ValueError(f"`{prefix}pixel_values` must be a floating-point tensor.")
+            if pixel_values.ndim not in (4, 5):
+                raise ValueError(
+                    f"`{prefix}pixel_values` must be [B, C, H, W] (image) or [B, T, C, H, W] (video), "
+                    f"got shape {tuple(pixel_values.shape)}."
+                )
+            channels, height, width = pixel_values.shape[-3:]
+            if channels != config.num_channels:
+                raise ValueError(
+                    f"`{prefix}pixel_values` must have {config.num_channels} channels in dim -3, "
+                    f"got shape {tuple(pixel_values.shape)}."
+                )
+            if (height, width) != (config.image_size, config.image_size):
+                raise ValueError(
+                    f"`{prefix}pixel_values` must be {config.image_size}x{config.image_size} (the spatial position "
+                    f"table has {config.num_patches} patches), got {height}x{width}."
+                )
+            if pixel_values.ndim == 5 and not 1 <= pixel_values.shape[1] <= config.num_frames:
+                raise ValueError(
+                    f"`{prefix}pixel_values` has {pixel_values.shape[1]} frames; the temporal position table holds "
+                    f"1 to {config.num_frames} (`num_frames`)."
+                )
+        if input_ids is None:
+            for name, value in (("attention_mask", attention_mask), ("position_ids", position_ids)):
+                if value is not None:
+                    raise ValueError(f"`{prefix}{name}` was given without `{prefix}input_ids`.")
+            if feature_index is not None:
+                raise ValueError(f"`{prefix}feature_index` points into the text; it needs `{prefix}input_ids`.")
+            return
+        if not torch.is_tensor(input_ids) or input_ids.ndim != 2 or input_ids.is_floating_point():
+            raise ValueError(f"`{prefix}input_ids` must be an integer tensor of shape [B, L].")
+        batch_size, length = input_ids.shape
+        if length == 0:
+            raise ValueError(f"`{prefix}input_ids` is empty (length 0).")
+        if pixel_values is not None and pixel_values.shape[0] != batch_size:
+            raise ValueError(
+                f"`{prefix}input_ids` has batch size {batch_size} but `{prefix}pixel_values` has "
+                f"{pixel_values.shape[0]}; they describe the same examples and must match."
+            )
+        if input_ids.min() < 0 or input_ids.max() >= config.vocab_size:
+            raise ValueError(f"`{prefix}input_ids` must hold ids in [0, {config.vocab_size}).")
+        if position_ids is None and length > config.max_position_embeddings:
+            raise ValueError(
+                f"`{prefix}input_ids` has {length} tokens; the text position table holds "
+                f"{config.max_position_embeddings} (`max_position_embeddings`)."
+            )
+        if position_ids is not None:
+            if position_ids.shape != input_ids.shape:
+                raise ValueError(f"`{prefix}position_ids` must have the shape of `{prefix}input_ids` {(batch_size, length)}.")
+            if position_ids.min() < 0 or position_ids.max() >= config.max_position_embeddings:
+                raise ValueError(f"`{prefix}position_ids` must be in [0, {config.max_position_embeddings}).")
+        if attention_mask is not None:
+            if attention_mask.shape not in ((batch_size, length), (batch_size, length, length)):
+                raise ValueError(
+                    f"`{prefix}attention_mask` must be [B, L] (padding) or [B, L, L] (text visibility) with "
+                    f"B, L = {batch_size}, {length}; got {tuple(attention_mask.shape)}."
+                )
+            keeps = attention_mask.bool()
+            if attention_mask.ndim == 3:
+                keeps = keeps.any(dim=1)
+            if pixel_values is None and not keeps.any(dim=-1).all():
+                raise ValueError(f"`{prefix}attention_mask` masks every token of at least one sequence.")
+        if feature_index is not None:
+            if feature_index.dtype == torch.bool:
+                if feature_index.shape != input_ids.shape:
+                    raise ValueError(
+                        f"A boolean `{prefix}feature_index` must have the shape of `{prefix}input_ids` "
+                        f"{(batch_size, length)}, got {tuple(feature_index.shape)}."
+                    )
+            elif feature_index.is_floating_point() or feature_index.shape != (batch_size,):
+                raise ValueError(
+                    f"`{prefix}feature_index` must be an integer tensor [B] (one text position per example) or a "
+                    f"boolean tensor [B, L]; got dtype {feature_index.dtype}, shape {tuple(feature_index.shape)}."
+                )
+            elif feature_index.min() < 0 or feature_index.max() >= length:
+                raise ValueError(f"`{prefix}feature_index` must be in [0, {length}) (positions inside the text).")
+
+    # -- one side -------------------------------------------------------------------------------------------------
+
+    def _attention_mask(
+        self, attention_mask: torch.Tensor | None, num_prefix: int, dtype: torch.dtype
+    ) -> torch.Tensor | None:
+        """The additive `[B, 1, S_q, P + S_k]` mask for the fused sequence (P deep prompts, never masked).
+
+        `num_prefix` counts the tokens before the text: the prefix `<SPE>` and the visual tokens.
+        A `[B, L]` mask only hides padded keys. A `[B, L, L]` mask gives text-to-text visibility (the caption
+        layout of paper appendix B); then the prefix and visual tokens see only each other, text sees them all.
+        """
+        if attention_mask is None:
+            return None
+        batch_size = attention_mask.shape[0]
+        device = attention_mask.device
+        if attention_mask.ndim == 2:
+            keep = torch.cat([attention_mask.new_ones(batch_size, num_prefix), attention_mask], dim=1).bool()
+            allowed = keep[:, None, None, :]
+        else:
+            length = attention_mask.shape[-1]
+            total = num_prefix + length
+            allowed = torch.zeros(batch_size, total, total, dtype=torch.bool, device=device)
+            allowed[:, :, :num_prefix] = True
+            allowed[:, num_prefix:, num_prefix:] = attention_mask.bool()
+            allowed = allowed[:, None]
+        if self.config.num_prompt_tokens:
+            prompt_columns = allowed.new_ones(*allowed.shape[:-1], self.config.num_prompt_tokens)
+            allowed = torch.cat([prompt_columns, allowed], dim=-1)
+        return torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+    def encode(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        feature_index: torch.Tensor | None = None,
+        is_target: bool = False,
+        output_hidden_states: bool = False,
+    ) -> UniPerceiverEncoderOutput:
+        """Encodes one side and reads out its features.
+
+        Args:
+            input_ids (`[B, L]`): text ids without the prefix `<SPE>` (the model adds it).
+            attention_mask (`[B, L]` or `[B, L, L]`): 1 for tokens, 0 for padding; or text-to-text visibility.
+            position_ids (`[B, L]`): text positions (default `0..L-1`; the caption layout repeats them).
+            pixel_values (`[B, 3, H, W]` or `[B, T, 3, H, W]`): an image or a video.
+            feature_index: where to read the feature. `None`: the prefix `<SPE>`. `[B]` integers: one position
+                inside the text per example (VQA, GLUE). `[B, L]` booleans: every selected text position, flattened
+                in row-major order (masked LM, caption training).
+            is_target: use the target-side deep prompts (prompt tuning with unshared prompts).
+        """
+        prefix = "target_" if is_target else ""
+        self._check_side(prefix, input_ids, attention_mask, position_ids, pixel_values, feature_index)
+        if pixel_values is not None and pixel_values.ndim == 4:
+            pixel_values = pixel_values.unsqueeze(1)
+        if input_ids is not None and position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+
+        embeds = self.embeddings(input_ids, position_ids, pixel_values)
+        num_prefix = embeds.shape[1] - (input_ids.shape[1] if input_ids is not None else 0)
+        mask = self._attention_mask(attention_mask, num_prefix, embeds.dtype)
+        last_hidden_state, hidden_states = self.encoder(
+            embeds, mask, is_target=is_target, output_hidden_states=output_hidden_states
+        )
+
+        if feature_index is None:
+            feature_hidden_state = last_hidden_state[:, 0]
+        elif feature_index.dtype == torch.bool:
+            feature_hidden_state = last_hidden_state[:, num_prefix:][feature_index]
+        else:
+            rows = torch.arange(last_hidden_state.shape[0], device=last_hidden_state.device)
+            feature_hidden_state = last_hidden_state[rows, num_prefix + feature_index]
+        projected = self.head.project(feature_hidden_state)
+        return UniPerceiverEncoderOutput(
+            embeds=F.normalize(projected, dim=-1),
+            projected_features=projected,
+            feature_hidden_state=feature_hidden_state,
+            last_hidden_state=last_hidden_state,
+            hidden_states=hidden_states,
+        )
+
+    def get_features(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        feature_index: torch.Tensor | None = None,
+        is_target: bool = False,
+    ) -> torch.Tensor:
+        """The L2-normalised features `[N, projection_dim]` of one side (see `encode` for the arguments)."""
+        return self.encode(input_ids, attention_mask, position_ids, pixel_values, feature_index, is_target).embeds
+
+    # -- both sides -----------------------------------------------------------------------------------------------
+
+    def default_task(self, pixel_values: torch.Tensor | None, input_ids: torch.Tensor | None) -> str:
+        """The original's logit scale for an input of these modalities: image -> `img_cls`, video -> `video_cls`,
+        text only -> `text_mlm`, visual + text (VQA) -> `downstream`."""
+        if pixel_values is None:
+            return "text_mlm"
+        if input_ids is not None:
+            return "downstream"
+        return "video_cls" if pixel_values.ndim == 5 else "img_cls"
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        feature_index: torch.Tensor | None = None,
+        target_input_ids: torch.Tensor | None = None,
+        target_attention_mask: torch.Tensor | None = None,
+        target_position_ids: torch.Tensor | None = None,
+        target_pixel_values: torch.Tensor | None = None,
+        target_embeds: torch.Tensor | None = None,
+        task: str | None = None,
+        labels: torch.Tensor | None = None,
+        use_classifier_head: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> UniPerceiverOutput | tuple:
+        r"""
+        Scores every input against every candidate target.
+
+        Args:
+            input_ids, attention_mask, position_ids, pixel_values, feature_index: the input side (see `encode`).
+            target_input_ids, target_attention_mask, target_position_ids, target_pixel_values: the target side,
+                read out at its prefix `<SPE>`.
+            target_embeds (`[N_targets, projection_dim]`): pre-computed normalised target features (e.g. a cached
+                vocabulary or label set), instead of the target side tensors.
+            task: which logit scale to use, by the original's names (`img_cls`, `video_cls`, `text_mlm`, `caption`,
+                `retrieve`, `downstream`, ...). Default: picked from the input modalities (see `default_task`).
+            labels (`[N_inputs]`): index of the correct target per input row (-100 to ignore) for the loss.
+            use_classifier_head: add the prompt-tuning linear head (default: whenever the model has one).
+        """
+        output_hidden_states = bool(
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        task = task if task is not None else self.default_task(pixel_values, input_ids)
+        logit_scale = self.head.logit_scale(task)  # first, so that an unknown task fails before any encoding
+
+        inputs = self.encode(
+            input_ids, attention_mask, position_ids, pixel_values, feature_index, output_hidden_states=output_hidden_states
+        )
+        targets = None
+        if target_embeds is None:
+            targets = self.encode(
+                target_input_ids,
+                target_attention_mask,
+                target_position_ids,
+                target_pixel_values,
+                is_target=True,
+                output_hidden_states=output_hidden_states,
+            )
+            target_embeds = targets.embeds
+        elif any(t is not None for t in (target_input_ids, target_attention_mask, target_pixel_values)):
+            raise ValueError("Pass either `target_embeds` or the target side tensors, not both.")
+        elif target_embeds.ndim != 2 or target_embeds.shape[-1] != self.config.projection_dim:
+            raise ValueError(
+                f"`target_embeds` must be [N_targets, {self.config.projection_dim}], got {tuple(target_embeds.shape)}."
+            )
+
+        use_classifier_head = self.head.classifier is not None if use_classifier_head is None else use_classifier_head
+        input_projected = None
+        if use_classifier_head:
+            if self.head.classifier is None:
+                raise ValueError("`use_classifier_head=True` but the model has no prompt-tuning linear head.")
+            if target_embeds.shape[0] != self.config.num_prompt_classes:
+                raise ValueError(
+                    f"The prompt-tuning linear head scores {self.config.num_prompt_classes} classes but "
+                    f"{target_embeds.shape[0]} targets were given; pass the class targets in order, or "
+                    "`use_classifier_head=False`."
+                )
+            input_projected = inputs.projected_features
+        logits = self.head(inputs.embeds, target_embeds, logit_scale, input_projected)
+
+        loss = None
+        if labels is not None:
+            if labels.shape != logits.shape[:1]:
+                raise ValueError(
+                    f"`labels` must have one target index per input row, shape {tuple(logits.shape[:1])}; "
+                    f"got {tuple(labels.shape)}."
+                )
+            loss = F.cross_entropy(logits.float(), labels.to(logits.device), ignore_index=-100)
+
+        output = UniPerceiverOutput(
+            loss=loss,
+            logits=logits,
+            input_embeds=inputs.embeds,
+            target_embeds=target_embeds,
+            last_hidden_state=inputs.last_hidden_state,
+            target_last_hidden_state=targets.last_hidden_state if targets is not None else None,
+            hidden_states=inputs.hidden_states,
+            target_hidden_states=targets.hidden_states if targets is not None else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+UniPerceiverModel.register_for_auto_class("AutoModel")
+
+__all__ = [
+    "UniPerceiverEncoderOutput",
+    "UniPerceiverModel",
+    "UniPerceiverOutput",
+    "UniPerceiverPreTrainedModel",
+    "sincos_2d_position_table",
+]

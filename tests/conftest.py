@@ -1,0 +1,56 @@
+"""Shared fixtures: the golden data of the official implementation and tiny configs."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+GOLDEN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "golden"
+
+
+def require_golden_dir() -> Path:
+    """The golden folder, or a skip where it is absent (a user's clone); in CI it must exist."""
+    if not GOLDEN_DIR.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide the golden data at {GOLDEN_DIR}")
+        pytest.skip(f"golden data not found at {GOLDEN_DIR} (it ships beside the project, not inside it)")
+    return GOLDEN_DIR
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    return require_golden_dir()
+
+
+@pytest.fixture(scope="session")
+def golden_index(golden_dir) -> dict:
+    return json.loads((golden_dir / "index.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def goldens(golden_dir) -> dict[str, torch.Tensor]:
+    return load_file(str(golden_dir / "goldens.safetensors"))
+
+
+_PARITY_ROWS = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def parity_rows(request) -> list:
+    """Rows `(case, tensor, max abs diff)` that parity tests record; printed as a table after the run."""
+    return request.config.stash.setdefault(_PARITY_ROWS, [])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    rows = config.stash.get(_PARITY_ROWS, [])
+    if not rows:
+        return
+    terminalreporter.section("parity with the official implementation")
+    width = max(len(case) for case, _, _ in rows)
+    tensor_width = max(len(tensor) for _, tensor, _ in rows)
+    terminalreporter.write_line(f"{'case'.ljust(width)} | {'tensor'.ljust(tensor_width)} | max abs diff")
+    for case, tensor, diff in rows:
+        terminalreporter.write_line(f"{case.ljust(width)} | {tensor.ljust(tensor_width)} | {diff:.2e}")
