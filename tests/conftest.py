@@ -54,3 +54,32 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.write_line(f"{'case'.ljust(width)} | {'tensor'.ljust(tensor_width)} | max abs diff")
     for case, tensor, diff in rows:
         terminalreporter.write_line(f"{case.ljust(width)} | {tensor.ljust(tensor_width)} | {diff:.2e}")
+
+
+TINY_CONFIG = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    image_size=32,
+    patch_size=16,
+    num_frames=4,
+    max_position_embeddings=24,
+    drop_path_rate=0.0,
+)
+
+
+@pytest.fixture
+def tiny_config():
+    """A random tiny architecture (2 x 32, 4 heads, 32 px images of 4 patches, 4 frames, 24 text positions)."""
+    from uniperceiver_hf import UniPerceiverConfig
+
+    return UniPerceiverConfig(**TINY_CONFIG)
+
+
+@pytest.fixture
+def tiny_model(tiny_config):
+    from uniperceiver_hf import UniPerceiverModel
+
+    torch.manual_seed(0)
+    return UniPerceiverModel(tiny_config).eval()

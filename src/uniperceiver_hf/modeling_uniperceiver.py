@@ -207,6 +207,11 @@ def eager_attention_forward(
     return output, weights
 
 
+class UniPerceiverQKVProjection(nn.Linear):
+    """The fused q|k|v projection `[3D, D]`; its own class so that q, k and v are initialised as three `[D, D]`
+    matrices, as the official initialisation does."""
+
+
 class UniPerceiverAttention(nn.Module):
     """Multi-head self-attention with a fused q|k|v projection (the layout of the official `in_proj_weight`).
 
@@ -222,7 +227,7 @@ class UniPerceiverAttention(nn.Module):
         self.head_dim = config.head_dim
         self.scaling = self.head_dim**-0.5
         self.is_causal = False
-        self.in_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.in_proj = UniPerceiverQKVProjection(config.hidden_size, 3 * config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(
@@ -424,11 +429,11 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module):
         """The official MAE-style initialisation: xavier linears, N(0, 0.02) embeddings, LN 1/0, zero biases."""
         std = self.config.initializer_range
-        if isinstance(module, UniPerceiverAttention):
-            # xavier-uniform on each of q, k, v separately (a [D, D] block each), not on the fused [3D, D] matrix.
-            bound = math.sqrt(6.0 / (2 * module.hidden_size))
-            init.uniform_(module.in_proj.weight, -bound, bound)
-            init.zeros_(module.in_proj.bias)
+        if isinstance(module, UniPerceiverQKVProjection):
+            # xavier-uniform on each of q, k, v separately, not on the fused [3D, D] matrix.
+            bound = math.sqrt(6.0 / (2 * module.in_features))
+            init.uniform_(module.weight, -bound, bound)
+            init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
             init.xavier_uniform_(module.weight)
             if module.bias is not None:
@@ -459,9 +464,10 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
             for prompts in (module.prompt_embeddings, module.target_prompt_embeddings):
                 if prompts is not None:
                     init.normal_(prompts, mean=0.0, std=std)
-        elif isinstance(module, UniPerceiverSimilarityHead):
-            for scale in module.logit_scales.values():
+        elif isinstance(module, nn.ParameterDict):  # the per-task log-scales of the similarity head
+            for scale in module.values():
                 init.constant_(scale, self.config.logit_scale_init_value)
+        elif isinstance(module, UniPerceiverSimilarityHead):
             if module.classifier is not None:
                 # The prompt-tuning linear head starts at zero and the similarity weight at one (appendix C).
                 init.zeros_(module.classifier.weight)

@@ -1,0 +1,291 @@
+"""UniPerceiverModel: behaviour and numbers on tiny random configs (the goldens are in the parity module)."""
+
+import pytest
+import torch
+
+from official_reference import random_official_state_dict, reference_features
+from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel
+from uniperceiver_hf.convert import infer_config, official_state_dict_to_hf
+from uniperceiver_hf.layouts_uniperceiver import caption_training_inputs, pad_token_sequences
+from uniperceiver_hf.modeling_uniperceiver import sincos_2d_position_table
+
+
+def model_from_official(sd, num_heads, attn_implementation="sdpa"):
+    config = infer_config(sd, num_attention_heads=num_heads)
+    config._attn_implementation = attn_implementation
+    model = UniPerceiverModel(config).eval()
+    model.load_state_dict(official_state_dict_to_hf(sd, model.state_dict()))
+    return model
+
+
+def images(config, batch=2, frames=None, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    shape = (batch, 3, config.image_size, config.image_size) if frames is None else (
+        batch, frames, 3, config.image_size, config.image_size
+    )
+    return torch.randn(shape, generator=generator)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Exactness at sizes the goldens do not cover
+
+
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+@pytest.mark.parametrize("hidden,layers,heads,ffn", [(96, 3, 6, 160), (48, 1, 2, 80)])
+@torch.no_grad()
+def test_matches_independent_reference_at_other_sizes(hidden, layers, heads, ffn, attn_implementation):
+    sd = random_official_state_dict(hidden, layers, ffn)
+    model = model_from_official(sd, heads, attn_implementation)
+    config = model.config
+    ids, mask = pad_token_sequences([[5, 900, 49407], [7, 49410, 12, 40, 49407]])
+    pixels, video = images(config), images(config, frames=3)
+
+    cases = {
+        "text": (dict(input_ids=ids, attention_mask=mask), dict(input_ids=ids, padding_mask=1 - mask)),
+        "image": (dict(pixel_values=pixels), dict(pixel_values=pixels)),
+        "video": (dict(pixel_values=video), dict(pixel_values=video)),
+        "image+text": (
+            dict(input_ids=ids, attention_mask=mask, pixel_values=pixels),
+            dict(input_ids=ids, padding_mask=1 - mask, pixel_values=pixels),
+        ),
+    }
+    for name, (ours, theirs) in cases.items():
+        output = model.encode(**ours)
+        feature, hidden_states = reference_features(sd, heads, **theirs)
+        torch.testing.assert_close(output.last_hidden_state, hidden_states, atol=1e-5, rtol=1e-5, msg=name)
+        torch.testing.assert_close(output.embeds, feature, atol=1e-5, rtol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+@torch.no_grad()
+def test_caption_layout_matches_reference_with_official_mask(attn_implementation):
+    sd = random_official_state_dict(64, 2, 128)
+    model = model_from_official(sd, 4, attn_implementation)
+    pixels = images(model.config)
+    layout = caption_training_inputs([[320, 736, 10712, 49407], [1449, 49407]])
+    ours = model.encode(
+        layout["input_ids"], layout["attention_mask"], layout["position_ids"], pixels
+    ).last_hidden_state
+
+    # The official mask, written out from appendix B: prefix+image see no text; word i sees words <= i;
+    # spe i sees words < i and itself.
+    visual, length = 1 + 4, layout["input_ids"].shape[1] // 2
+    blocked = torch.zeros(visual + 2 * length, visual + 2 * length, dtype=torch.bool)
+    blocked[:visual, visual:] = True
+    for i in range(length):
+        for j in range(length):
+            blocked[visual + i, visual + j] = j > i
+            blocked[visual + i, visual + length + j] = True
+            blocked[visual + length + i, visual + j] = j >= i
+            blocked[visual + length + i, visual + length + j] = j != i
+    words_mask = (layout["input_ids"][:, :length] != 0).long()
+    padding = 1 - torch.cat([words_mask, words_mask], 1)
+    _, theirs = reference_features(
+        sd, 4, layout["input_ids"], padding, pixels, blocked=blocked, position_ids=layout["position_ids"]
+    )
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_sdpa_and_eager_agree_with_prompts_and_caption_mask(tiny_config):
+    torch.manual_seed(0)
+    config = UniPerceiverConfig(
+        **{**tiny_config.to_diff_dict(), "num_prompt_tokens": 3, "share_prompt_tokens": False, "use_spe_bias": True}
+    )
+    model = UniPerceiverModel(config).eval()
+    layout = caption_training_inputs([[3, 4, 5, 49407], [6, 49407]])
+    kwargs = dict(
+        input_ids=layout["input_ids"],
+        attention_mask=layout["attention_mask"],
+        position_ids=layout["position_ids"],
+        pixel_values=images(config),
+        feature_index=layout["feature_index"],
+        target_input_ids=torch.tensor([[7, 49407], [8, 49407], [9, 49407]]),
+    )
+    model.config._attn_implementation = "sdpa"
+    sdpa = model(**kwargs, task="caption").logits
+    model.config._attn_implementation = "eager"
+    eager = model(**kwargs, task="caption").logits
+    assert sdpa.shape == (6, 3)
+    torch.testing.assert_close(sdpa, eager, atol=1e-5, rtol=1e-5)
+
+
+def test_sincos_table_matches_official_base_table(golden_dir, goldens):
+    table = sincos_2d_position_table(14, 768, 160 / 224)
+    torch.testing.assert_close(table, goldens["misc/sincos_spatial_pos_embed_base768"], atol=1e-6, rtol=0)
+
+
+def test_new_model_uses_official_initialisation(tiny_model, tiny_config):
+    embeddings = tiny_model.embeddings.visual.spatial_position_embeddings
+    expected = sincos_2d_position_table(2, 32, tiny_config.spatial_position_scale)
+    assert torch.equal(embeddings, expected) and not embeddings.requires_grad
+    layer = tiny_model.encoder.layers[0]
+    assert torch.all(layer.layer_scale1.gamma == 1e-3)
+    scales = dict(tiny_model.head.logit_scales.items())
+    assert len(scales) == 11 and all(abs(v.item() - 2.6593) < 1e-4 for v in scales.values())
+    bound = (6 / (2 * 32)) ** 0.5  # xavier per q/k/v block, not over the fused matrix
+    assert layer.self_attn.in_proj.weight.abs().max() <= bound and layer.self_attn.in_proj.weight.abs().max() > 0.8 * bound
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Head, tasks, loss
+
+
+@torch.no_grad()
+def test_logit_scale_capped_at_100_at_use_time(tiny_model):
+    tiny_model.head.logit_scales["img_cls"].fill_(5.0)
+    assert tiny_model.head.logit_scale("img_cls").item() == 100.0
+    assert tiny_model.head.logit_scales["img_cls"].item() == 5.0
+    output = tiny_model(pixel_values=images(tiny_model.config), target_input_ids=torch.tensor([[3, 49407]]))
+    cosine = output.input_embeds @ output.target_embeds.T
+    torch.testing.assert_close(output.logits, cosine * 100.0)
+
+
+def test_default_task_follows_modalities(tiny_model):
+    config, ids = tiny_model.config, torch.tensor([[3]])
+    assert tiny_model.default_task(images(config), None) == "img_cls"
+    assert tiny_model.default_task(images(config, frames=2), None) == "video_cls"
+    assert tiny_model.default_task(None, ids) == "text_mlm"
+    assert tiny_model.default_task(images(config), ids) == "downstream"
+
+
+@torch.no_grad()
+def test_target_embeds_and_loss(tiny_model):
+    targets = pad_token_sequences([[3, 49407], [4, 5, 49407], [6, 49407]])
+    pixels = images(tiny_model.config)
+    full = tiny_model(pixel_values=pixels, target_input_ids=targets[0], target_attention_mask=targets[1])
+    cached = tiny_model.get_features(targets[0], targets[1], is_target=True)
+    labels = torch.tensor([2, -100])
+    reused = tiny_model(pixel_values=pixels, target_embeds=cached, labels=labels)
+    torch.testing.assert_close(reused.logits, full.logits)
+    assert reused.target_last_hidden_state is None
+    torch.testing.assert_close(reused.loss, torch.nn.functional.cross_entropy(full.logits[:1], labels[:1]))
+
+
+@torch.no_grad()
+def test_feature_index_reads_text_positions(tiny_model):
+    ids, mask = pad_token_sequences([[3, 49410, 49407], [5, 6, 7, 49410, 49407]])
+    pixels = images(tiny_model.config)
+    encoded = tiny_model.encode(ids, mask, pixel_values=pixels, feature_index=torch.tensor([1, 3]))
+    visual = 1 + 4
+    torch.testing.assert_close(encoded.feature_hidden_state[0], encoded.last_hidden_state[0, visual + 1])
+    torch.testing.assert_close(encoded.feature_hidden_state[1], encoded.last_hidden_state[1, visual + 3])
+    selected = tiny_model.encode(ids, mask, pixel_values=pixels, feature_index=ids == 49410)
+    torch.testing.assert_close(selected.feature_hidden_state, encoded.feature_hidden_state)
+
+
+@torch.no_grad()
+def test_padding_does_not_change_features(tiny_model):
+    alone = tiny_model.get_features(torch.tensor([[3, 4, 49407]]))
+    ids, mask = pad_token_sequences([[3, 4, 49407], [5, 6, 7, 8, 9, 49407]])
+    batched = tiny_model.get_features(ids, mask)
+    torch.testing.assert_close(batched[:1], alone, atol=1e-6, rtol=1e-6)
+
+
+@torch.no_grad()
+def test_prompt_classifier_head(tiny_config):
+    config = UniPerceiverConfig(**{**tiny_config.to_diff_dict(), "num_prompt_tokens": 2, "num_prompt_classes": 3})
+    model = UniPerceiverModel(config).eval()
+    targets = torch.tensor([[3, 49407], [4, 49407], [5, 49407]])
+    pixels = images(config)
+    # Zero-initialised head and similarity weight 1: logits start equal to the plain similarity (appendix C).
+    plain = model(pixel_values=pixels, target_input_ids=targets, use_classifier_head=False).logits
+    torch.testing.assert_close(model(pixel_values=pixels, target_input_ids=targets).logits, plain)
+    model.head.classifier.bias.fill_(1.0)
+    model.head.similarity_weight.fill_(2.0)
+    torch.testing.assert_close(model(pixel_values=pixels, target_input_ids=targets).logits, 2 * plain + 1)
+    with pytest.raises(ValueError, match="3 classes but 2 targets"):
+        model(pixel_values=pixels, target_input_ids=targets[:2])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Training behaviour
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_model):
+    tiny_model.train()
+    kwargs = dict(
+        input_ids=torch.tensor([[3, 4, 49410, 49407]] * 2),
+        pixel_values=images(tiny_model.config),
+        feature_index=torch.tensor([2, 2]),
+        target_input_ids=torch.tensor([[5, 49407], [6, 49407]]),
+        labels=torch.tensor([0, 1]),
+    )
+
+    def gradients():
+        torch.manual_seed(0)  # the same random temporal offset in both runs
+        tiny_model.zero_grad()
+        tiny_model(**kwargs).loss.backward()
+        return {n: p.grad.clone() for n, p in tiny_model.named_parameters() if p.grad is not None}
+
+    plain = gradients()
+    tiny_model.activation_checkpointing_enable()
+    assert tiny_model.encoder.layers[0].gradient_checkpointing
+    checkpointed = gradients()
+    assert plain.keys() == checkpointed.keys() and len(plain) > 20
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_drop_path_and_temporal_offset_act_only_in_training(tiny_config):
+    config = UniPerceiverConfig(**{**tiny_config.to_diff_dict(), "drop_path_rate": 0.5})
+    model = UniPerceiverModel(config)
+    video = images(config, frames=2)
+    model.eval()
+    with torch.no_grad():
+        first, second = model.get_features(pixel_values=video), model.get_features(pixel_values=video)
+    assert torch.equal(first, second)
+    model.train()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        outputs = [model.get_features(pixel_values=video) for _ in range(6)]
+    assert any(not torch.allclose(outputs[0], other) for other in outputs[1:])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Bad input: a ValueError that names the argument
+
+
+def bad_inputs(config):
+    pixels = images(config)
+    ids = torch.tensor([[3, 4, 49407]])
+    return {
+        "pixel_values rank": (dict(pixel_values=torch.randn(3, 32, 32)), "pixel_values"),
+        "pixel_values channels": (dict(pixel_values=torch.randn(2, 1, 32, 32)), "3 channels"),
+        "pixel_values size": (dict(pixel_values=torch.randn(2, 3, 48, 48)), "32x32"),
+        "pixel_values integer": (dict(pixel_values=torch.zeros(2, 3, 32, 32, dtype=torch.uint8)), "floating-point"),
+        "too many frames": (dict(pixel_values=images(config, frames=5)), "temporal position table"),
+        "text too long": (dict(input_ids=torch.ones(1, 25, dtype=torch.long)), "max_position_embeddings"),
+        "input_ids rank": (dict(input_ids=torch.ones(3, dtype=torch.long)), "input_ids"),
+        "input_ids float": (dict(input_ids=torch.ones(1, 3)), "input_ids"),
+        "input_ids out of vocabulary": (dict(input_ids=torch.tensor([[49411]])), "input_ids"),
+        "all padding": (dict(input_ids=ids, attention_mask=torch.zeros(1, 3, dtype=torch.long)), "attention_mask"),
+        "attention_mask shape": (dict(input_ids=ids, attention_mask=torch.ones(1, 4)), "attention_mask"),
+        "feature_index outside": (dict(input_ids=ids, feature_index=torch.tensor([3])), "feature_index"),
+        "feature_index negative": (dict(input_ids=ids, feature_index=torch.tensor([-1])), "feature_index"),
+        "feature_index shape": (dict(input_ids=ids, feature_index=torch.tensor([0, 1])), "feature_index"),
+        "feature_index without text": (dict(pixel_values=pixels, feature_index=torch.tensor([0, 0])), "feature_index"),
+        "position_ids beyond table": (dict(input_ids=ids, position_ids=torch.tensor([[0, 1, 24]])), "position_ids"),
+        "batch mismatch": (dict(input_ids=ids, pixel_values=pixels), "batch size"),
+        "nothing": (dict(), "input_ids"),
+        "unknown task": (dict(pixel_values=pixels, task="imagenet"), "task"),
+        "target_embeds width": (dict(pixel_values=pixels, target_embeds=torch.randn(3, 7)), "target_embeds"),
+        "labels shape": (dict(pixel_values=pixels, labels=torch.tensor([0])), "labels"),
+    }
+
+
+@pytest.mark.parametrize("case", list(bad_inputs(UniPerceiverConfig(image_size=32, num_frames=4))))
+def test_bad_input_gets_a_clear_value_error(tiny_model, case):
+    kwargs, message = bad_inputs(tiny_model.config)[case]
+    kwargs.setdefault("target_input_ids", torch.tensor([[3, 49407]]))
+    if "target_embeds" in kwargs:
+        kwargs.pop("target_input_ids")
+    with pytest.raises(ValueError, match=message):
+        tiny_model(**kwargs)
+
+
+def test_bad_target_side_names_the_target_argument(tiny_model):
+    with pytest.raises(ValueError, match="target_pixel_values"):
+        tiny_model(pixel_values=images(tiny_model.config), target_pixel_values=torch.randn(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="target_input_ids"):
+        tiny_model(pixel_values=images(tiny_model.config))
