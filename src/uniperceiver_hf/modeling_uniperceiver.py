@@ -172,9 +172,11 @@ class UniPerceiverEmbeddings(nn.Module):
         input_ids: torch.Tensor | None,
         position_ids: torch.Tensor | None,
         pixel_values: torch.Tensor | None,
+        add_prefix: bool = True,
     ) -> torch.Tensor:
+        """`add_prefix=False` embeds tokens that continue a cached sequence (caption decoding)."""
         reference = input_ids if input_ids is not None else pixel_values
-        pieces = [self.prefix(reference.shape[0], reference.device)]
+        pieces = [self.prefix(reference.shape[0], reference.device)] if add_prefix else []
         if pixel_values is not None:
             pieces.append(self.visual(pixel_values))
         if input_ids is not None:
@@ -216,7 +218,9 @@ class UniPerceiverAttention(nn.Module):
     """Multi-head self-attention with a fused q|k|v projection (the layout of the official `in_proj_weight`).
 
     `prefix_states` (already normalised) are prepended to the keys and values only: the deep prompts of prompt
-    tuning never act as queries and produce no outputs (paper appendix C).
+    tuning never act as queries and produce no outputs (paper appendix C). `past_key_value` holds the keys and
+    values of earlier tokens of the same sequence (caption decoding); the keys and values of the new tokens are
+    returned so that a caller can cache them. Key order: prompts, past, new.
     """
 
     def __init__(self, config: UniPerceiverConfig):
@@ -235,9 +239,14 @@ class UniPerceiverAttention(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         prefix_states: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        past_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         batch_size, length, _ = hidden_states.shape
         query, key, value = self.in_proj(hidden_states).split(self.hidden_size, dim=-1)
+        present = (key, value)
+        if past_key_value is not None:
+            key = torch.cat([past_key_value[0], key], dim=1)
+            value = torch.cat([past_key_value[1], value], dim=1)
         if prefix_states is not None:
             kv_weight, kv_bias = self.in_proj.weight[self.hidden_size :], self.in_proj.bias[self.hidden_size :]
             prefix_key, prefix_value = F.linear(prefix_states, kv_weight, kv_bias).split(self.hidden_size, dim=-1)
@@ -250,7 +259,7 @@ class UniPerceiverAttention(nn.Module):
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
-        output, weights = attention_interface(
+        output, _ = attention_interface(
             self,
             heads(query),
             heads(key),
@@ -259,7 +268,7 @@ class UniPerceiverAttention(nn.Module):
             scaling=self.scaling,
             dropout=self.config.attention_dropout if self.training else 0.0,
         )
-        return self.out_proj(output.reshape(batch_size, length, self.hidden_size)), weights
+        return self.out_proj(output.reshape(batch_size, length, self.hidden_size)), present
 
 
 class UniPerceiverMLP(nn.Module):
@@ -332,14 +341,20 @@ class UniPerceiverEncoderLayer(GradientCheckpointingLayer):
         return self.prompt_embeddings
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, is_target: bool = False
-    ) -> torch.Tensor:
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        is_target: bool = False,
+        past_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Returns the new hidden states and this layer's keys/values of the new tokens."""
         prompts = self.prompts(is_target)
         # Prompts go through this layer's first LayerNorm, like the tokens they are attended with.
         prefix = self.layer_norm1(prompts.to(hidden_states.dtype)).unsqueeze(0) if prompts is not None else None
-        attended, _ = self.self_attn(self.layer_norm1(hidden_states), attention_mask, prefix)
+        attended, present = self.self_attn(self.layer_norm1(hidden_states), attention_mask, prefix, past_key_value)
         hidden_states = hidden_states + self.drop_path(self.layer_scale1(self.attention_dropout(attended)))
-        return hidden_states + self.drop_path(self.layer_scale2(self.mlp(self.layer_norm2(hidden_states))))
+        hidden_states = hidden_states + self.drop_path(self.layer_scale2(self.mlp(self.layer_norm2(hidden_states))))
+        return hidden_states, present
 
 
 class UniPerceiverEncoder(nn.Module):
@@ -355,13 +370,18 @@ class UniPerceiverEncoder(nn.Module):
         attention_mask: torch.Tensor | None = None,
         is_target: bool = False,
         output_hidden_states: bool = False,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        past_key_values: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Returns the last hidden states, every layer's output (if asked) and each layer's new keys/values."""
         all_hidden_states = (hidden_states,) if output_hidden_states else None
-        for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask, is_target=is_target)
+        presents = []
+        for index, layer in enumerate(self.layers):
+            past = past_key_values[index] if past_key_values is not None else None
+            hidden_states, present = layer(hidden_states, attention_mask, is_target=is_target, past_key_value=past)
+            presents.append(present)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
-        return hidden_states, all_hidden_states
+        return hidden_states, all_hidden_states, presents
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -617,10 +637,16 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             allowed[:, :, :num_prefix] = True
             allowed[:, num_prefix:, num_prefix:] = attention_mask.bool()
             allowed = allowed[:, None]
+        return self.additive_attention_mask(allowed, dtype)
+
+    def additive_attention_mask(self, allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """A boolean `[B, 1, S_q, S_k]` visibility (True = may attend) as the additive mask the attention takes,
+        with the always-visible deep-prompt columns prepended."""
         if self.config.num_prompt_tokens:
             prompt_columns = allowed.new_ones(*allowed.shape[:-1], self.config.num_prompt_tokens)
             allowed = torch.cat([prompt_columns, allowed], dim=-1)
-        return torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+        return mask.masked_fill(~allowed, torch.finfo(dtype).min)
 
     def encode(
         self,
@@ -654,7 +680,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         embeds = self.embeddings(input_ids, position_ids, pixel_values)
         num_prefix = embeds.shape[1] - (input_ids.shape[1] if input_ids is not None else 0)
         mask = self._attention_mask(attention_mask, num_prefix, embeds.dtype)
-        last_hidden_state, hidden_states = self.encoder(
+        last_hidden_state, hidden_states, _ = self.encoder(
             embeds, mask, is_target=is_target, output_hidden_states=output_hidden_states
         )
 
