@@ -83,3 +83,58 @@ def tiny_model(tiny_config):
 
     torch.manual_seed(0)
     return UniPerceiverModel(tiny_config).eval()
+
+
+
+def _write_test_video(path, num_frames: int, fps: int, codec: str, size: tuple[int, int]):
+    """Encode a small synthetic video with PyAV; frame i has red = i % 256, blue = 7i % 256 and a light bar
+    i % width pixels wide, so that every frame differs from its neighbours."""
+    import av
+    import numpy as np
+
+    width, height = size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(num_frames):
+            frame = np.zeros((height, width, 3), dtype=np.uint8)
+            frame[..., 0] = i % 256
+            frame[..., 2] = (7 * i) % 256
+            frame[:, : i % width] = 200
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_video(tmp_path_factory):
+    """`make_video(name, num_frames=300, fps=30, codec="libx264", size=(64, 48))` writes a synthetic video file."""
+
+    def make(name: str, num_frames: int = 300, fps: int = 30, codec: str = "libx264", size=(64, 48)):
+        return _write_test_video(tmp_path_factory.mktemp("video") / name, num_frames, fps, codec, size)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def video_path(make_video):
+    """A 10 s, 30 fps, 64x48 H.264 mp4 (300 frames)."""
+    return make_video("clip.mp4")
+
+
+GOLDEN_TINY_CONFIG = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
+
+
+@pytest.fixture(scope="session")
+def golden_model_dirs(golden_dir, tmp_path_factory) -> dict[str, Path]:
+    """The official tiny checkpoint converted once with `uniperceiver_hf.convert`:
+    `{"plain": folder, "prompt": folder with the prompt-tuned keys of case h}`."""
+    from uniperceiver_hf import UniPerceiverConfig
+    from uniperceiver_hf.convert import convert_checkpoint
+
+    folders = {}
+    for name, extra in (("plain", []), ("prompt", [golden_dir / "tiny_prompt_extra.safetensors"])):
+        folders[name] = tmp_path_factory.mktemp(f"golden_{name}")
+        config = UniPerceiverConfig(**GOLDEN_TINY_CONFIG)
+        convert_checkpoint(golden_dir / "tiny_model_checkpoint.pth", folders[name], config, extra)
+    return folders

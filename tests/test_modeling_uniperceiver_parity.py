@@ -1,30 +1,25 @@
 """Parity with the official implementation: every golden case (a-h) through the public API.
 
-The tiny official checkpoint is converted with `uniperceiver_hf.convert`, saved, reloaded with each attention
+The tiny official checkpoint is converted with `uniperceiver_hf.convert` (conftest), reloaded with each attention
 implementation, and run on the golden inputs. Logits must match to 1e-4, features and hidden states to 1e-5.
 """
 
 import pytest
 import torch
 
-from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel
-from uniperceiver_hf.convert import convert_checkpoint
+from uniperceiver_hf import UniPerceiverModel
 from uniperceiver_hf.layouts_uniperceiver import caption_training_inputs, vocabulary_target_ids
 
 LOGIT_TOL = 1e-4
 HIDDEN_TOL = 1e-5
 
-TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
-
 
 @pytest.fixture(scope="module", params=["sdpa", "eager"])
-def models(request, golden_dir, tmp_path_factory):
+def models(request, golden_model_dirs):
     """(plain model, prompt-tuned model) converted from the official tiny checkpoint, loaded with one attention."""
     loaded = []
-    for name, extra in (("plain", []), ("prompt", [golden_dir / "tiny_prompt_extra.safetensors"])):
-        out = tmp_path_factory.mktemp(f"{name}_{request.param}")
-        convert_checkpoint(golden_dir / "tiny_model_checkpoint.pth", out, UniPerceiverConfig(**TINY), extra)
-        model = UniPerceiverModel.from_pretrained(out, attn_implementation=request.param).eval()
+    for name in ("plain", "prompt"):
+        model = UniPerceiverModel.from_pretrained(golden_model_dirs[name], attn_implementation=request.param).eval()
         assert model.config._attn_implementation == request.param
         loaded.append(model)
     return loaded

@@ -1,0 +1,197 @@
+"""Captioning (image or video) with a key/value cache: greedy and beam search over the vocabulary target set.
+
+Paper appendix B: step t appends one `<SPE>` at text position t; its output feature is scored against every
+vocabulary entry `[<SPE>, v, EOT]`, the chosen word enters the sequence at position t, and so on. The prefix, the
+visual tokens and the words never attend to later tokens, so their keys and values never change: they are
+computed once and cached, and each step only runs the new tokens. This is exactly the caption training layout
+(`layouts_uniperceiver.caption_training_inputs`) read one position at a time.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+from transformers.utils import ModelOutput
+
+from .targets_uniperceiver import TargetSet
+
+KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class CaptionOutput(ModelOutput):
+    """
+    Args:
+        sequences (`[B, max_new_tokens]`): the best caption per input; after its first EOT only EOT follows.
+        sequences_scores (`[B]`): its summed log-probability, divided by `(words + 1) ** length_penalty`.
+        beam_sequences (`[B, num_beams, max_new_tokens]`) and beam_scores (`[B, num_beams]`): every beam, best first.
+    """
+
+    sequences: torch.LongTensor | None = None
+    sequences_scores: torch.FloatTensor | None = None
+    beam_sequences: torch.LongTensor | None = None
+    beam_scores: torch.FloatTensor | None = None
+
+
+class UniPerceiverCaptioner:
+    """Generates captions for images `[B, 3, H, W]` or videos `[B, T, 3, H, W]` with a `UniPerceiverModel`.
+
+    `vocabulary` is the encoded vocabulary target set; it is computed once (49,411 short sequences) when not given,
+    and can be shared with masked-LM prediction or saved with `TargetSet.save`.
+    """
+
+    def __init__(self, model, vocabulary: TargetSet | None = None, task: str = "caption"):
+        self.model = model
+        if vocabulary is None:
+            vocabulary = TargetSet.vocabulary(model)
+        elif vocabulary.fingerprint is not None:
+            vocabulary.check_model(model)
+        if len(vocabulary) != model.config.vocab_size:
+            raise ValueError(
+                f"`vocabulary` has {len(vocabulary)} entries; captioning scores every id of the "
+                f"{model.config.vocab_size}-entry vocabulary."
+            )
+        self.vocabulary = vocabulary
+        self.logit_scale = model.head.logit_scale(task)
+
+    # -- the two ways of computing one step's logits ------------------------------------------------------------
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        features = F.normalize(self.model.head.project(hidden), dim=-1)
+        return features @ self.vocabulary.embeds.to(features).T * self.logit_scale
+
+    def start(self, pixel_values: torch.Tensor) -> KeyValues:
+        """Encodes `[<SPE>, visual tokens]` and returns every layer's keys and values: the cache to decode from."""
+        self.model._check_side("", None, None, None, pixel_values, None)
+        if pixel_values.ndim == 4:
+            pixel_values = pixel_values.unsqueeze(1)
+        embeds = self.model.embeddings(None, None, pixel_values)
+        _, _, cache = self.model.encoder(embeds)
+        return cache
+
+    def step(self, cache: KeyValues, previous_words: torch.Tensor | None, position: int) -> tuple[torch.Tensor, KeyValues]:
+        """Logits `[N, V]` of the `<SPE>` at text position `position`, and the cache extended by `previous_words`.
+
+        `previous_words` (`[N]`, the words chosen at `position - 1`) and the step `<SPE>` run together: the word
+        sees the cache and itself, the `<SPE>` sees the cache, the word and itself. Only the word is cached.
+        """
+        batch_size = cache[0][0].shape[0]
+        device = cache[0][0].device
+        spe = torch.full((batch_size, 1), self.model.config.spe_token_id, dtype=torch.long, device=device)
+        if previous_words is None:
+            ids, positions, mask = spe, torch.full_like(spe, position), None
+        else:
+            ids = torch.cat([previous_words.view(-1, 1), spe], dim=1)
+            positions = torch.tensor([[position - 1, position]], device=device).expand(batch_size, -1)
+            past_length = cache[0][0].shape[1]
+            allowed = torch.ones(batch_size, 1, 2, past_length + 2, dtype=torch.bool, device=device)
+            allowed[:, :, 0, -1] = False  # the word never sees the step <SPE>
+            mask = self.model.additive_attention_mask(allowed, cache[0][0].dtype)
+        embeds = self.model.embeddings(ids, positions, None, add_prefix=False)
+        hidden, _, presents = self.model.encoder(embeds, mask, past_key_values=cache)
+        if previous_words is not None:
+            cache = [
+                (torch.cat([key, new_key[:, :1]], dim=1), torch.cat([value, new_value[:, :1]], dim=1))
+                for (key, value), (new_key, new_value) in zip(cache, presents)
+            ]
+        return self._logits(hidden[:, -1]), cache
+
+    def recompute_step(self, pixel_values: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        """Logits `[N, V]` of the next `<SPE>` after `words` (`[N, t]`), re-encoding the whole sequence.
+
+        The reference for the cached `step`: the sequence `[<SPE>, visual, w_0..w_{t-1}, <SPE>_t]` with causal
+        text attention (which is the caption training mask restricted to these tokens).
+        """
+        batch_size, length = words.shape
+        spe = torch.full((batch_size, 1), self.model.config.spe_token_id, dtype=torch.long, device=words.device)
+        causal = torch.ones(length + 1, length + 1, dtype=torch.long, device=words.device).tril()
+        encoded = self.model.encode(
+            input_ids=torch.cat([words, spe], dim=1),
+            attention_mask=causal.expand(batch_size, -1, -1),
+            pixel_values=pixel_values,
+            feature_index=torch.full((batch_size,), length, device=words.device),
+        )
+        return self._logits(encoded.feature_hidden_state)
+
+    # -- decoding -----------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def teacher_forced_logits(self, pixel_values: torch.Tensor, caption_ids: torch.Tensor) -> torch.Tensor:
+        """Logits `[B, T, V]` of each `<SPE>_t` given the true words before it (through the cache)."""
+        cache, logits = self.start(pixel_values), []
+        for position in range(caption_ids.shape[1]):
+            previous = caption_ids[:, position - 1] if position else None
+            step_logits, cache = self.step(cache, previous, position)
+            logits.append(step_logits)
+        return torch.stack(logits, dim=1)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        pixel_values: torch.Tensor,
+        num_beams: int = 2,
+        max_new_tokens: int = 21,
+        length_penalty: float = 2.0,
+        use_cache: bool = True,
+    ) -> CaptionOutput:
+        """Beam search as the original (beam 2, 21 steps and length penalty 2.0 are its zero-shot settings).
+
+        A beam that has emitted EOT is frozen: it can only continue with EOT at no cost. After the last step each
+        beam's log-probability is divided by `(non-EOT tokens + 1) ** length_penalty` (0 disables it) and the
+        beams are ranked. `num_beams=1` is greedy decoding. `use_cache=False` re-encodes the whole sequence at
+        every step (slow; for checking the cache).
+        """
+        if num_beams < 1 or max_new_tokens < 1:
+            raise ValueError(f"`num_beams` and `max_new_tokens` must be >= 1, got {num_beams}, {max_new_tokens}.")
+        eos = self.model.config.eos_token_id
+        batch_size = pixel_values.shape[0]
+        device = pixel_values.device
+        cache = self.start(pixel_values) if use_cache else None
+        beams = 1
+        scores = torch.zeros(batch_size, 1, device=device)
+        finished = torch.zeros(batch_size, 1, dtype=torch.bool, device=device)
+        sequences = torch.zeros(batch_size, 1, 0, dtype=torch.long, device=device)
+        for position in range(max_new_tokens):
+            flat_sequences = sequences.flatten(0, 1)
+            if use_cache:
+                previous = flat_sequences[:, -1] if position else None
+                logits, cache = self.step(cache, previous, position)
+            else:
+                pixels = pixel_values.repeat_interleave(beams, dim=0)
+                logits = self.recompute_step(pixels, flat_sequences)
+            log_probs = logits.float().log_softmax(-1).view(batch_size, beams, -1)
+            candidates = scores[..., None] + log_probs
+            # Frozen beams: the only continuation is EOT, keeping the score.
+            frozen = torch.full_like(candidates, float("-inf"))
+            frozen[..., eos] = scores
+            candidates = torch.where(finished[..., None], frozen, candidates)
+
+            vocab_size = candidates.shape[-1]
+            scores, chosen = candidates.view(batch_size, -1).topk(num_beams, dim=-1)
+            beam_index, words = chosen // vocab_size, chosen % vocab_size
+            sequences = torch.cat([sequences.gather(1, beam_index[..., None].expand(-1, -1, position)), words[..., None]], -1)
+            finished = finished.gather(1, beam_index) | (words == eos)
+            if use_cache:
+                rows = (beam_index + torch.arange(batch_size, device=device)[:, None] * beams).flatten()
+                cache = [(key[rows], value[rows]) for key, value in cache]
+            beams = num_beams
+
+        if length_penalty > 0:
+            lengths = (sequences != eos).sum(-1) + 1
+            scores = scores / lengths.float() ** length_penalty
+        scores, order = scores.sort(dim=-1, descending=True)
+        sequences = sequences.gather(1, order[..., None].expand_as(sequences))
+        return CaptionOutput(
+            sequences=sequences[:, 0], sequences_scores=scores[:, 0], beam_sequences=sequences, beam_scores=scores
+        )
+
+
+def strip_after_eos(sequences: torch.Tensor, eos_token_id: int) -> list[list[int]]:
+    """Token lists cut before the first EOT, ready for the tokenizer's decode."""
+    result = []
+    for row in sequences.tolist():
+        result.append(row[: row.index(eos_token_id)] if eos_token_id in row else row)
+    return result
+
+
+__all__ = ["CaptionOutput", "UniPerceiverCaptioner", "strip_after_eos"]

@@ -1,0 +1,140 @@
+"""Target sets: candidates encoded once into normalised features, reused across calls and saved to disk.
+
+Class names, captions, answers, exemplar images or the whole vocabulary (for masked LM and captioning) are all
+target sets: the model scores an input against every row (paper section 3.1).
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from .layouts_uniperceiver import vocabulary_target_ids
+
+_WEIGHT_SAMPLE = 1024  # values per parameter that enter the fingerprint
+
+
+def model_fingerprint(model) -> str:
+    """A short hash of a model's architecture and weights: features saved with one model are refused by another.
+
+    It hashes the config's architecture fields and a strided sample of every parameter, which changes whenever
+    the weights are fine-tuned or prompt-tuned, without reading all of a large model's weights.
+    """
+    config = {k: v for k, v in model.config.to_diff_dict().items() if not k.startswith("_")}
+    for volatile in ("transformers_version", "architectures", "auto_map", "dtype", "torch_dtype"):
+        config.pop(volatile, None)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, parameter in sorted(model.state_dict().items()):
+        flat = parameter.detach().flatten()
+        sample = flat[:: max(1, flat.numel() // _WEIGHT_SAMPLE)].float().cpu()
+        digest.update(name.encode())
+        digest.update(sample.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class TargetSet:
+    """L2-normalised features `[N, projection_dim]` of N candidate targets, with optional labels.
+
+    Build one with `TargetSet.encode(model, ...)` (batched, with a progress bar for large sets) or
+    `TargetSet.vocabulary(model)`; pass `target_set.embeds` as the model's `target_embeds`.
+    """
+
+    def __init__(self, embeds: torch.Tensor, labels: list[str] | None = None, fingerprint: str | None = None):
+        if embeds.ndim != 2 or embeds.shape[0] == 0:
+            raise ValueError(f"`embeds` must be a non-empty [N, D] tensor, got shape {tuple(embeds.shape)}.")
+        if labels is not None and len(labels) != embeds.shape[0]:
+            raise ValueError(f"`labels` has {len(labels)} entries for {embeds.shape[0]} targets.")
+        self.embeds = embeds
+        self.labels = list(labels) if labels is not None else None
+        self.fingerprint = fingerprint
+
+    def __len__(self) -> int:
+        return self.embeds.shape[0]
+
+    def __repr__(self) -> str:
+        return f"TargetSet({len(self)} targets, dim {self.embeds.shape[1]}, model {self.fingerprint})"
+
+    @classmethod
+    @torch.no_grad()
+    def encode(
+        cls,
+        model,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        labels: list[str] | None = None,
+        batch_size: int = 256,
+        show_progress: bool | None = None,
+    ) -> "TargetSet":
+        """Encodes target sequences (text ids, images or videos) in batches of `batch_size`.
+
+        Rows that are all padding are trimmed per batch, so a few long candidates do not slow down the rest.
+        """
+        if batch_size <= 0:
+            raise ValueError(f"`batch_size` must be positive, got {batch_size}.")
+        reference = input_ids if input_ids is not None else pixel_values
+        if reference is None:
+            raise ValueError("Pass `input_ids` and/or `pixel_values` of the targets.")
+        total = reference.shape[0]
+        starts = range(0, total, batch_size)
+        show_progress = len(starts) > 8 if show_progress is None else show_progress
+        device = next(model.parameters()).device
+        chunks = []
+        for start in tqdm(starts, desc="Encoding targets", disable=not show_progress):
+            rows = slice(start, start + batch_size)
+            ids = input_ids[rows] if input_ids is not None else None
+            mask = attention_mask[rows] if attention_mask is not None else None
+            if ids is not None and mask is not None and mask.ndim == 2:
+                length = int(mask.sum(-1).max())
+                ids, mask = ids[:, :length], mask[:, :length]
+            pixels = pixel_values[rows] if pixel_values is not None else None
+            chunks.append(
+                model.get_features(
+                    input_ids=ids.to(device) if ids is not None else None,
+                    attention_mask=mask.to(device) if mask is not None else None,
+                    pixel_values=pixels.to(device) if pixels is not None else None,
+                    is_target=True,
+                )
+            )
+        return cls(torch.cat(chunks), labels, model_fingerprint(model))
+
+    @classmethod
+    def vocabulary(cls, model, batch_size: int = 4096, show_progress: bool | None = None) -> "TargetSet":
+        """Every id v as the sequence `[<SPE>, v, EOT]`: the target set of masked LM and captioning."""
+        config = model.config
+        ids = vocabulary_target_ids(config.vocab_size, config.eos_token_id)
+        return cls.encode(model, ids, batch_size=batch_size, show_progress=show_progress)
+
+    def check_model(self, model) -> None:
+        """Raises if these features were computed by another model (or other weights)."""
+        if self.fingerprint != model_fingerprint(model):
+            raise ValueError(
+                f"This target set was encoded by model {self.fingerprint}, not by the given model "
+                f"{model_fingerprint(model)}; encode it again with this model."
+            )
+
+    def save(self, path: str | Path) -> None:
+        """Writes a safetensors file with the features, the labels and the model fingerprint."""
+        metadata = {"fingerprint": self.fingerprint or "", "labels": json.dumps(self.labels)}
+        save_file({"embeds": self.embeds.detach().contiguous().cpu()}, str(path), metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | Path, model=None) -> "TargetSet":
+        """Reads a saved target set; with `model`, refuses one that another model encoded."""
+        with safe_open(str(path), "pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+        if "embeds" not in tensors:
+            raise ValueError(f"{str(path)!r} is not a saved TargetSet (no 'embeds' tensor).")
+        target_set = cls(tensors["embeds"], json.loads(metadata.get("labels", "null")), metadata.get("fingerprint"))
+        if model is not None:
+            target_set.check_model(model)
+            target_set.embeds = target_set.embeds.to(next(model.parameters()).device)
+        return target_set
+
+
+__all__ = ["TargetSet", "model_fingerprint"]
