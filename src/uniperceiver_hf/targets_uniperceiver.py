@@ -69,10 +69,12 @@ class TargetSet:
         labels: list[str] | None = None,
         batch_size: int = 256,
         show_progress: bool | None = None,
+        is_target: bool = True,
     ) -> "TargetSet":
         """Encodes target sequences (text ids, images or videos) in batches of `batch_size`.
 
-        Rows that are all padding are trimmed per batch, so a few long candidates do not slow down the rest.
+        Columns that are padding in every row of a batch are trimmed, so a few long candidates do not slow down
+        the rest. `is_target=False` encodes them as inputs instead (e.g. the image side of a retrieval gallery).
         """
         if batch_size <= 0:
             raise ValueError(f"`batch_size` must be positive, got {batch_size}.")
@@ -84,7 +86,7 @@ class TargetSet:
         show_progress = len(starts) > 8 if show_progress is None else show_progress
         device = next(model.parameters()).device
         chunks = []
-        for start in tqdm(starts, desc="Encoding targets", disable=not show_progress):
+        for start in tqdm(starts, desc="Encoding", disable=not show_progress):
             rows = slice(start, start + batch_size)
             ids = input_ids[rows] if input_ids is not None else None
             mask = attention_mask[rows] if attention_mask is not None else None
@@ -97,7 +99,7 @@ class TargetSet:
                     input_ids=ids.to(device) if ids is not None else None,
                     attention_mask=mask.to(device) if mask is not None else None,
                     pixel_values=pixels.to(device) if pixels is not None else None,
-                    is_target=True,
+                    is_target=is_target,
                 )
             )
         return cls(torch.cat(chunks), labels, model_fingerprint(model))

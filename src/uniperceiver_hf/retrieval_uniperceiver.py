@@ -1,0 +1,68 @@
+"""Retrieval over galleries of normalised features: top-k search and recall@K in both directions.
+
+Image-text (and video-text) retrieval is the paper's Table 3 / 6 metric: images and captions are encoded
+separately, ranked by cosine similarity; an image query counts as correct if any of its captions is in the top K.
+"""
+
+import torch
+
+
+def search(query_embeds: torch.Tensor, gallery_embeds: torch.Tensor, top_k: int = 10, chunk_size: int = 4096):
+    """The `top_k` gallery rows most similar to each query: `(scores [Q, k], indices [Q, k])`, best first.
+
+    Queries are processed in chunks so that a large gallery never needs the full `[Q, G]` matrix at once.
+    """
+    if query_embeds.ndim != 2 or gallery_embeds.ndim != 2 or query_embeds.shape[1] != gallery_embeds.shape[1]:
+        raise ValueError(
+            "`query_embeds` and `gallery_embeds` must be [Q, D] and [G, D] with the same D, got "
+            f"{tuple(query_embeds.shape)} and {tuple(gallery_embeds.shape)}."
+        )
+    if not 1 <= top_k <= gallery_embeds.shape[0]:
+        raise ValueError(f"`top_k` must be in [1, {gallery_embeds.shape[0]}] (the gallery size), got {top_k}.")
+    scores, indices = [], []
+    gallery = gallery_embeds.T
+    for start in range(0, query_embeds.shape[0], chunk_size):
+        chunk_scores, chunk_indices = (query_embeds[start : start + chunk_size] @ gallery.to(query_embeds)).topk(top_k)
+        scores.append(chunk_scores)
+        indices.append(chunk_indices)
+    return torch.cat(scores), torch.cat(indices)
+
+
+def recall_at_k(ranked: torch.Tensor, positives: list[set[int]], ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+    """Fraction of queries with at least one correct gallery index among their first K ranked ones."""
+    if ranked.shape[0] != len(positives):
+        raise ValueError(f"`positives` has {len(positives)} entries for {ranked.shape[0]} queries.")
+    if max(ks) > ranked.shape[1]:
+        raise ValueError(f"`ks` asks for recall@{max(ks)} but only {ranked.shape[1]} results are ranked per query.")
+    rows = ranked.tolist()
+    return {
+        f"recall@{k}": sum(bool(set(row[:k]) & correct) for row, correct in zip(rows, positives)) / len(rows)
+        for k in ks
+    }
+
+
+def image_text_recall(
+    image_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    text_to_image: torch.Tensor | list[int],
+    ks: tuple[int, ...] = (1, 5, 10),
+) -> dict[str, float]:
+    """Recall@K for image->text (`i2t`, correct if any caption of the image ranks in the top K) and text->image
+    (`t2i`), plus their mean, as fractions. `text_to_image[j]` is the image index of caption j."""
+    text_to_image = torch.as_tensor(text_to_image).tolist()
+    if len(text_to_image) != text_embeds.shape[0]:
+        raise ValueError(f"`text_to_image` has {len(text_to_image)} entries for {text_embeds.shape[0]} captions.")
+    captions_of = [set() for _ in range(image_embeds.shape[0])]
+    for caption, image in enumerate(text_to_image):
+        captions_of[image].add(caption)
+    depth = max(ks)
+    _, image_ranked = search(image_embeds, text_embeds, min(depth, text_embeds.shape[0]))
+    _, text_ranked = search(text_embeds, image_embeds, min(depth, image_embeds.shape[0]))
+    i2t = recall_at_k(image_ranked, captions_of, tuple(k for k in ks if k <= image_ranked.shape[1]))
+    t2i = recall_at_k(text_ranked, [{image} for image in text_to_image], tuple(k for k in ks if k <= text_ranked.shape[1]))
+    result = {f"i2t_{name}": value for name, value in i2t.items()} | {f"t2i_{name}": value for name, value in t2i.items()}
+    result["mean_recall"] = sum(result.values()) / len(result)
+    return result
+
+
+__all__ = ["image_text_recall", "recall_at_k", "search"]
