@@ -28,16 +28,17 @@ NUM_MERGES = 49152 - 256 - 2
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "uniperceiver_hf"
 
 
-def byte_symbols() -> list[str]:
+def byte_symbols() -> dict[int, str]:
     """The printable stand-in character of each byte value, in CLIP's vocabulary order.
 
     Bytes that are printable Latin-1 characters stand for themselves and come first, in increasing order;
     every other byte is mapped to code point 256, 257, ... in increasing byte order, and comes after them.
     """
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    printable_set = set(printable)
-    others = [b for b in range(256) if b not in printable_set]
-    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
+    table = {b: chr(b) for b in printable}
+    others = [b for b in range(256) if b not in table]
+    table.update({b: chr(256 + i) for i, b in enumerate(others)})
+    return table
 
 
 def derive(gz_path: Path) -> tuple[dict[str, int], list[str]]:
@@ -48,7 +49,7 @@ def derive(gz_path: Path) -> tuple[dict[str, int], list[str]]:
         raise ValueError(f"{gz_path} has sha256 {digest}, expected {EXPECTED_SHA256}")
     lines = gzip.decompress(raw).decode("utf-8").split("\n")
     merges = lines[1 : NUM_MERGES + 1]
-    symbols = byte_symbols()
+    symbols = list(byte_symbols().values())
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m.split(" ")) for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {token: index for index, token in enumerate(tokens)}
@@ -72,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     vocab_text, merges_text = render(*derive(args.gz))
     vocab_path, merges_path = args.out / "vocab.json", args.out / "merges.txt"
     if args.check:
-        same = vocab_path.read_text(encoding="utf-8") == vocab_text and merges_path.read_text(encoding="utf-8") == merges_text
+        same = (
+            vocab_path.read_text(encoding="utf-8") == vocab_text
+            and merges_path.read_text(encoding="utf-8") == merges_text
+        )
         print("identical" if same else f"DIFFERENT from {vocab_path} / {merges_path}")
         return 0 if same else 1
     vocab_path.write_text(vocab_text, encoding="utf-8")

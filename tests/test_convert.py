@@ -190,7 +190,8 @@ def test_command_line(golden_dir, tmp_path, capsys):
     out = tmp_path / "converted"
     main(["--checkpoint", str(golden_dir / "tiny_model_checkpoint.pth"), "--output", str(out), "--config", str(config_path)])
     assert "2 layers x 64, 4 heads" in capsys.readouterr().out
-    assert {"config.json", "model.safetensors"} <= {p.name for p in out.iterdir()}
+    written = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json", "pipeline_uniperceiver.py"} <= written
     main(["--checkpoint", str(golden_dir / "tiny_model_checkpoint.pth"), "--output", str(tmp_path / "b"),
           "--num-attention-heads", "4"])
     assert json.loads((tmp_path / "b" / "config.json").read_text())["num_attention_heads"] == 4

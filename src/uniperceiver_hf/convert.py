@@ -19,6 +19,8 @@ from safetensors.torch import load_file
 
 from .configuration_uniperceiver import LOGIT_SCALE_TASKS, PRESETS, UniPerceiverConfig
 from .modeling_uniperceiver import UniPerceiverModel
+from .pipeline_uniperceiver import save_for_pipeline
+from .processing_uniperceiver import UniPerceiverProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +277,7 @@ def convert_checkpoint(
     num_attention_heads: int | None = None,
 ) -> UniPerceiverModel:
     """Loads an official checkpoint (plus `extra_checkpoints`, e.g. prompt-tuned keys stored separately) into a
-    `UniPerceiverModel`, and saves it with `save_pretrained` when `output_dir` is given."""
+    `UniPerceiverModel`; with `output_dir`, saves it there with its processor and the pipeline's code."""
     state_dict = dict(read_checkpoint(checkpoint))
     for extra in extra_checkpoints:
         state_dict.update(read_checkpoint(extra))
@@ -284,14 +286,15 @@ def convert_checkpoint(
     converted = official_state_dict_to_hf(state_dict, model.state_dict())
     model.load_state_dict(converted, strict=True)
     if output_dir is not None:
-        model.save_pretrained(output_dir)
+        # The processor (tokenizer files included) and the pipeline's code travel with the weights.
+        save_for_pipeline(model, UniPerceiverProcessor(), output_dir)
     return model
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="official .pth / .pt / .safetensors file")
-    parser.add_argument("--output", required=True, help="folder to write config.json and model.safetensors to")
+    parser.add_argument("--output", required=True, help="folder to write the model, processor and pipeline code to")
     parser.add_argument("--config", help="'base', 'large' or a config JSON (default: inferred from the tensors)")
     parser.add_argument("--extra", action="append", default=[], help="more state-dict files merged on top")
     parser.add_argument("--num-attention-heads", type=int, help="heads, for a hidden size that is not released")

@@ -1,0 +1,394 @@
+"""`pipeline("zero-shot-perception")`: score images, videos or texts against candidate targets, with no training.
+
+The candidates may be label texts (optionally through prompt templates, averaged as an ensemble), images or
+videos (e.g. one exemplar image per class): Uni-Perceiver puts both sides through the same encoder and compares
+their `<SPE>` features (paper section 3.3). The sequence layout and the logit scale follow from the modalities:
+
+| input | layout | logit scale |
+|---|---|---|
+| image (PIL, array, image file path) | image, "imagenet" preset vs text candidates | `img_cls` |
+| video (file path, `[T, H, W, 3]` frames, list of PIL) | 8 frames, 3 crops, probabilities averaged | `video_cls` |
+| text | `text + EOT`, read at the prefix `<SPE>` | `text_mlm` |
+| text pair (`(s1, s2)` or `{"text": s1, "text_pair": s2}`) | a GLUE template with an in-text `<SPE>` | `text_mlm` |
+| `{"image": ..., "question": ...}` | VQA: image + question + `<SPE>`, vs candidate answers | `downstream` |
+
+A text input against image or video candidates (retrieval) uses `retrieve`; `logit_scale_task` overrides the
+choice. Candidate features are cached (bounded LRU keyed by the model's weights fingerprint and the exact
+candidate tokens or pixels), so a later call with the same candidates only encodes the inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import Pipeline
+from transformers.dynamic_module_utils import custom_object_save
+
+from .captioning_uniperceiver import UniPerceiverCaptioner, strip_after_eos
+from .processing_uniperceiver import GLUE_LABEL_WORDS, glue_task_key
+from .targets_uniperceiver import TargetSet, model_fingerprint
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".gif")
+VISUAL_SCALES = {"image": "img_cls", "video": "video_cls"}
+
+
+def input_kind(item: Any) -> str:
+    """`image`, `video`, `text`, `text_pair` or `vqa`: which layout an input gets.
+
+    A string naming an existing file is an image, or a video by its extension; any other string is text.
+    """
+    if isinstance(item, dict):
+        if "question" in item and "image" in item:
+            return "vqa"
+        if "text" in item and "text_pair" in item:
+            return "text_pair"
+        raise ValueError(
+            "A dict input must be {'image': ..., 'question': ...} (VQA) or {'text': ..., 'text_pair': ...}; "
+            f"got keys {sorted(item)}."
+        )
+    if isinstance(item, tuple) and len(item) == 2 and all(isinstance(part, str) for part in item):
+        return "text_pair"
+    if isinstance(item, (str, os.PathLike)):
+        path = os.fspath(item)
+        if os.path.isfile(path):
+            return "video" if path.lower().endswith(VIDEO_EXTENSIONS) else "image"
+        if not isinstance(item, str):
+            raise ValueError(f"Input path {path!r} does not exist.")
+        if not item.strip():
+            raise ValueError("A text input is empty.")
+        return "text"
+    if isinstance(item, Image.Image):
+        return "image"
+    if isinstance(item, (np.ndarray, torch.Tensor)):
+        if item.ndim in (2, 3):
+            return "image"
+        if item.ndim == 4:
+            return "video"
+        raise ValueError(f"An array input must be an image (2 or 3 dims) or frames (4 dims), got {item.ndim} dims.")
+    if isinstance(item, (list, tuple)) and item and all(isinstance(frame, Image.Image) for frame in item):
+        return "video"
+    raise ValueError(f"Unsupported input of type {type(item).__name__}: expected an image, a video, a text or a pair.")
+
+
+def _load_image(item: Any) -> Any:
+    """Opens an image file; other images (PIL, arrays) go to the image processor as they are."""
+    if not isinstance(item, (str, os.PathLike)):
+        return item
+    try:
+        with Image.open(item) as image:
+            return image.convert("RGB")
+    except Exception as error:
+        raise ValueError(f"could not read the image file {os.fspath(item)!r}: {error}") from error
+
+
+class _Batch:
+    """Inputs processed together in one model call; transformers would run a plain list one item at a time."""
+
+    def __init__(self, items: list):
+        self.items = items
+
+
+class ZeroShotPerceptionPipeline(Pipeline):
+    """Zero-shot perception with Uni-Perceiver: see the module docstring for inputs, layouts and scales.
+
+    `pipe(inputs, candidate_labels=[...])`, `pipe(inputs, candidate_images=[...])` or
+    `pipe(inputs, candidate_videos=[...])` returns, per input, the candidates sorted by probability (softmax over
+    the candidates at the model's temperature): `[{"label": ..., "score": ...}, ...]`. `pipe.caption(images)`
+    generates captions; `pipe.fill_mask(text)` predicts words written as `<|spe|>`.
+    """
+
+    _load_processor = True
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(self, *args, target_cache_size: int = 32, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.processor is None:
+            raise ValueError("The zero-shot-perception pipeline needs the model's `UniPerceiverProcessor`.")
+        self.target_cache_size = target_cache_size
+        self._target_cache: OrderedDict[tuple, TargetSet] = OrderedDict()
+
+    # -- transformers plumbing ------------------------------------------------------------------------------------
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> list:
+        """One input gives its list of `{"label", "score"}`; a list of inputs gives one such list per input."""
+        if isinstance(inputs, list):
+            if not inputs:
+                raise ValueError("`inputs` is an empty list.")
+            return super().__call__(_Batch(inputs), **kwargs)
+        return super().__call__(_Batch([inputs]), **kwargs)[0]
+
+    def _sanitize_parameters(
+        self,
+        candidate_labels=None,
+        candidate_images=None,
+        candidate_videos=None,
+        candidate_names=None,
+        hypothesis_template=None,
+        glue_task=None,
+        logit_scale_task=None,
+        top_k=None,
+        **kwargs,
+    ):
+        if kwargs:
+            raise TypeError(f"Unexpected keyword arguments: {sorted(kwargs)}.")
+        preprocess = dict(
+            candidate_labels=candidate_labels,
+            candidate_images=candidate_images,
+            candidate_videos=candidate_videos,
+            candidate_names=candidate_names,
+            hypothesis_template=hypothesis_template,
+            glue_task=glue_task,
+            logit_scale_task=logit_scale_task,
+        )
+        if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
+            raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
+        return preprocess, {}, {"top_k": top_k}
+
+    # -- candidates -----------------------------------------------------------------------------------------------
+
+    def _candidate_lists(self, batch_size, labels, images, videos, names) -> tuple[str, list, list]:
+        """(modality, per-input candidate lists, per-input label names).
+
+        Candidates are one list shared by every input, or a list of lists with one list per input.
+        """
+        given = [(m, c) for m, c in (("text", labels), ("image", images), ("video", videos)) if c is not None]
+        if len(given) != 1:
+            raise ValueError("Pass exactly one of `candidate_labels`, `candidate_images` or `candidate_videos`.")
+        modality, candidates = given[0]
+        argument = {"text": "candidate_labels", "image": "candidate_images", "video": "candidate_videos"}[modality]
+        if modality == "text" and isinstance(candidates, str):
+            candidates = [candidates]
+        if not isinstance(candidates, (list, tuple)) or not candidates:
+            raise ValueError(f"`{argument}` must be a non-empty list of candidates.")
+        per_input = all(isinstance(c, list) for c in candidates) and len(candidates) == batch_size
+        lists = [list(c) for c in candidates] if per_input else [list(candidates)] * batch_size
+        for candidate_list in lists:
+            if not candidate_list:
+                raise ValueError(f"`{argument}` has an empty candidate list: give at least one candidate.")
+            if modality == "text":
+                if not all(isinstance(c, str) for c in candidate_list):
+                    raise ValueError(
+                        "`candidate_labels` must all be strings: the candidates of one call share one modality; "
+                        "pass images as `candidate_images` and videos as `candidate_videos`."
+                    )
+                if len(set(candidate_list)) != len(candidate_list):
+                    raise ValueError(f"`candidate_labels` has duplicates: {candidate_list}.")
+        if names is None:
+            name_lists = [[c if isinstance(c, str) else i for i, c in enumerate(lst)] for lst in lists]
+        else:
+            name_lists = [list(n) for n in names] if per_input else [list(names)] * batch_size
+            if any(len(n) != len(c) for n, c in zip(name_lists, lists)):
+                raise ValueError("`candidate_names` must have one name per candidate.")
+        return modality, lists, name_lists
+
+    def _cached(self, key: tuple, encode) -> TargetSet:
+        """The target set cached under `key`, encoded with `encode()` on a miss (least recently used evicted)."""
+        if key not in self._target_cache:
+            self._target_cache[key] = encode()
+            while len(self._target_cache) > self.target_cache_size:
+                self._target_cache.popitem(last=False)
+        self._target_cache.move_to_end(key)
+        return self._target_cache[key]
+
+    def _text_targets(self, labels: list[str], templates: list[str], fingerprint: str) -> TargetSet:
+        """Features of label texts, averaged over templates (a prompt ensemble) and re-normalised."""
+        prompts = [[template.format(label) for label in labels] for template in templates]
+        key = ("text", fingerprint, tuple(tuple(map(tuple, self.processor.text_ids(p))) for p in prompts))
+
+        def encode() -> TargetSet:
+            features = []
+            for texts in prompts:
+                targets = self.processor.target_inputs(texts)
+                ids, mask = targets["target_input_ids"], targets["target_attention_mask"]
+                features.append(TargetSet.encode(self.model, ids, mask).embeds)
+            embeds = torch.nn.functional.normalize(torch.stack(features).mean(0), dim=-1)
+            return TargetSet(embeds, labels, fingerprint)
+
+        return self._cached(key, encode)
+
+    def _visual_targets(self, modality: str, candidates: list, preset: str, fingerprint: str) -> TargetSet:
+        pixel_values = self._pixels(modality, candidates, preset, num_spatial_crops=1, argument=f"candidate_{modality}s")
+        key = (modality, fingerprint, tuple(pixel_values.shape), hashlib.sha256(pixel_values.numpy().tobytes()).hexdigest())
+        return self._cached(key, lambda: TargetSet.encode(self.model, pixel_values=pixel_values, batch_size=32))
+
+    def _pixels(self, modality: str, items: list, preset: str, num_spatial_crops: int, argument: str) -> torch.Tensor:
+        """Pixel rows of images or videos, processed one by one so that an error names the item it is about."""
+        rows = []
+        for index, item in enumerate(items):
+            try:
+                if modality == "image":
+                    image = _load_image(item)
+                    rows.append(self.processor.image_processor([image], preset=preset, return_tensors="pt")["pixel_values"])
+                else:
+                    pixels = self.processor.video_processor([item], num_spatial_crops=num_spatial_crops)["pixel_values"]
+                    rows.append(pixels.flatten(0, 1) if pixels.ndim == 6 else pixels)
+            except ValueError as error:
+                raise ValueError(f"`{argument}` item {index}: {error}") from error
+        return torch.cat(rows)
+
+    # -- the three steps ------------------------------------------------------------------------------------------
+
+    def preprocess(
+        self,
+        inputs: _Batch,
+        candidate_labels=None,
+        candidate_images=None,
+        candidate_videos=None,
+        candidate_names=None,
+        hypothesis_template=None,
+        glue_task=None,
+        logit_scale_task=None,
+    ) -> dict:
+        inputs = inputs.items
+        kinds = [input_kind(item) for item in inputs]
+        if glue_task is None and "text_pair" in kinds:
+            glue_task = "rte"  # sentence pairs default to the entailment template
+        if glue_task is not None and candidate_labels is candidate_images is candidate_videos is None:
+            candidate_labels = list(GLUE_LABEL_WORDS[glue_task_key(glue_task)])
+        modality, candidate_lists, name_lists = self._candidate_lists(
+            len(inputs), candidate_labels, candidate_images, candidate_videos, candidate_names
+        )
+        if hypothesis_template is not None and modality != "text":
+            raise ValueError("`hypothesis_template` applies to text candidates only.")
+        templates = [hypothesis_template or "{}"] if not isinstance(hypothesis_template, list) else hypothesis_template
+        if not templates or not all(isinstance(t, str) and "{}" in t for t in templates):
+            raise ValueError(f"`hypothesis_template` must contain '{{}}' where the label goes, got {templates!r}.")
+        groups = {}
+        for kind in dict.fromkeys(kinds):
+            rows = [i for i, k in enumerate(kinds) if k == kind]
+            items = [inputs[i] for i in rows]
+            groups[kind] = dict(rows=rows, **self._input_layout(kind, items, modality, glue_task, logit_scale_task))
+        return dict(groups=groups, modality=modality, candidate_lists=candidate_lists, name_lists=name_lists,
+                    templates=templates)
+
+    def _input_layout(self, kind: str, items: list, modality: str, glue_task, logit_scale_task) -> dict:
+        """The processor's layout for one kind of input, the logit scale it uses and its views per input."""
+        if kind in ("image", "video"):
+            scale = logit_scale_task or (VISUAL_SCALES[kind] if modality == "text" else "retrieve")
+            preset = "imagenet" if scale == "img_cls" else "clip"
+            crops = 3 if scale == "video_cls" else 1
+            pixel_values = self._pixels(kind, items, preset, crops, argument="inputs")
+            return dict(inputs={"pixel_values": pixel_values}, scale=scale, views=pixel_values.shape[0] // len(items))
+        text_scale = logit_scale_task or ("text_mlm" if modality == "text" else "retrieve")
+        if kind == "vqa":
+            layout = self.processor.vqa([_load_image(i["image"]) for i in items], [i["question"] for i in items])
+            names, scale = ("pixel_values", "input_ids", "attention_mask", "feature_index"), logit_scale_task or "downstream"
+        elif kind == "text_pair":
+            pairs = [(i["text"], i["text_pair"]) if isinstance(i, dict) else i for i in items]
+            layout = self.processor.text_classification(glue_task, [p[0] for p in pairs], [p[1] for p in pairs])
+            names, scale = ("input_ids", "attention_mask", "feature_index"), text_scale
+        elif glue_task is not None:
+            layout = self.processor.text_classification(glue_task, items)
+            names, scale = ("input_ids", "attention_mask", "feature_index"), text_scale
+        else:
+            layout = self.processor(text=items)
+            names, scale = ("input_ids", "attention_mask"), text_scale
+        return dict(inputs={name: layout[name] for name in names}, scale=scale, views=1)
+
+    def _forward(self, model_inputs: dict) -> dict:
+        fingerprint = model_fingerprint(self.model)
+        modality, templates = model_inputs["modality"], model_inputs["templates"]
+        probabilities = [None] * len(model_inputs["candidate_lists"])
+        for group in model_inputs["groups"].values():
+            with torch.no_grad():
+                embeds = self.model.get_features(**{k: v.to(self.device) for k, v in group["inputs"].items()})
+                scale = self.model.head.logit_scale(group["scale"])
+            views = group["views"]
+            preset = "imagenet" if group["scale"] == "img_cls" else "clip"
+            for position, row in enumerate(group["rows"]):
+                candidates = model_inputs["candidate_lists"][row]
+                if modality == "text":
+                    targets = self._text_targets(candidates, templates, fingerprint)
+                else:
+                    targets = self._visual_targets(modality, candidates, preset, fingerprint)
+                logits = embeds[position * views : (position + 1) * views] @ targets.embeds.to(embeds).T * scale
+                # Several views of a video: the original averages the probabilities, not the logits.
+                probabilities[row] = logits.float().softmax(-1).mean(0).cpu()
+        return dict(probabilities=probabilities, name_lists=model_inputs["name_lists"])
+
+    def postprocess(self, model_outputs: dict, top_k: int | None = None) -> list[list[dict]]:
+        results = []
+        for probabilities, names in zip(model_outputs["probabilities"], model_outputs["name_lists"]):
+            if top_k is not None and top_k > len(names):
+                raise ValueError(f"`top_k` ({top_k}) is larger than the number of candidates ({len(names)}).")
+            order = probabilities.argsort(descending=True)[: top_k or len(names)]
+            results.append([{"label": names[i], "score": probabilities[i].item()} for i in order.tolist()])
+        return results
+
+    # -- generation and fill-mask ---------------------------------------------------------------------------------
+
+    def vocabulary(self) -> TargetSet:
+        """The vocabulary target set (49,411 entries), encoded once per model weights and cached."""
+        fingerprint = model_fingerprint(self.model)
+        return self._cached(("vocabulary", fingerprint), lambda: TargetSet.vocabulary(self.model))
+
+    def caption(
+        self, images: Any, num_beams: int = 2, max_new_tokens: int = 21, length_penalty: float = 2.0
+    ) -> list[dict]:
+        """Captions for an image or video (or a list of them): `[{"generated_text": ..., "score": ...}]`.
+
+        A list is a batch (give a video's frames as one array or a file path). The defaults are the original's
+        zero-shot settings (beam 2, 21 steps, length penalty 2.0).
+        """
+        items = images if isinstance(images, list) else [images]
+        kinds = {input_kind(item) for item in items}
+        if len(kinds) != 1 or not kinds <= {"image", "video"}:
+            raise ValueError("`images` must be images or videos, one kind per call.")
+        (kind,) = kinds
+        pixel_values = self._pixels(kind, items, "clip", num_spatial_crops=1, argument="images")
+        captioner = UniPerceiverCaptioner(self.model, self.vocabulary())
+        output = captioner.generate(pixel_values.to(self.device), num_beams, max_new_tokens, length_penalty)
+        texts = self.processor.tokenizer.batch_decode(strip_after_eos(output.sequences, self.model.config.eos_token_id))
+        return [{"generated_text": t.strip(), "score": s.item()} for t, s in zip(texts, output.sequences_scores)]
+
+    def fill_mask(self, text: str, top_k: int = 5) -> list[list[dict]]:
+        """Predicts every `<|spe|>` of `text` against the vocabulary: one list of `{"token", "score"}` per mask."""
+        if not isinstance(text, str) or "<|spe|>" not in text:
+            raise ValueError("`text` must be a string with at least one `<|spe|>` where a word is to be predicted.")
+        (ids,) = self.processor.encode([text])
+        spe = self.model.config.spe_token_id
+        input_ids = torch.tensor([ids], device=self.device)
+        with torch.no_grad():
+            embeds = self.model.get_features(input_ids, feature_index=input_ids == spe)
+            logits = embeds @ self.vocabulary().embeds.to(embeds).T * self.model.head.logit_scale("text_mlm")
+        probabilities = logits.float().softmax(-1)
+        scores, tokens = probabilities.topk(top_k, dim=-1)
+        decode = self.processor.tokenizer.decode
+        return [
+            [{"token": decode([t]).strip(), "token_id": t, "score": s} for t, s in zip(row_t, row_s)]
+            for row_t, row_s in zip(tokens.tolist(), scores.tolist())
+        ]
+
+
+# The task name saved folders declare for remote code. It differs from the registered "zero-shot-perception" on
+# purpose: transformers asks for `trust_remote_code` whenever the requested task is declared by the folder, so a
+# separate name keeps `pipeline("zero-shot-perception", model=folder)` free of remote code when the package is
+# imported, while `pipeline(model=folder, trust_remote_code=True)` finds the declared one without it.
+REMOTE_TASK = "uniperceiver-zero-shot-perception"
+
+
+def save_for_pipeline(model, processor, directory: str | os.PathLike) -> None:
+    """Saves the model, its processor and the pipeline's code: `pipeline("zero-shot-perception", model=directory)`
+    then works with the package imported, and `pipeline(model=directory, trust_remote_code=True)` without it."""
+    model.config.custom_pipelines = {
+        REMOTE_TASK: {
+            "impl": f"{__name__.split('.')[-1]}.{ZeroShotPerceptionPipeline.__name__}",
+            "pt": ("AutoModel",),
+            "type": "multimodal",
+        }
+    }
+    os.makedirs(directory, exist_ok=True)
+    custom_object_save(ZeroShotPerceptionPipeline, directory)
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+
+
+__all__ = ["ZeroShotPerceptionPipeline", "input_kind", "save_for_pipeline"]

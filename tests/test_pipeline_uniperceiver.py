@@ -1,0 +1,215 @@
+"""`pipeline("zero-shot-perception")`: layouts per modality, golden numbers, batching, caching and bad input."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import pipeline
+
+from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor
+from uniperceiver_hf.pipeline_uniperceiver import ZeroShotPerceptionPipeline, input_kind, save_for_pipeline
+from uniperceiver_hf.targets_uniperceiver import TargetSet
+
+
+@pytest.fixture(scope="module")
+def golden_pipe(golden_model_dirs):
+    model = UniPerceiverModel.from_pretrained(golden_model_dirs["plain"]).eval()
+    return pipeline("zero-shot-perception", model=model, processor=UniPerceiverProcessor())
+
+
+@pytest.fixture
+def tiny_pipe(tiny_config):
+    """A random tiny model at the processor's 224 px and 8 frames."""
+    torch.manual_seed(0)
+    config = UniPerceiverConfig(**{**tiny_config.to_diff_dict(), "image_size": 224, "num_frames": 8,
+                                   "max_position_embeddings": 64})
+    return pipeline("zero-shot-perception", model=UniPerceiverModel(config).eval(), processor=UniPerceiverProcessor())
+
+
+def png(golden_dir, index):
+    return str(sorted(golden_dir.glob("synthetic_*.png"))[index])
+
+
+def scores_in_order(result, labels):
+    by_label = {entry["label"]: entry["score"] for entry in result}
+    return torch.tensor([by_label[label] for label in labels])
+
+
+def test_image_classification_reproduces_the_golden_probabilities(golden_pipe, golden_dir, goldens, golden_index):
+    case = golden_index["cases"]["image_classification"]
+    results = golden_pipe([png(golden_dir, 0), Image.open(png(golden_dir, 1))], candidate_labels=case["class_names"])
+    expected = goldens["image_classification/logits"].softmax(-1)
+    for result, row in zip(results, expected):
+        torch.testing.assert_close(scores_in_order(result, case["class_names"]), row, atol=1e-5, rtol=1e-4)
+        assert [r["score"] for r in result] == sorted((r["score"] for r in result), reverse=True)
+
+
+def test_vqa_and_text_classification_reproduce_golden_probabilities(golden_pipe, golden_dir, goldens, golden_index):
+    vqa = golden_index["cases"]["vqa"]
+    inputs = [{"image": png(golden_dir, i), "question": q} for i, q in enumerate(vqa["questions"])]
+    for result, row in zip(golden_pipe(inputs, candidate_labels=vqa["answers"]), goldens["vqa/logits"].softmax(-1)):
+        torch.testing.assert_close(scores_in_order(result, vqa["answers"]), row, atol=1e-5, rtol=1e-4)
+
+    sst2 = golden_index["cases"]["text_classification_sst2"]
+    results = golden_pipe(sst2["sentences"], glue_task="SST-2")
+    for result, row in zip(results, goldens["text_classification_sst2/logits"].softmax(-1)):
+        torch.testing.assert_close(scores_in_order(result, sst2["label_words"]), row, atol=1e-5, rtol=1e-4)
+
+    rte = golden_index["cases"]["text_pair_classification_rte"]
+    results = golden_pipe([tuple(pair) for pair in rte["pairs"]])  # pairs default to the RTE template
+    for result, row in zip(results, goldens["text_pair_classification_rte/logits"].softmax(-1)):
+        torch.testing.assert_close(scores_in_order(result, rte["label_words"]), row, atol=1e-5, rtol=1e-4)
+
+
+def test_video_views_average_probabilities(tiny_pipe, video_path):
+    labels = ["a", "b", "c"]
+    result = tiny_pipe(str(video_path), candidate_labels=labels)
+    model, processor = tiny_pipe.model, tiny_pipe.processor
+    layout = processor(videos=[str(video_path)], targets=labels)
+    assert layout["pixel_values"].shape == (3, 8, 3, 224, 224)  # three spatial crops, one row each
+    with torch.no_grad():
+        logits = model(**layout).logits
+    torch.testing.assert_close(scores_in_order(result, labels), logits.softmax(-1).mean(0), atol=1e-5, rtol=1e-4)
+
+
+def test_one_model_call_per_batch_and_cached_candidates(tiny_pipe, monkeypatch):
+    calls = []
+    original = UniPerceiverModel.get_features
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("is_target", False))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(UniPerceiverModel, "get_features", counting)
+    images = [np.random.default_rng(i).integers(0, 255, (40, 50, 3), dtype=np.uint8) for i in range(3)]
+    first = tiny_pipe(images, candidate_labels=["cat", "dog"])
+    assert calls.count(False) == 1 and calls.count(True) == 1
+    calls.clear()
+    second = tiny_pipe(images, candidate_labels=["cat", "dog"])
+    assert calls == [False]  # the label features come from the cache
+    assert first == second
+    calls.clear()
+    tiny_pipe(images, candidate_labels=["dog", "cat"])  # other tokens: encoded again
+    assert calls.count(True) == 1
+
+
+def test_tiny_images_against_manual_model_call(tiny_pipe):
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    result = tiny_pipe(image, candidate_labels=["red", "green", "blue"], hypothesis_template=["a {}", "the {} one"])
+    processor, model = tiny_pipe.processor, tiny_pipe.model
+    pixels = processor(images=[image])["pixel_values"]
+    with torch.no_grad():
+        features = model.get_features(pixel_values=pixels)
+        ensemble = torch.stack(
+            [TargetSet.encode(model, **{k.removeprefix("target_"): v for k, v in processor.target_inputs(
+                [template.format(c) for c in ["red", "green", "blue"]]).items()}).embeds
+             for template in ["a {}", "the {} one"]]
+        ).mean(0)
+        expected = (features @ torch.nn.functional.normalize(ensemble, dim=-1).T * model.head.logit_scale("img_cls"))
+    torch.testing.assert_close(scores_in_order(result, ["red", "green", "blue"]), expected.softmax(-1)[0], atol=1e-5, rtol=1e-4)
+
+
+def test_image_candidates_and_per_input_lists(tiny_pipe):
+    rng = np.random.default_rng(1)
+    exemplars = [rng.integers(0, 255, (40, 40, 3), dtype=np.uint8) for _ in range(3)]
+    result = tiny_pipe(exemplars[0], candidate_images=exemplars, candidate_names=["zero", "one", "two"])
+    assert {r["label"] for r in result} == {"zero", "one", "two"}
+    text_query = tiny_pipe("a photo", candidate_images=exemplars, top_k=2)
+    assert len(text_query) == 2 and all(isinstance(r["label"], int) for r in text_query)
+    per_input = tiny_pipe(["first text", "second text"], candidate_labels=[["a", "b"], ["c", "d", "e"]])
+    assert [len(r) for r in per_input] == [2, 3] and {r["label"] for r in per_input[1]} == {"c", "d", "e"}
+
+
+def test_one_candidate_scores_one(tiny_pipe):
+    assert tiny_pipe("some text", candidate_labels=["only"]) == [{"label": "only", "score": 1.0}]
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(candidate_labels=[]), "non-empty"),
+        (dict(candidate_labels=["a", "a"]), "duplicates"),
+        (dict(candidate_labels=["a", np.zeros((8, 8, 3), dtype=np.uint8)]), "share one modality"),
+        (dict(candidate_labels=["a"], candidate_images=[np.zeros((8, 8, 3))]), "exactly one"),
+        (dict(candidate_labels=["a", "b"], hypothesis_template="a photo of"), "hypothesis_template"),
+        (dict(candidate_labels=["a", "b"], top_k=3), "top_k"),
+        (dict(candidate_labels=["a", "b"], top_k=0), "top_k"),
+        (dict(), "exactly one"),
+    ],
+)
+def test_bad_candidates(tiny_pipe, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_pipe("a text", **kwargs)
+
+
+def test_corrupt_image_in_a_batch_names_the_item(tiny_pipe, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png at all")
+    good = np.zeros((20, 20, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="item 1"):
+        tiny_pipe([good, str(broken)], candidate_labels=["a", "b"])
+    with pytest.raises(ValueError, match="empty list"):
+        tiny_pipe([], candidate_labels=["a"])
+
+
+def test_input_kinds(tmp_path):
+    image_file = tmp_path / "x.png"
+    Image.new("RGB", (4, 4)).save(image_file)
+    assert input_kind(str(image_file)) == "image" and input_kind("a cat") == "text"
+    assert input_kind(("a", "b")) == "text_pair" and input_kind({"image": image_file, "question": "?"}) == "vqa"
+    assert input_kind(np.zeros((8, 4, 4, 3))) == "video" and input_kind([Image.new("RGB", (4, 4))] * 2) == "video"
+    with pytest.raises(ValueError, match="empty"):
+        input_kind("   ")
+    with pytest.raises(ValueError, match="dict input"):
+        input_kind({"picture": 1})
+
+
+def test_caption_and_fill_mask(tiny_pipe):
+    image = np.random.default_rng(2).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    captions = tiny_pipe.caption([image, image], max_new_tokens=4)
+    assert len(captions) == 2 and captions[0] == captions[1] and isinstance(captions[0]["generated_text"], str)
+    filled = tiny_pipe.fill_mask("a <|spe|> on the <|spe|> .", top_k=3)
+    assert len(filled) == 2 and all(len(row) == 3 for row in filled)
+    assert filled[0][0]["score"] >= filled[0][1]["score"]
+    with pytest.raises(ValueError, match="<\\|spe\\|>"):
+        tiny_pipe.fill_mask("no mask here")
+
+
+REMOTE = textwrap.dedent(
+    """
+    import sys, importlib.abc, json
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "uniperceiver_hf":
+                raise ImportError(name)
+    sys.meta_path.insert(0, Block())
+    from transformers import pipeline
+    pipe = pipeline(model=sys.argv[1], trust_remote_code=True)
+    result = pipe(sys.argv[2], candidate_labels=["tench", "goldfish", "kite"])
+    print(json.dumps(result))
+    """
+)
+
+
+def test_saved_folder_runs_the_pipeline_with_and_without_the_package(golden_pipe, golden_dir, tmp_path):
+    folder = tmp_path / "saved"
+    save_for_pipeline(golden_pipe.model, golden_pipe.processor, folder)
+    image = png(golden_dir, 0)
+    expected = golden_pipe(image, candidate_labels=["tench", "goldfish", "kite"])
+    local = pipeline("zero-shot-perception", model=str(folder))
+    assert isinstance(local, ZeroShotPerceptionPipeline)
+    assert local(image, candidate_labels=["tench", "goldfish", "kite"]) == expected
+
+    script = tmp_path / "remote.py"
+    script.write_text(REMOTE)
+    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, str(script), str(folder), image], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    remote = __import__("json").loads(run.stdout.strip().splitlines()[-1])
+    assert [r["label"] for r in remote] == [r["label"] for r in expected]
+    torch.testing.assert_close(torch.tensor([r["score"] for r in remote]), torch.tensor([r["score"] for r in expected]))

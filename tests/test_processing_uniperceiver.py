@@ -1,0 +1,344 @@
+"""UniPerceiverProcessor: every task layout equals the golden ids, masks, read-out positions and pixels; GLUE
+templates, masked LM statistics, bad input, saving, AutoProcessor and remote code."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from uniperceiver_hf import UniPerceiverProcessor
+from uniperceiver_hf.processing_uniperceiver import GLUE_LABEL_WORDS, glue_task_key, truncate_keeping_last
+
+SPE, EOT = 49410, 49407
+
+
+@pytest.fixture(scope="module")
+def processor() -> UniPerceiverProcessor:
+    return UniPerceiverProcessor()
+
+
+@pytest.fixture(scope="module")
+def pngs(golden_dir, golden_index) -> list[Image.Image]:
+    return [Image.open(golden_dir / name) for name in golden_index["preprocessing"]["images"]["files"][:2]]
+
+
+def keep(padding_mask: torch.Tensor) -> torch.Tensor:
+    """Golden padding masks are 1 at padding; ours are 1 at tokens."""
+    return 1 - padding_mask.long()
+
+
+def images(goldens, preset: str) -> torch.Tensor:
+    return torch.stack([goldens[f"pre/{preset}/img0"], goldens[f"pre/{preset}/img1"]])
+
+
+# -- the golden layouts ----------------------------------------------------------------------------------------
+
+
+def test_image_classification_layout(processor, pngs, golden_index, goldens):
+    inputs = processor(
+        images=pngs, targets=golden_index["cases"]["image_classification"]["class_names"], labels=[1, 4]
+    )
+    assert set(inputs) == {"pixel_values", "target_input_ids", "target_attention_mask", "task", "labels"}
+    assert inputs["task"] == "img_cls" and inputs["labels"].tolist() == [1, 4]
+    assert torch.equal(inputs["pixel_values"], images(goldens, "imagenet_eval"))
+    assert torch.equal(inputs["target_input_ids"], goldens["image_classification/target_ids"])
+    assert torch.equal(inputs["target_attention_mask"], keep(goldens["image_classification/target_padding_mask"]))
+
+
+def test_retrieval_layout(processor, pngs, golden_index, goldens):
+    captions = [c for pair in golden_index["cases"]["image_text_retrieval"]["captions"] for c in pair]
+    inputs = processor(images=pngs, targets=captions, task="retrieve")
+    assert torch.equal(inputs["pixel_values"], images(goldens, "clip_test"))  # the "clip" preset
+    assert torch.equal(inputs["target_input_ids"], goldens["image_text_retrieval/caption_ids"])
+    assert torch.equal(inputs["target_attention_mask"], keep(goldens["image_text_retrieval/caption_padding_mask"]))
+    assert inputs["target_input_ids"][3, -1] == EOT  # 49 ids + EOT
+    # Text to image: captions as the input side, images as targets.
+    reverse = processor(text=captions, target_images=pngs, task="retrieve")
+    assert torch.equal(reverse["input_ids"], goldens["image_text_retrieval/caption_ids"])
+    assert torch.equal(reverse["target_pixel_values"], images(goldens, "clip_test"))
+
+
+def test_glue_layouts(processor, golden_index, goldens):
+    for case, task, pairs in (
+        ("text_classification_sst2", "SST-2", False),
+        ("text_pair_classification_rte", "RTE", True),
+    ):
+        info = golden_index["cases"][case]
+        if pairs:
+            inputs = processor.text_classification(task, [p[0] for p in info["pairs"]], [p[1] for p in info["pairs"]])
+        else:
+            inputs = processor.text_classification(task, info["sentences"])
+        assert torch.equal(inputs["input_ids"], goldens[f"{case}/input_ids"])
+        assert torch.equal(inputs["attention_mask"], keep(goldens[f"{case}/input_padding_mask"]))
+        assert torch.equal(inputs["feature_index"], goldens[f"{case}/spe_index"])
+        assert torch.equal(inputs["target_input_ids"], goldens[f"{case}/target_ids"])
+        assert inputs["task"] == "text_mlm"
+
+
+def test_masked_lm_layout(processor, golden_index, goldens):
+    """The original's whole-word masking with `random.seed(3)`: same ids, masked positions and labels."""
+    case = golden_index["cases"]["text_mlm"]
+    corpus = case["corpus"]
+    inputs = processor.masked_lm([corpus[0:2], corpus[1:3]], max_length=case["seq_len"], generator=random.Random(3))
+    assert torch.equal(inputs["input_ids"], goldens["text_mlm/input_ids"])
+    assert torch.equal(inputs["feature_index"], goldens["text_mlm/mlm_labels"] != -1)
+    assert torch.equal(inputs["labels"], goldens["text_mlm/masked_targets"])
+    assert inputs["attention_mask"].all() and inputs["task"] == "text_mlm"
+
+
+def test_caption_training_layout(processor, pngs, golden_index, goldens):
+    inputs = processor.caption_training(golden_index["cases"]["image_caption_train"]["captions"], images=pngs)
+    assert torch.equal(inputs["pixel_values"], images(goldens, "clip_test"))
+    assert torch.equal(inputs["input_ids"], goldens["image_caption_train/text_ids"])
+    assert torch.equal(inputs["labels"], goldens["image_caption_train/train_targets"])
+    golden_target = goldens["image_caption_train/target_idx"]
+    assert torch.equal(inputs["feature_index"][:, 8:], golden_target != -1)
+    # Text rows of the golden [L, L] mask (True = blocked) restricted to text keys, for the unpadded caption.
+    text_visibility = ~goldens["image_caption_train/attn_mask_call0"][197:, 197:]
+    assert torch.equal(inputs["attention_mask"][0].bool(), text_visibility)
+    assert inputs["position_ids"][0].tolist() == list(range(8)) * 2 and inputs["task"] == "caption"
+
+
+def test_video_classification_layout(processor, golden_index, goldens):
+    frames = goldens["pre/video/frames_uint8_thwc"].numpy()
+    inputs = processor(videos=frames, targets=golden_index["cases"]["video_classification"]["class_names"], labels=[2])
+    assert torch.equal(inputs["pixel_values"], goldens["pre/video/test_views"])  # 3 views as rows
+    assert torch.equal(inputs["target_input_ids"], goldens["video_classification/target_ids"])
+    assert inputs["labels"].tolist() == [2, 2, 2] and inputs["task"] == "video_cls"
+
+
+def test_vqa_layout(processor, pngs, golden_index, goldens):
+    case = golden_index["cases"]["vqa"]
+    inputs = processor.vqa(pngs, case["questions"], case["answers"])
+    assert torch.equal(inputs["pixel_values"], images(goldens, "clip_test"))
+    assert torch.equal(inputs["input_ids"], goldens["vqa/question_ids"])
+    assert torch.equal(inputs["attention_mask"], keep(goldens["vqa/question_padding_mask"]))
+    assert inputs["feature_index"].tolist() == [s["spe_index"] for s in case["samples"]]
+    assert torch.equal(inputs["target_input_ids"], goldens["vqa/target_ids"])
+    assert inputs["task"] == "downstream"
+
+
+# -- the other layouts and their rules -------------------------------------------------------------------------
+
+GLUE_EXAMPLES = {
+    "sst2": ("A gripping, funny movie.", None),
+    "cola": ("The book was written by him.", None),
+    "rte": ("A man plays a guitar.", "A person makes music."),
+    "mrpc": ("He said it was fine.", "He told us it was fine."),
+    "qqp": ("How do I learn Python?", "What is the best way to learn Python."),
+    "qnli": ("Where is the Eiffel tower.", "The Eiffel tower is in Paris."),
+    "mnli": ("The cat sat on the mat.", "A cat is sitting."),
+}
+
+
+def expected_glue_ids(processor, task: str, first: str, second: str | None) -> tuple[list[int], int]:
+    """The original `GLUE.py` recipe, written out string by string."""
+    (encode_first,) = processor.encode([first])
+    if task == "sst2":
+        (ids,) = processor.encode([first + "  <|endoftext|> It is <|spe|>.   <|endoftext|>"])
+        return ids, len(ids) - 3
+    if task == "cola":
+        (ids,) = processor.encode([first + " This is <|spe|>. <|endoftext|>"])
+        return ids, len(ids) - 3
+    middle = {
+        "rte": " ? <|endoftext|> it is  ",
+        "mrpc": " . ",
+        "qqp": " <|endoftext|> ",
+        "qnli": "  <|endoftext|> it is ",
+        "mnli": "",
+    }
+    head = encode_first[:-1] if task != "mnli" and encode_first[-1] == 269 else encode_first
+    head = head + processor.encode([middle[task]])[0]
+    tail = processor.encode(["  <|spe|> , "])[0] + processor.encode([second + " <|endoftext|> "])[0]
+    return head + tail, len(head)
+
+
+@pytest.mark.parametrize("task", sorted(GLUE_EXAMPLES))
+def test_glue_templates(processor, task):
+    first, second = GLUE_EXAMPLES[task]
+    inputs = processor.text_classification(task.upper(), first, second, labels=[1])
+    ids, spe_index = expected_glue_ids(processor, task, first, second)
+    assert inputs["input_ids"][0].tolist() == ids
+    assert inputs["feature_index"].tolist() == [spe_index] and ids[spe_index] == SPE
+    label_ids = processor.text_ids(list(GLUE_LABEL_WORDS[task]))
+    assert inputs["target_input_ids"].shape[0] == len(label_ids) == (3 if task == "mnli" else 2)
+    assert inputs["labels"].tolist() == [1]
+
+
+def test_glue_names_and_truncation(processor):
+    assert glue_task_key("MNLI_Match") == glue_task_key("mnli-mismatched") == "mnli"
+    assert GLUE_LABEL_WORDS["sst2"] == ("bad", "wonderful") and GLUE_LABEL_WORDS["mnli"] == ("no", "maybe", "yes")
+    long = " ".join(["word"] * 300)
+    for task, second in (("rte", long), ("qnli", long), ("sst2", None)):
+        inputs = processor.text_classification(task, long, second, max_length=64)
+        ids = inputs["input_ids"][0]
+        assert len(ids) == 64 and ids[inputs["feature_index"][0]] == SPE and ids[-1] == EOT
+    rte = processor.text_classification("rte", long, long, max_length=64)
+    assert rte["feature_index"].tolist() == [32]  # the second part takes half the length
+    with pytest.raises(ValueError, match="task_name"):
+        processor.text_classification("stsb", "a", "b")
+    with pytest.raises(ValueError, match="second_sentences"):
+        processor.text_classification("rte", "a sentence")
+    with pytest.raises(ValueError, match="second_sentences"):
+        processor.text_classification("sst2", "a", "b")
+    with pytest.raises(ValueError, match="second_sentences"):
+        processor.text_classification("rte", ["a", "b"], ["c"])
+
+
+def test_truncation_keeps_the_last_id():
+    assert truncate_keeping_last(list(range(10)), 4) == [0, 1, 2, 9]
+    assert truncate_keeping_last([1, 2], 4) == [1, 2]
+    assert truncate_keeping_last([1, 2, 3], None) == [1, 2, 3]
+
+
+def test_vqa_rules(processor, pngs):
+    long_question = "what " * 40 + "is it?"
+    inputs = processor.vqa(pngs, [long_question, ""], ["yes", "no"])
+    assert inputs["input_ids"][0].tolist() == processor.encode([long_question])[0][:21] + [SPE, EOT]
+    assert inputs["input_ids"][1, :2].tolist() == [SPE, EOT]  # an empty question still has its slot
+    assert inputs["feature_index"].tolist() == [21, 0]
+    with pytest.raises(ValueError, match="questions"):
+        processor.vqa(pngs, None)
+    with pytest.raises(ValueError, match="questions"):
+        processor.vqa(pngs, ["one question for two images"])
+
+
+def test_masked_lm_rules(processor):
+    """Whole words, about 15 % of them, 80 % `<SPE>` / 10 % random / 10 % kept, labels = original ids."""
+    vocabulary = ["riverbank", "xoloitzcuintli", "antidisestablishment", "cat", "the", "photograph", "zebras"]
+    words = [random.Random(i).choice(vocabulary) for i in range(2000)]
+    text = " ".join(words)
+    inputs = processor.masked_lm([text] * 4, max_length=100_000, generator=random.Random(0))
+    original = torch.tensor([processor.encode([text])[0] + [EOT]] * 4)
+    chosen = inputs["feature_index"]
+    assert torch.equal(inputs["labels"], original[chosen])
+    # Whole-word: a word of several sub-tokens ("riverbank" is "river" + "bank") is chosen with all of them or not.
+    spans, position = [], 0
+    for length in [len(ids) for ids in processor.encode(words)] + [1]:
+        spans.append((position, position + length))
+        position += length
+    assert position == original.shape[1] and any(end - start > 1 for start, end in spans)
+    for start, end in spans:
+        assert (chosen[:, start:end] == chosen[:, start : start + 1]).all()
+    fraction_chosen = chosen.float().mean().item()
+    assert 0.13 < fraction_chosen < 0.17
+    replaced = inputs["input_ids"][chosen]
+    as_spe = (replaced == SPE).float().mean().item()
+    kept = (replaced == original[chosen]).float().mean().item()
+    assert 0.76 < as_spe < 0.84 and 0.07 < kept < 0.14
+    assert (inputs["input_ids"][~chosen] == original[~chosen]).all()
+    # Lines each end with EOT; the cut keeps the last id.
+    short = processor.masked_lm([["one line", "two lines"]], max_length=3, mask_probability=0.0)
+    one, two = processor.encode(["one line", "two lines"])
+    assert len(one + two) + 2 > 3 and short["input_ids"].tolist() == [one[:2] + [EOT]]
+    assert short["labels"].numel() == 0
+
+
+def test_caption_rules(processor, pngs, goldens):
+    long_caption = "word " * 80
+    inputs = processor.caption_training([long_caption, "a cat"], images=pngs)
+    assert inputs["input_ids"].shape == (2, 100)  # 49 words + EOT, then 50 <SPE>
+    assert inputs["input_ids"][0, 49] == EOT and (inputs["input_ids"][0, 50:] == SPE).all()
+    assert inputs["labels"].shape == (50 + 3,)
+    text_only = processor.caption_training("a cat")
+    assert "pixel_values" not in text_only and text_only["task"] == "text_caption"
+    video = processor.caption_training(["a video"], videos=goldens["pre/video/frames_uint8_thwc"].numpy())
+    assert torch.equal(video["pixel_values"][0], goldens["pre/video/test_views"][1])  # one centre crop
+
+
+def test_plain_inputs(processor, pngs, goldens):
+    assert set(processor(images=pngs)) == {"pixel_values"}
+    frames = goldens["pre/video/frames_uint8_thwc"].numpy()
+    video = processor(videos=frames)
+    assert set(video) == {"pixel_values"} and video["pixel_values"].shape == (3, 8, 3, 224, 224)
+    assert processor(videos=frames, num_spatial_crops=1)["pixel_values"].shape == (1, 8, 3, 224, 224)
+    text = processor(text=["A cat", "a dog and a bird"])
+    assert text["input_ids"].tolist() == [[320, 2368, EOT, 0, 0, 0], [320, 1929, 537, 320, 3329, EOT]]
+    assert text["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0], [1] * 6]
+    mixed_sizes = processor(images=[pngs[0], Image.new("RGB", (5, 700)), np.zeros((3, 3, 3), np.uint8)])
+    assert mixed_sizes["pixel_values"].shape == (3, 3, 224, 224)
+    assert processor(images=pngs, text=["q one", "q two"], targets=["a"])["task"] == "downstream"
+
+
+def test_vocabulary_targets(processor):
+    targets = processor.vocabulary_targets()
+    assert targets["target_input_ids"].shape == (49411, 2)
+    assert targets["target_input_ids"][320].tolist() == [320, EOT] and targets["target_attention_mask"].all()
+
+
+def test_bad_input(processor, pngs, tmp_path):
+    cases = [
+        (lambda: processor(), "images"),
+        (lambda: processor(text=None, images=None), "images"),
+        (lambda: processor(images=pngs, videos=np.zeros((8, 8, 8, 3), np.uint8)), "videos"),
+        (lambda: processor(text=["a", 3]), "text"),
+        (lambda: processor(text=[]), "text"),
+        (lambda: processor(images=pngs, text=["only one"]), "text"),
+        (lambda: processor(images=pngs, targets=["cat", None]), "targets"),
+        (lambda: processor(images=pngs, targets=[]), "targets"),
+        (lambda: processor(images=pngs, targets=["cat"], labels=[0]), "labels"),
+        (lambda: processor(images=[Image.new("RGB", (0, 0))]), "images"),
+        (lambda: processor(images=np.full((4, 4, 3), np.nan, np.float32)), "images"),
+        (lambda: processor(images=str(tmp_path / "missing.png")), "images"),
+        (lambda: processor(videos=str(tmp_path / "missing.mp4")), "videos"),
+        (lambda: processor.caption_training(None, images=pngs), "captions"),
+        (lambda: processor.masked_lm([["line", 5]]), "texts"),
+    ]
+    for call, name in cases:
+        with pytest.raises(ValueError, match=name):
+            call()
+    with pytest.raises(ValueError, match="return_tensors"):
+        processor(images=pngs, return_tensors="np")
+    with pytest.raises(TypeError, match="padding"):
+        processor(text="a", padding=True)
+    assert processor(images=pngs, return_tensors="pt")["pixel_values"].shape == (2, 3, 224, 224)
+    # Empty and whitespace-only texts are valid: they encode to EOT alone, as in the original.
+    blank = processor(text=["", "   "], targets=[" "])
+    assert blank["input_ids"].tolist() == [[EOT], [EOT]] and blank["target_input_ids"].tolist() == [[EOT]]
+
+
+def test_save_and_load(processor, tmp_path, pngs):
+    from transformers import AutoProcessor
+
+    processor.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "processor_config.json").read_text())
+    assert config["auto_map"]["AutoProcessor"] == "processing_uniperceiver.UniPerceiverProcessor"
+    assert {"image_processor", "video_processor"} <= set(config)
+    for loaded in (UniPerceiverProcessor.from_pretrained(tmp_path), AutoProcessor.from_pretrained(tmp_path)):
+        assert type(loaded) is UniPerceiverProcessor
+        expected = processor.vqa(pngs, ["what is it?", "and this?"], ["a cat"])
+        actual = loaded.vqa(pngs, ["what is it?", "and this?"], ["a cat"])
+        assert all(torch.equal(actual[k], expected[k]) for k in expected if k != "task")
+
+
+def test_remote_code_in_a_fresh_process(processor, tmp_path, pngs, golden_dir):
+    """`trust_remote_code=True` loads the saved copies of our files (not the installed package) and gives the
+    same tensors."""
+    processor.save_pretrained(tmp_path)
+    image = golden_dir / "synthetic_0_gradient_320x240.png"
+    script = f"""
+import json, torch
+from transformers import AutoProcessor, AutoTokenizer
+processor = AutoProcessor.from_pretrained({str(tmp_path)!r}, trust_remote_code=True)
+tokenizer = AutoTokenizer.from_pretrained({str(tmp_path)!r}, trust_remote_code=True)
+inputs = processor.vqa([{str(image)!r}], ["What &amp; where?"], ["red"])
+print(json.dumps({{
+    "classes": [type(processor).__module__, type(tokenizer).__module__, type(processor.video_processor).__module__],
+    "input_ids": inputs["input_ids"].tolist(),
+    "pixel_sum": float(inputs["pixel_values"].double().sum()),
+}}))
+"""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert all(module.startswith("transformers_modules.") for module in report["classes"])
+    expected = processor.vqa([str(image)], ["What &amp; where?"], ["red"])
+    assert report["input_ids"] == expected["input_ids"].tolist()
+    assert report["pixel_sum"] == pytest.approx(float(expected["pixel_values"].double().sum()), abs=1e-6)
