@@ -213,3 +213,18 @@ def test_saved_folder_runs_the_pipeline_with_and_without_the_package(golden_pipe
     remote = __import__("json").loads(run.stdout.strip().splitlines()[-1])
     assert [r["label"] for r in remote] == [r["label"] for r in expected]
     torch.testing.assert_close(torch.tensor([r["score"] for r in remote]), torch.tensor([r["score"] for r in expected]))
+
+
+def test_candidate_set_saved_and_reused(tiny_pipe, tmp_path, tiny_config):
+    labels = ["red", "green", "blue"]
+    targets = tiny_pipe.processor.target_inputs(labels)
+    target_set = TargetSet.encode(tiny_pipe.model, targets["target_input_ids"], targets["target_attention_mask"],
+                                  labels=labels)
+    target_set.save(tmp_path / "colours.safetensors")
+    image = np.random.default_rng(5).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    from_file = tiny_pipe(image, candidate_set=TargetSet.load(tmp_path / "colours.safetensors", tiny_pipe.model))
+    from_labels = tiny_pipe(image, candidate_labels=labels)
+    torch.testing.assert_close(scores_in_order(from_file, labels), scores_in_order(from_labels, labels))
+    other = UniPerceiverModel(UniPerceiverConfig(**{**tiny_pipe.model.config.to_diff_dict()})).eval()
+    with pytest.raises(ValueError, match="encoded by model"):
+        pipeline("zero-shot-perception", model=other, processor=tiny_pipe.processor)(image, candidate_set=target_set)

@@ -12,8 +12,8 @@ their `<SPE>` features (paper section 3.3). The sequence layout and the logit sc
 | text pair (`(s1, s2)` or `{"text": s1, "text_pair": s2}`) | a GLUE template with an in-text `<SPE>` | `text_mlm` |
 | `{"image": ..., "question": ...}` | VQA: image + question + `<SPE>`, vs candidate answers | `downstream` |
 
-A text input against image or video candidates (retrieval) uses `retrieve`; `logit_scale_task` overrides the
-choice. Candidate features are cached (bounded LRU keyed by the model's weights fingerprint and the exact
+A text input against image or video candidates (retrieval) uses `retrieve`; a pre-encoded `TargetSet` is scored
+like label texts; `logit_scale_task` overrides the choice. Candidate features are cached (bounded LRU keyed by the model's weights fingerprint and the exact
 candidate tokens or pixels), so a later call with the same candidates only encodes the inputs.
 """
 
@@ -97,9 +97,11 @@ class _Batch:
 class ZeroShotPerceptionPipeline(Pipeline):
     """Zero-shot perception with Uni-Perceiver: see the module docstring for inputs, layouts and scales.
 
-    `pipe(inputs, candidate_labels=[...])`, `pipe(inputs, candidate_images=[...])` or
-    `pipe(inputs, candidate_videos=[...])` returns, per input, the candidates sorted by probability (softmax over
-    the candidates at the model's temperature): `[{"label": ..., "score": ...}, ...]`. `pipe.caption(images)`
+    `pipe(inputs, candidate_labels=[...])`, `pipe(inputs, candidate_images=[...])`,
+    `pipe(inputs, candidate_videos=[...])` or `pipe(inputs, candidate_set=TargetSet)` (features encoded once,
+    possibly loaded from a file) returns, per input, the candidates sorted by probability (softmax over the
+    candidates at the model's temperature): `[{"label": ..., "score": ...}, ...]`. `candidate_names` names
+    image, video or set candidates. `pipe.caption(images)`
     generates captions; `pipe.fill_mask(text)` predicts words written as `<|spe|>`.
     """
 
@@ -130,6 +132,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         candidate_labels=None,
         candidate_images=None,
         candidate_videos=None,
+        candidate_set=None,
         candidate_names=None,
         hypothesis_template=None,
         glue_task=None,
@@ -143,6 +146,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
             candidate_labels=candidate_labels,
             candidate_images=candidate_images,
             candidate_videos=candidate_videos,
+            candidate_set=candidate_set,
             candidate_names=candidate_names,
             hypothesis_template=hypothesis_template,
             glue_task=glue_task,
@@ -154,15 +158,27 @@ class ZeroShotPerceptionPipeline(Pipeline):
 
     # -- candidates -----------------------------------------------------------------------------------------------
 
-    def _candidate_lists(self, batch_size, labels, images, videos, names) -> tuple[str, list, list]:
+    def _candidate_lists(self, batch_size, labels, images, videos, target_set, names) -> tuple[str, list, list]:
         """(modality, per-input candidate lists, per-input label names).
 
-        Candidates are one list shared by every input, or a list of lists with one list per input.
+        Candidates are one list shared by every input, or a list of lists with one list per input. A pre-encoded
+        `TargetSet` (modality "set") is one candidate list whose names are its labels (or row indices).
         """
-        given = [(m, c) for m, c in (("text", labels), ("image", images), ("video", videos)) if c is not None]
+        given = [(m, c) for m, c in (("text", labels), ("image", images), ("video", videos), ("set", target_set))]
+        given = [(m, c) for m, c in given if c is not None]
         if len(given) != 1:
-            raise ValueError("Pass exactly one of `candidate_labels`, `candidate_images` or `candidate_videos`.")
+            raise ValueError(
+                "Pass exactly one of `candidate_labels`, `candidate_images`, `candidate_videos` or `candidate_set`."
+            )
         modality, candidates = given[0]
+        if modality == "set":
+            if not isinstance(candidates, TargetSet):
+                raise ValueError(f"`candidate_set` must be a TargetSet, got {type(candidates).__name__}.")
+            candidates.check_model(self.model)
+            set_names = names or candidates.labels or list(range(len(candidates)))
+            if len(set_names) != len(candidates):
+                raise ValueError("`candidate_names` must have one name per candidate.")
+            return modality, [candidates] * batch_size, [list(set_names)] * batch_size
         argument = {"text": "candidate_labels", "image": "candidate_images", "video": "candidate_videos"}[modality]
         if modality == "text" and isinstance(candidates, str):
             candidates = [candidates]
@@ -242,6 +258,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         candidate_labels=None,
         candidate_images=None,
         candidate_videos=None,
+        candidate_set=None,
         candidate_names=None,
         hypothesis_template=None,
         glue_task=None,
@@ -251,10 +268,10 @@ class ZeroShotPerceptionPipeline(Pipeline):
         kinds = [input_kind(item) for item in inputs]
         if glue_task is None and "text_pair" in kinds:
             glue_task = "rte"  # sentence pairs default to the entailment template
-        if glue_task is not None and candidate_labels is candidate_images is candidate_videos is None:
+        if glue_task is not None and candidate_labels is candidate_images is candidate_videos is candidate_set is None:
             candidate_labels = list(GLUE_LABEL_WORDS[glue_task_key(glue_task)])
         modality, candidate_lists, name_lists = self._candidate_lists(
-            len(inputs), candidate_labels, candidate_images, candidate_videos, candidate_names
+            len(inputs), candidate_labels, candidate_images, candidate_videos, candidate_set, candidate_names
         )
         if hypothesis_template is not None and modality != "text":
             raise ValueError("`hypothesis_template` applies to text candidates only.")
@@ -272,12 +289,12 @@ class ZeroShotPerceptionPipeline(Pipeline):
     def _input_layout(self, kind: str, items: list, modality: str, glue_task, logit_scale_task) -> dict:
         """The processor's layout for one kind of input, the logit scale it uses and its views per input."""
         if kind in ("image", "video"):
-            scale = logit_scale_task or (VISUAL_SCALES[kind] if modality == "text" else "retrieve")
+            scale = logit_scale_task or (VISUAL_SCALES[kind] if modality in ("text", "set") else "retrieve")
             preset = "imagenet" if scale == "img_cls" else "clip"
             crops = 3 if scale == "video_cls" else 1
             pixel_values = self._pixels(kind, items, preset, crops, argument="inputs")
             return dict(inputs={"pixel_values": pixel_values}, scale=scale, views=pixel_values.shape[0] // len(items))
-        text_scale = logit_scale_task or ("text_mlm" if modality == "text" else "retrieve")
+        text_scale = logit_scale_task or ("text_mlm" if modality in ("text", "set") else "retrieve")
         if kind == "vqa":
             layout = self.processor.vqa([_load_image(i["image"]) for i in items], [i["question"] for i in items])
             names, scale = ("pixel_values", "input_ids", "attention_mask", "feature_index"), logit_scale_task or "downstream"
@@ -305,7 +322,9 @@ class ZeroShotPerceptionPipeline(Pipeline):
             preset = "imagenet" if group["scale"] == "img_cls" else "clip"
             for position, row in enumerate(group["rows"]):
                 candidates = model_inputs["candidate_lists"][row]
-                if modality == "text":
+                if modality == "set":
+                    targets = candidates
+                elif modality == "text":
                     targets = self._text_targets(candidates, templates, fingerprint)
                 else:
                     targets = self._visual_targets(modality, candidates, preset, fingerprint)
