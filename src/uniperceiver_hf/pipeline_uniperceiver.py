@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -76,15 +77,15 @@ def input_kind(item: Any) -> str:
     raise ValueError(f"Unsupported input of type {type(item).__name__}: expected an image, a video, a text or a pair.")
 
 
-def _load_image(item: Any) -> Any:
-    """Opens an image file; other images (PIL, arrays) go to the image processor as they are."""
-    if not isinstance(item, (str, os.PathLike)):
-        return item
-    try:
-        with Image.open(item) as image:
-            return image.convert("RGB")
-    except Exception as error:
-        raise ValueError(f"could not read the image file {os.fspath(item)!r}: {error}") from error
+@dataclass
+class _Candidates:
+    """The candidates of one call in one object: transformers' device placement would walk plain lists of
+    thousands of labels item by item, twice per call."""
+
+    modality: str
+    lists: list
+    names: list
+    templates: list
 
 
 class _Batch:
@@ -217,7 +218,9 @@ class ZeroShotPerceptionPipeline(Pipeline):
     def _text_targets(self, labels: list[str], templates: list[str], fingerprint: str) -> TargetSet:
         """Features of label texts, averaged over templates (a prompt ensemble) and re-normalised."""
         prompts = [[template.format(label) for label in labels] for template in templates]
-        key = ("text", fingerprint, tuple(tuple(map(tuple, self.processor.text_ids(p))) for p in prompts))
+        # The exact texts under one tokenizer determine the exact tokens; keying on them avoids tokenizing a
+        # thousand labels on every call just to look the features up.
+        key = ("text", fingerprint, id(self.processor.tokenizer), tuple(map(tuple, prompts)))
 
         def encode() -> TargetSet:
             features = []
@@ -241,8 +244,8 @@ class ZeroShotPerceptionPipeline(Pipeline):
         for index, item in enumerate(items):
             try:
                 if modality == "image":
-                    image = _load_image(item)
-                    rows.append(self.processor.image_processor([image], preset=preset, return_tensors="pt")["pixel_values"])
+                    pixels = self.processor.image_processor([item], preset=preset, return_tensors="pt")["pixel_values"]
+                    rows.append(pixels)
                 else:
                     pixels = self.processor.video_processor([item], num_spatial_crops=num_spatial_crops)["pixel_values"]
                     rows.append(pixels.flatten(0, 1) if pixels.ndim == 6 else pixels)
@@ -283,8 +286,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
             rows = [i for i, k in enumerate(kinds) if k == kind]
             items = [inputs[i] for i in rows]
             groups[kind] = dict(rows=rows, **self._input_layout(kind, items, modality, glue_task, logit_scale_task))
-        return dict(groups=groups, modality=modality, candidate_lists=candidate_lists, name_lists=name_lists,
-                    templates=templates)
+        return dict(groups=groups, candidates=_Candidates(modality, candidate_lists, name_lists, templates))
 
     def _input_layout(self, kind: str, items: list, modality: str, glue_task, logit_scale_task) -> dict:
         """The processor's layout for one kind of input, the logit scale it uses and its views per input."""
@@ -296,7 +298,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
             return dict(inputs={"pixel_values": pixel_values}, scale=scale, views=pixel_values.shape[0] // len(items))
         text_scale = logit_scale_task or ("text_mlm" if modality in ("text", "set") else "retrieve")
         if kind == "vqa":
-            layout = self.processor.vqa([_load_image(i["image"]) for i in items], [i["question"] for i in items])
+            layout = self.processor.vqa([i["image"] for i in items], [i["question"] for i in items])
             names, scale = ("pixel_values", "input_ids", "attention_mask", "feature_index"), logit_scale_task or "downstream"
         elif kind == "text_pair":
             pairs = [(i["text"], i["text_pair"]) if isinstance(i, dict) else i for i in items]
@@ -312,8 +314,9 @@ class ZeroShotPerceptionPipeline(Pipeline):
 
     def _forward(self, model_inputs: dict) -> dict:
         fingerprint = model_fingerprint(self.model)
-        modality, templates = model_inputs["modality"], model_inputs["templates"]
-        probabilities = [None] * len(model_inputs["candidate_lists"])
+        candidates_of_call = model_inputs["candidates"]
+        modality, templates = candidates_of_call.modality, candidates_of_call.templates
+        probabilities = [None] * len(candidates_of_call.lists)
         for group in model_inputs["groups"].values():
             with torch.no_grad():
                 embeds = self.model.get_features(**{k: v.to(self.device) for k, v in group["inputs"].items()})
@@ -321,7 +324,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
             views = group["views"]
             preset = "imagenet" if group["scale"] == "img_cls" else "clip"
             for position, row in enumerate(group["rows"]):
-                candidates = model_inputs["candidate_lists"][row]
+                candidates = candidates_of_call.lists[row]
                 if modality == "set":
                     targets = candidates
                 elif modality == "text":
@@ -331,15 +334,16 @@ class ZeroShotPerceptionPipeline(Pipeline):
                 logits = embeds[position * views : (position + 1) * views] @ targets.embeds.to(embeds).T * scale
                 # Several views of a video: the original averages the probabilities, not the logits.
                 probabilities[row] = logits.float().softmax(-1).mean(0).cpu()
-        return dict(probabilities=probabilities, name_lists=model_inputs["name_lists"])
+        return dict(probabilities=probabilities, candidates=candidates_of_call)
 
     def postprocess(self, model_outputs: dict, top_k: int | None = None) -> list[list[dict]]:
         results = []
-        for probabilities, names in zip(model_outputs["probabilities"], model_outputs["name_lists"]):
+        for probabilities, names in zip(model_outputs["probabilities"], model_outputs["candidates"].names):
             if top_k is not None and top_k > len(names):
                 raise ValueError(f"`top_k` ({top_k}) is larger than the number of candidates ({len(names)}).")
-            order = probabilities.argsort(descending=True)[: top_k or len(names)]
-            results.append([{"label": names[i], "score": probabilities[i].item()} for i in order.tolist()])
+            order = probabilities.argsort(descending=True)[: top_k or len(names)].tolist()
+            scores = probabilities.tolist()
+            results.append([{"label": names[i], "score": scores[i]} for i in order])
         return results
 
     # -- generation and fill-mask ---------------------------------------------------------------------------------

@@ -22,17 +22,29 @@ def model_fingerprint(model) -> str:
     """A short hash of a model's architecture and weights: features saved with one model are refused by another.
 
     It hashes the config's architecture fields and a strided sample of every parameter, which changes whenever
-    the weights are fine-tuned or prompt-tuned, without reading all of a large model's weights.
+    the weights are fine-tuned or prompt-tuned, without reading all of a large model's weights. The weight part
+    is remembered on the model until a tensor is replaced or modified in place (tracked by torch's version
+    counters), so repeated calls cost well under a millisecond.
     """
     config = {k: v for k, v in model.config.to_diff_dict().items() if not k.startswith("_")}
-    for volatile in ("transformers_version", "architectures", "auto_map", "dtype", "torch_dtype"):
+    for volatile in ("transformers_version", "architectures", "auto_map", "dtype", "torch_dtype", "custom_pipelines"):
         config.pop(volatile, None)
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    for name, parameter in sorted(model.state_dict().items()):
-        flat = parameter.detach().flatten()
-        sample = flat[:: max(1, flat.numel() // _WEIGHT_SAMPLE)].float().cpu()
-        digest.update(name.encode())
-        digest.update(sample.numpy().tobytes())
+    tensors = model.state_dict(keep_vars=True)
+    # Tensors made under `torch.inference_mode()` have no version counter: then nothing is remembered.
+    trackable = not any(tensor.is_inference() for tensor in tensors.values())
+    state = tuple((name, t.data_ptr(), t._version) for name, t in tensors.items()) if trackable else None
+    remembered = getattr(model, "_weights_fingerprint", None)
+    if state is None or remembered is None or remembered[0] != state:
+        weights = hashlib.sha256()
+        for name, tensor in sorted(tensors.items()):
+            flat = tensor.detach().flatten()
+            sample = flat[:: max(1, flat.numel() // _WEIGHT_SAMPLE)].float().cpu()
+            weights.update(name.encode())
+            weights.update(sample.numpy().tobytes())
+        remembered = (state, weights.hexdigest())
+        model._weights_fingerprint = remembered
+    digest.update(remembered[1].encode())
     return digest.hexdigest()[:16]
 
 
