@@ -4,9 +4,13 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-import torch
-from safetensors.torch import load_file
+# Tests never download: set before any test module imports huggingface_hub or transformers.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "golden"
 

@@ -13,8 +13,9 @@ their `<SPE>` features (paper section 3.3). The sequence layout and the logit sc
 | `{"image": ..., "question": ...}` | VQA: image + question + `<SPE>`, vs candidate answers | `downstream` |
 
 A text input against image or video candidates (retrieval) uses `retrieve`; a pre-encoded `TargetSet` is scored
-like label texts; `logit_scale_task` overrides the choice. Candidate features are cached (bounded LRU keyed by the model's weights fingerprint and the exact
-candidate tokens or pixels), so a later call with the same candidates only encodes the inputs.
+like label texts; `logit_scale_task` overrides the choice. Candidate features are cached in a bounded LRU keyed
+by the model's weights fingerprint and the exact candidate texts (under one tokenizer) or pixels, so a later call
+with the same candidates only encodes the inputs.
 """
 
 from __future__ import annotations
@@ -102,8 +103,10 @@ class ZeroShotPerceptionPipeline(Pipeline):
     `pipe(inputs, candidate_videos=[...])` or `pipe(inputs, candidate_set=TargetSet)` (features encoded once,
     possibly loaded from a file) returns, per input, the candidates sorted by probability (softmax over the
     candidates at the model's temperature): `[{"label": ..., "score": ...}, ...]`. `candidate_names` names
-    image, video or set candidates. `pipe.caption(images)`
-    generates captions; `pipe.fill_mask(text)` predicts words written as `<|spe|>`.
+    image, video or set candidates (default: a string candidate's own text, otherwise its index). A single
+    candidate scores 1.0. The pipeline scores by similarity only: a prompt-tuned linear head is not applied.
+
+    `pipe.caption(images)` generates captions; `pipe.fill_mask(text)` predicts words written as `<|spe|>`.
     """
 
     _load_processor = True
