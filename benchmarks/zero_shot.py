@@ -258,88 +258,39 @@ def report_pipeline(results: list[dict], counts: Counts) -> None:
 # 2. Caption decoding
 
 
-class InputHistoryCaptioner:
+class InputHistoryCaptioner(UniPerceiverCaptioner):
     """The original implementation's decoding cache, rebuilt from the model's public modules.
 
     It keeps every layer's input hidden states of the prefix, the visual tokens and the chosen words, and at every
     step turns the whole history into keys and values again: `layer_norm1`, then the key/value rows of
-    `self_attn.in_proj`. Beam search is the same as `UniPerceiverCaptioner.generate`.
+    `self_attn.in_proj`. Beam search is `UniPerceiverCaptioner.generate`'s; only the cache differs.
     """
 
-    def __init__(self, model: UniPerceiverModel, vocabulary: TargetSet, task: str = "caption"):
-        self.model = model
-        self.vocabulary_embeds = vocabulary.embeds
-        self.logit_scale = model.head.logit_scale(task)
-
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        features = F.normalize(self.model.head.project(hidden), dim=-1)
-        return features @ self.vocabulary_embeds.to(features).T * self.logit_scale
-
-    def start(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+    def start(self, pixel_values: torch.Tensor) -> list[tuple[torch.Tensor]]:
         """Per-layer inputs of `[<SPE>, visual tokens]`: `hidden_states[l]` is the input of layer l."""
         embeds = self.model.embeddings(None, None, pixel_values.unsqueeze(1))
         _, hidden_states, _ = self.model.encoder(embeds, output_hidden_states=True)
-        return list(hidden_states[:-1])
+        return [(states,) for states in hidden_states[:-1]]
 
-    def keys_values(self, history: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def keys_values(self, history: list[tuple[torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         size = self.model.config.hidden_size
         past = []
-        for layer, states in zip(self.model.encoder.layers, history):
+        for layer, (states,) in zip(self.model.encoder.layers, history):
             projection = layer.self_attn.in_proj
             projected = F.linear(layer.layer_norm1(states), projection.weight[size:], projection.bias[size:])
             past.append(projected.split(size, dim=-1))
         return past
 
     def step(self, history, previous_words, position):
-        """As `UniPerceiverCaptioner.step`: the previous word and the step `<SPE>` run against the history."""
-        batch_size, past_length = history[0].shape[:2]
-        spe = torch.full((batch_size, 1), self.model.config.spe_token_id, dtype=torch.long)
-        if previous_words is None:
-            ids, positions, mask = spe, torch.full_like(spe, position), None
-        else:
-            ids = torch.cat([previous_words.view(-1, 1), spe], dim=1)
-            positions = torch.tensor([[position - 1, position]]).expand(batch_size, -1)
-            allowed = torch.ones(batch_size, 1, 2, past_length + 2, dtype=torch.bool)
-            allowed[:, :, 0, -1] = False  # the word never sees the step <SPE>
-            mask = self.model.additive_attention_mask(allowed, history[0].dtype)
-        embeds = self.model.embeddings(ids, positions, None, add_prefix=False)
+        """As `UniPerceiverCaptioner.step`, with keys and values re-projected from the history every step."""
+        first = history[0][0]
+        embeds, mask = self.step_inputs(previous_words, position, *first.shape[:2], first.device, first.dtype)
         hidden, hidden_states, _ = self.model.encoder(
             embeds, mask, past_key_values=self.keys_values(history), output_hidden_states=True
         )
         if previous_words is not None:  # only the word joins the history, never the step <SPE>
-            history = [torch.cat([h, new[:, :1]], dim=1) for h, new in zip(history, hidden_states[:-1])]
-        return self.logits(hidden[:, -1]), history
-
-    def generate(self, pixel_values: torch.Tensor, num_beams: int, max_new_tokens: int, length_penalty: float):
-        """`(beam_sequences [B, beams, steps], beam_scores [B, beams])`, best first."""
-        eos = self.model.config.eos_token_id
-        batch_size = pixel_values.shape[0]
-        history = self.start(pixel_values)
-        beams = 1
-        scores = torch.zeros(batch_size, 1)
-        finished = torch.zeros(batch_size, 1, dtype=torch.bool)
-        sequences = torch.zeros(batch_size, 1, 0, dtype=torch.long)
-        for position in range(max_new_tokens):
-            previous = sequences.flatten(0, 1)[:, -1] if position else None
-            logits, history = self.step(history, previous, position)
-            log_probs = logits.float().log_softmax(-1).view(batch_size, beams, -1)
-            candidates = scores[..., None] + log_probs
-            frozen = torch.full_like(candidates, float("-inf"))
-            frozen[..., eos] = scores
-            candidates = torch.where(finished[..., None], frozen, candidates)
-            vocab_size = candidates.shape[-1]
-            scores, chosen = candidates.view(batch_size, -1).topk(num_beams, dim=-1)
-            beam_index, words = chosen // vocab_size, chosen % vocab_size
-            kept = sequences.gather(1, beam_index[..., None].expand(-1, -1, position))
-            sequences = torch.cat([kept, words[..., None]], dim=-1)
-            finished = finished.gather(1, beam_index) | (words == eos)
-            rows = (beam_index + torch.arange(batch_size)[:, None] * beams).flatten()
-            history = [states[rows] for states in history]
-            beams = num_beams
-        if length_penalty > 0:
-            scores = scores / ((sequences != eos).sum(-1) + 1).float() ** length_penalty
-        scores, order = scores.sort(dim=-1, descending=True)
-        return sequences.gather(1, order[..., None].expand_as(sequences)), scores
+            history = [(torch.cat([h, new[:, :1]], dim=1),) for (h,), new in zip(history, hidden_states[:-1])]
+        return self._logits(hidden[:, -1]), history
 
 
 def bench_captioning(size, model, processor, image, counts: Counts, runs: int, long_runs: int) -> dict:
@@ -359,7 +310,7 @@ def bench_captioning(size, model, processor, image, counts: Counts, runs: int, l
     cached = timers["cached"].result.beam_sequences
     assert cached.shape[-1] == counts.caption_steps
     same_full = torch.equal(cached, timers["full"].result.beam_sequences)
-    same_history = torch.equal(cached, timers["history"].result[0])
+    same_history = torch.equal(cached, timers["history"].result.beam_sequences)
     if size == "tiny":
         assert same_history, "the input-history decoder (c) chose other tokens than the KV-cached decoder (a)"
     eos = model.config.eos_token_id

@@ -69,25 +69,28 @@ class UniPerceiverCaptioner:
         _, _, cache = self.model.encoder(embeds)
         return cache
 
-    def step(self, cache: KeyValues, previous_words: torch.Tensor | None, position: int) -> tuple[torch.Tensor, KeyValues]:
-        """Logits `[N, V]` of the `<SPE>` at text position `position`, and the cache extended by `previous_words`.
-
-        `previous_words` (`[N]`, the words chosen at `position - 1`) and the step `<SPE>` run together: the word
-        sees the cache and itself, the `<SPE>` sees the cache, the word and itself. Only the word is cached.
-        """
-        batch_size = cache[0][0].shape[0]
-        device = cache[0][0].device
+    def step_inputs(
+        self, previous_words: torch.Tensor | None, position: int, batch_size: int, past_length: int, device, dtype
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Embeddings and attention mask of one decoding step: `previous_words` (`[N]`, the words chosen at
+        `position - 1`) and the step `<SPE>` at `position`, run together after `past_length` cached tokens. The
+        word sees the past and itself, the `<SPE>` sees the past, the word and itself."""
         spe = torch.full((batch_size, 1), self.model.config.spe_token_id, dtype=torch.long, device=device)
         if previous_words is None:
             ids, positions, mask = spe, torch.full_like(spe, position), None
         else:
             ids = torch.cat([previous_words.view(-1, 1), spe], dim=1)
             positions = torch.tensor([[position - 1, position]], device=device).expand(batch_size, -1)
-            past_length = cache[0][0].shape[1]
             allowed = torch.ones(batch_size, 1, 2, past_length + 2, dtype=torch.bool, device=device)
             allowed[:, :, 0, -1] = False  # the word never sees the step <SPE>
-            mask = self.model.additive_attention_mask(allowed, cache[0][0].dtype)
-        embeds = self.model.embeddings(ids, positions, None, add_prefix=False)
+            mask = self.model.additive_attention_mask(allowed, dtype)
+        return self.model.embeddings(ids, positions, None, add_prefix=False), mask
+
+    def step(self, cache: KeyValues, previous_words: torch.Tensor | None, position: int) -> tuple[torch.Tensor, KeyValues]:
+        """Logits `[N, V]` of the `<SPE>` at text position `position`, and the cache extended by `previous_words`
+        (only the word is cached, never the step `<SPE>`)."""
+        first = cache[0][0]
+        embeds, mask = self.step_inputs(previous_words, position, *first.shape[:2], first.device, first.dtype)
         hidden, _, presents = self.model.encoder(embeds, mask, past_key_values=cache)
         if previous_words is not None:
             cache = [
@@ -95,6 +98,11 @@ class UniPerceiverCaptioner:
                 for (key, value), (new_key, new_value) in zip(cache, presents)
             ]
         return self._logits(hidden[:, -1]), cache
+
+    @staticmethod
+    def reorder(cache: list[tuple[torch.Tensor, ...]], rows: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """The cache rows of the surviving beams, in their new order."""
+        return [tuple(tensor[rows] for tensor in layer) for layer in cache]
 
     def recompute_step(self, pixel_values: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
         """Logits `[N, V]` of the next `<SPE>` after `words` (`[N, t]`), re-encoding the whole sequence.
@@ -172,8 +180,8 @@ class UniPerceiverCaptioner:
             sequences = torch.cat([sequences.gather(1, beam_index[..., None].expand(-1, -1, position)), words[..., None]], -1)
             finished = finished.gather(1, beam_index) | (words == eos)
             if use_cache:
-                rows = (beam_index + torch.arange(batch_size, device=device)[:, None] * beams).flatten()
-                cache = [(key[rows], value[rows]) for key, value in cache]
+                rows = beam_index + torch.arange(batch_size, device=device)[:, None] * beams
+                cache = self.reorder(cache, rows.flatten())
             beams = num_beams
 
         if length_penalty > 0:
