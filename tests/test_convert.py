@@ -195,3 +195,15 @@ def test_command_line(golden_dir, tmp_path, capsys):
     main(["--checkpoint", str(golden_dir / "tiny_model_checkpoint.pth"), "--output", str(tmp_path / "b"),
           "--num-attention-heads", "4"])
     assert json.loads((tmp_path / "b" / "config.json").read_text())["num_attention_heads"] == 4
+
+
+def test_disagreeing_copies_of_shared_tensors(official, tmp_path):
+    sd = dict(official)
+    sd["token_embed.embeddings_norm.weight"] = sd["token_embed.embeddings_norm.weight"] + 1.0
+    model = convert_checkpoint(save(sd, tmp_path, "norm.pth"), config=TINY)
+    # The official model loads the video copy of the shared LayerNorm last: it wins.
+    assert torch.equal(model.embeddings.layer_norm.weight, official["video_embed.embeddings_norm.weight"])
+    sd = dict(official)
+    sd["s_token_bias"], sd["token_embed.s_token_bias"] = torch.zeros(1, 64), torch.ones(1, 64)
+    with pytest.raises(ValueError, match="one shared parameter"):
+        convert_checkpoint(save(sd, tmp_path, "bias.pth"), config=TINY)

@@ -232,9 +232,14 @@ def official_state_dict_to_hf(
             unknown.append(name)
             continue
         if ours in converted and not torch.equal(converted[ours], tensor):
-            # Two names of one shared tensor disagree; the original loads `video_embed` last, so it wins.
-            logger.warning("%s and %s differ; keeping %s as the official loader does.", sources[ours], name, name)
-            if not name.startswith("video_embed."):
+            # Two names of one shared tensor disagree. For the shared embedding LayerNorm the official model
+            # loads `video_embed` last, so that copy wins; any other disagreement has no defined winner.
+            video_name = next((n for n in (name, sources[ours]) if n.startswith("video_embed.")), None)
+            if video_name is None:
+                raise ValueError(f"`checkpoint` holds different values under {sources[ours]} and {name}, which "
+                                 "name one shared parameter.")
+            logger.warning("%s and %s differ; keeping %s as the official loader does.", sources[ours], name, video_name)
+            if video_name != name:
                 continue
         converted[ours], sources[ours] = tensor, name
     missing = sorted(set(expected) - set(converted))
