@@ -228,3 +228,13 @@ def test_candidate_set_saved_and_reused(tiny_pipe, tmp_path, tiny_config):
     other = UniPerceiverModel(UniPerceiverConfig(**{**tiny_pipe.model.config.to_diff_dict()})).eval()
     with pytest.raises(ValueError, match="encoded by model"):
         pipeline("zero-shot-perception", model=other, processor=tiny_pipe.processor)(image, candidate_set=target_set)
+
+
+def test_shared_candidate_images_are_preprocessed_once_per_call(tiny_pipe, monkeypatch):
+    processor = tiny_pipe.processor.image_processor
+    calls = []
+    original = type(processor).__call__
+    monkeypatch.setattr(type(processor), "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    exemplars = [np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8) for i in range(2)]
+    results = tiny_pipe(["one", "two", "three"], candidate_images=exemplars)
+    assert len(results) == 3 and len(calls) == 2  # one per candidate image, not per input and candidate

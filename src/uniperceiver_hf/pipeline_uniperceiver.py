@@ -320,6 +320,9 @@ class ZeroShotPerceptionPipeline(Pipeline):
         candidates_of_call = model_inputs["candidates"]
         modality, templates = candidates_of_call.modality, candidates_of_call.templates
         probabilities = [None] * len(candidates_of_call.lists)
+        # Inputs sharing one candidate list hold the same list object: look its features up (and, for images or
+        # videos, preprocess its pixels to key the cache) once per call, not once per input.
+        targets_of: dict[tuple[int, str], TargetSet] = {}
         for group in model_inputs["groups"].values():
             with torch.no_grad():
                 embeds = self.model.get_features(**{k: v.to(self.device) for k, v in group["inputs"].items()})
@@ -328,12 +331,15 @@ class ZeroShotPerceptionPipeline(Pipeline):
             preset = "imagenet" if group["scale"] == "img_cls" else "clip"
             for position, row in enumerate(group["rows"]):
                 candidates = candidates_of_call.lists[row]
-                if modality == "set":
-                    targets = candidates
-                elif modality == "text":
-                    targets = self._text_targets(candidates, templates, fingerprint)
-                else:
-                    targets = self._visual_targets(modality, candidates, preset, fingerprint)
+                key = (id(candidates), preset)
+                if key not in targets_of:
+                    if modality == "set":
+                        targets_of[key] = candidates
+                    elif modality == "text":
+                        targets_of[key] = self._text_targets(candidates, templates, fingerprint)
+                    else:
+                        targets_of[key] = self._visual_targets(modality, candidates, preset, fingerprint)
+                targets = targets_of[key]
                 logits = embeds[position * views : (position + 1) * views] @ targets.embeds.to(embeds).T * scale
                 # Several views of a video: the original averages the probabilities, not the logits.
                 probabilities[row] = logits.float().softmax(-1).mean(0).cpu()
