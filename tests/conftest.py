@@ -142,3 +142,101 @@ def golden_model_dirs(golden_dir, tmp_path_factory) -> dict[str, Path]:
         config = UniPerceiverConfig(**GOLDEN_TINY_CONFIG)
         convert_checkpoint(golden_dir / "tiny_model_checkpoint.pth", folders[name], config, extra)
     return folders
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Training: a tiny multimodal corpus on disk and a recipe with every task type
+
+
+@pytest.fixture(scope="session")
+def training_corpus(tmp_path_factory, make_video) -> Path:
+    """`save_to_disk` folders `images`, `videos` and `text` under one root, a few examples each.
+
+    Images are 40x40 colour fields with a bright square on the left or right; videos are 12-frame clips; text
+    has pairs and a topic label. Enough to run every task type for a few steps.
+    """
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("training_corpus")
+    colours = {"red": (200, 30, 30), "green": (30, 180, 30), "blue": (30, 30, 200)}
+    images, labels, captions, questions, answers = [], [], [], [], []
+    for index in range(12):
+        name = list(colours)[index % 3]
+        side = "left" if index % 2 else "right"
+        array = np.full((40, 40, 3), colours[name], dtype=np.uint8)
+        column = slice(2, 12) if side == "left" else slice(28, 38)
+        array[15:25, column] = 255
+        images.append(Image.fromarray(array))
+        labels.append(index % 3)
+        captions.append([f"a {name} picture with a square on the {side}", f"{name} colour"])
+        questions.append("where is the square ?")
+        answers.append(side)
+    features = datasets.Features(
+        image=datasets.Image(),
+        label=datasets.ClassLabel(names=list(colours)),
+        caption=datasets.Sequence(datasets.Value("string")),
+        question=datasets.Value("string"),
+        answer=datasets.Value("string"),
+    )
+    rows = dict(image=images, label=labels, caption=captions, question=questions, answer=answers)
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(root / "images"))
+
+    clips = [str(make_video(f"train_{i}.mp4", num_frames=12, fps=30, size=(40, 32))) for i in range(2)]
+    videos = datasets.Dataset.from_dict(
+        {"video": clips * 2, "label": [0, 1, 1, 0], "caption": ["a clip getting lighter"] * 4},
+        features=datasets.Features(
+            video=datasets.Value("string"), label=datasets.ClassLabel(names=["lighter", "darker"]),
+            caption=datasets.Value("string"),
+        ),
+    )
+    videos.save_to_disk(str(root / "videos"))
+
+    words = ["red", "green", "blue", "square", "circle", "left", "right"]
+    texts = [f"the {words[i % 7]} {words[(i + 2) % 7]} is near the {words[(i + 4) % 7]} one ." for i in range(12)]
+    text = datasets.Dataset.from_dict(
+        {"text": texts, "text_pair": [t.replace("near", "close to") for t in texts], "label": [i % 2 for i in range(12)]},
+        features=datasets.Features(
+            text=datasets.Value("string"), text_pair=datasets.Value("string"),
+            label=datasets.ClassLabel(names=["colour", "shape"]),
+        ),
+    )
+    datasets.DatasetDict(train=text, validation=text.select(range(4))).save_to_disk(str(root / "text"))
+    return root
+
+
+@pytest.fixture
+def training_recipe_data(training_corpus) -> dict:
+    """A recipe mapping with one task of every type on `training_corpus` and the tiny architecture."""
+    images, videos, text = (str(training_corpus / name) for name in ("images", "videos", "text"))
+    small = {"crop": "short_side", "flip": 0.5}
+    return {
+        "seed": 0,
+        "model": {**TINY_CONFIG, "num_frames": 4},
+        "training": {"learning_rate": 1e-3, "warmup_steps": 0, "logging_steps": 1, "report_to": "none",
+                     "save_strategy": "no", "use_cpu": True, "dataloader_num_workers": 0},
+        "tasks": [
+            {"name": "img_cls", "type": "image_classification", "dataset": images, "batch_size": 4},
+            {"name": "vid_cls", "type": "video_classification", "dataset": videos, "batch_size": 2,
+             "num_frames": 2, "frame_stride": 2, "loss_weight": 0.05},
+            {"name": "img_ret", "type": "image_text_retrieval", "dataset": images, "batch_size": 4,
+             "augmentation": small},
+            {"name": "vid_ret", "type": "video_text_retrieval", "dataset": videos, "batch_size": 2,
+             "num_frames": 2, "frame_stride": 2},
+            {"name": "txt_ret", "type": "text_text_retrieval", "dataset": {"path": text, "split": "train"},
+             "batch_size": 4},
+            {"name": "mlm", "type": "masked_lm", "dataset": {"path": text}, "batch_size": 4,
+             "vocabulary": "sampled", "vocabulary_samples": 64},
+            {"name": "img_mlm", "type": "image_masked_lm", "dataset": images, "batch_size": 4,
+             "vocabulary": "sampled", "vocabulary_samples": 64},
+            {"name": "lm", "type": "causal_lm", "dataset": {"path": text}, "batch_size": 4,
+             "vocabulary": "sampled", "vocabulary_samples": 64},
+            {"name": "cap", "type": "image_caption", "dataset": images, "batch_size": 4,
+             "vocabulary": "sampled", "vocabulary_samples": 64},
+            {"name": "vid_cap", "type": "video_caption", "dataset": videos, "batch_size": 2, "num_frames": 2,
+             "frame_stride": 2, "vocabulary": "sampled", "vocabulary_samples": 64},
+            {"name": "vqa", "type": "vqa", "dataset": images, "batch_size": 4},
+            {"name": "txt_cls", "type": "text_classification", "dataset": {"path": text}, "batch_size": 4},
+        ],
+    }

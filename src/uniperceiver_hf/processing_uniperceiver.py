@@ -310,11 +310,12 @@ class UniPerceiverProcessor(ProcessorMixin):
         return_tensors: str | None = "pt",
     ) -> BatchFeature:
         """Visual question answering: the image ("clip" preset) and `encode(question)[:max_length - 2] +
-        [<SPE>, EOT]`, read at that `<SPE>` (`feature_index` = length - 2), against the candidate `answers`."""
+        [<SPE>, EOT]`, read at that `<SPE>` (`feature_index` = length - 2), against the candidate `answers`.
+        `images=None` builds the text side only (training pipelines bring their own augmented pixels)."""
         _check_return_tensors(return_tensors)
         questions = _text_list(questions, "questions")
         data, batch, _ = self._pixels(images, None, "clip", 1)
-        if len(questions) != batch:
+        if images is not None and len(questions) != batch:
             raise ValueError(f"`questions` has {len(questions)} entries for {batch} images.")
         spe, eos = self.tokenizer.convert_tokens_to_ids(SPE_TOKEN), self.tokenizer.eos_token_id
         sequences = [ids[: max_length - 2] + [spe, eos] for ids in self.encode(questions)]

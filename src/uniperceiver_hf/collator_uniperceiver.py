@@ -1,0 +1,295 @@
+"""Turns one task batch of raw examples into the keyword arguments of `UniPerceiverForPreTraining.forward`.
+
+Images are decoded here (bytes, paths or PIL images) and augmented as the recipe says (paper appendix E); videos
+are decoded from their files with PyAV by the video processor; text goes through the processor's task layouts
+(whole-word masked LM, the appendix-B caption layout, VQA, GLUE templates), so training sees exactly the
+sequences the zero-shot code builds. Every random choice is seeded by the slot (see `data_uniperceiver.py`), so a
+resumed run decodes and augments each batch exactly as the uninterrupted run did.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from .augmentation_uniperceiver import ImageTrainTransform, MixupCutmix, vqa_flip
+from .configuration_uniperceiver import UniPerceiverConfig
+from .data_uniperceiver import task_answers, task_classes
+from .layouts_uniperceiver import pad_token_sequences
+from .processing_uniperceiver import CAPTION_MAX_LENGTH, MLM_MAX_LENGTH, VQA_MAX_LENGTH, UniPerceiverProcessor
+from .recipe_uniperceiver import Recipe, TaskSpec
+from .video_processing_uniperceiver import UniPerceiverVideoProcessor
+
+# The paper's ImageNet-21k augmentation (appendix E, as DeiT): random resized crop, flip, RandAugment, random
+# erasing, mixup and cutmix. Other image tasks: short side 256/224 of the crop, then a random crop.
+CLASSIFICATION_AUGMENTATION = {
+    "crop": "random_resized",
+    "flip": 0.5,
+    "rand_augment": "rand-m9-mstd0.5-inc1",
+    "random_erasing": 0.25,
+    "mixup": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "prob": 1.0, "switch_prob": 0.5},
+}
+IMAGE_TEXT_AUGMENTATION = {"crop": "short_side", "short_side_ratio": 256 / 224, "flip": 0.0}
+VQA_AUGMENTATION = {**IMAGE_TEXT_AUGMENTATION, "vqa_flip": 0.5}
+# Videos (as TimeSformer): short side random in [256, 320] (scaled to the crop), flip, random crop and start.
+VIDEO_AUGMENTATION = {"train": True, "short_side_range": (256 / 224, 320 / 224), "flip": 0.5}
+
+LANGUAGE_MODELLING = {"masked_lm", "image_masked_lm", "causal_lm", "image_caption", "video_caption"}
+
+
+def open_image(value: Any, root: Path | None = None) -> Image.Image:
+    """An RGB PIL image from a datasets `Image(decode=False)` cell (`{"bytes", "path"}`), a path or a PIL image."""
+    if isinstance(value, Image.Image):
+        image = value
+    elif isinstance(value, dict) and value.get("bytes") is not None:
+        image = Image.open(io.BytesIO(value["bytes"]))
+    else:
+        path = value.get("path") if isinstance(value, dict) else value
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(f"An image cell must be bytes, a path or a PIL image, got {type(value).__name__}.")
+        path = Path(path)
+        if root is not None and not path.is_absolute() and not path.exists():
+            path = root / path
+        image = Image.open(path)
+    return image.convert("RGB")
+
+
+def _pick(value: Any, rng: random.Random) -> str:
+    """One string of a cell that holds a string or a list of alternatives (several captions, VQA answers)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value:
+        return value[rng.randrange(len(value))]
+    raise ValueError(f"A text cell must be a string or a non-empty list of strings, got {value!r}.")
+
+
+class UniPerceiverCollator:
+    """Builds model inputs for every task of a recipe (`train=False`: no augmentation, centre crops).
+
+    Class lists and answer lists are resolved when the collator is built, so that a label beyond its class list
+    fails before training starts. Call it on a list holding one `MultiTaskDataset` item.
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        task_datasets: dict[str, Any],
+        processor: UniPerceiverProcessor,
+        config: UniPerceiverConfig,
+        train: bool = True,
+    ):
+        self.recipe = recipe
+        self.processor = processor
+        self.config = config
+        self.train = train
+        self.classes: dict[str, list[str]] = {}
+        self.targets: dict[str, dict[str, torch.Tensor]] = {}
+        for index, task in enumerate(recipe.tasks):
+            where = f"{recipe.source}, task {index} ({task.name})"
+            dataset = task_datasets[task.name]
+            if task.type == "text_classification" and task.glue_task is not None:
+                continue
+            if task.task_type.targets == "classes":
+                self.classes[task.name] = task_classes(task, dataset, where)
+            elif task.task_type.targets == "answers":
+                self.classes[task.name] = task_answers(task, dataset, where)
+            if task.name in self.classes:
+                self.targets[task.name] = processor.target_inputs(self.classes[task.name])
+        self._image_transforms = {task.name: self._image_transform(task) for task in recipe.tasks
+                                  if task.task_type.modality == "image"}
+        self._video_processors = {task.name: self._video_processor(task) for task in recipe.tasks
+                                  if task.task_type.modality == "video"}
+        self._mixup = {
+            task.name: MixupCutmix(len(self.classes[task.name]), label_smoothing=task.resolved_label_smoothing,
+                                   **self._augmentation(task)["mixup"])
+            for task in recipe.tasks
+            if train and task.type == "image_classification" and self._augmentation(task).get("mixup")
+        }
+
+    # -- set-up ---------------------------------------------------------------------------------------------------
+
+    def _augmentation(self, task: TaskSpec) -> dict[str, Any]:
+        if task.type == "image_classification":
+            defaults = CLASSIFICATION_AUGMENTATION
+        elif task.type == "vqa":
+            defaults = VQA_AUGMENTATION
+        elif task.task_type.modality == "video":
+            defaults = VIDEO_AUGMENTATION
+        else:
+            defaults = IMAGE_TEXT_AUGMENTATION
+        return {**defaults, **task.augmentation}
+
+    def _image_transform(self, task: TaskSpec) -> ImageTrainTransform:
+        size = self.config.image_size
+        augmentation = self._augmentation(task)
+        if not self.train:  # the original's evaluation transforms: "imagenet" resizes to 256/224 of the crop
+            ratio = 256 / 224 if task.type == "image_classification" else 1.0
+            return ImageTrainTransform(self.processor.image_processor, crop="center", short_side=round(size * ratio),
+                                       crop_size=size, flip_probability=0.0)
+        short_side = augmentation.get("short_side") or round(size * augmentation.get("short_side_ratio", 1.0))
+        return ImageTrainTransform(
+            self.processor.image_processor,
+            crop=augmentation.get("crop", "short_side"),
+            short_side=short_side,
+            crop_size=size,
+            flip_probability=augmentation.get("flip", 0.0),
+            rand_augment=augmentation.get("rand_augment"),
+            random_erasing=augmentation.get("random_erasing", 0.0),
+        )
+
+    def _video_processor(self, task: TaskSpec) -> UniPerceiverVideoProcessor:
+        size = self.config.image_size
+        augmentation = self._augmentation(task)
+        low, high = augmentation["short_side_range"]
+        if low < 8:  # ratios of the crop (the default); absolute pixels otherwise
+            low, high = round(size * low), round(size * high)
+        return UniPerceiverVideoProcessor(
+            num_frames=task.num_frames or self.config.num_frames,
+            sampling_stride=task.frame_stride or 32,
+            num_spatial_crops=1,
+            size={"shortest_edge": size},
+            crop_size={"height": size, "width": size},
+            do_train_augmentation=self.train and augmentation.get("train", True),
+            train_short_side_range=(low, high),
+            flip_probability=augmentation.get("flip", 0.5),
+        )
+
+    def _root(self, task: TaskSpec) -> Path | None:
+        path = Path(task.dataset.path)
+        return path if path.is_dir() else None
+
+    def _max_length(self, task: TaskSpec, default: int) -> int:
+        return task.max_length or min(default, self.config.max_position_embeddings)
+
+    # -- pieces ---------------------------------------------------------------------------------------------------
+
+    def _pixels(self, task: TaskSpec, cells: list[Any], rng: random.Random) -> torch.Tensor:
+        if task.task_type.modality == "video":
+            root = self._root(task)
+            paths = [str(root / cell) if root and not Path(cell).is_absolute() else cell for cell in cells]
+            return self._video_processors[task.name](paths)["pixel_values"]
+        return self._image_transforms[task.name]([open_image(cell, self._root(task)) for cell in cells], rng)
+
+    def _text_inputs(self, texts: list[str], max_length: int, prefix: str = "") -> dict[str, torch.Tensor]:
+        ids, mask = pad_token_sequences(self.processor.text_ids(texts, max_length))
+        return {f"{prefix}input_ids": ids, f"{prefix}attention_mask": mask}
+
+    def _label_indices(self, task: TaskSpec, values: list[Any]) -> torch.Tensor:
+        classes = self.classes[task.name]
+        indices = []
+        for value in values:
+            index = value if isinstance(value, int) else classes.index(value) if value in classes else None
+            if index is None or not 0 <= index < len(classes):
+                raise ValueError(f"Task {task.name!r}: label {value!r} is not one of its {len(classes)} classes.")
+            indices.append(index)
+        return torch.tensor(indices, dtype=torch.long)
+
+    def _vocabulary_targets(self, task: TaskSpec, batch: dict[str, Any], rng: random.Random) -> None:
+        """LM targets: nothing for the exact method (the model encodes the whole vocabulary); for the sampled one,
+        the batch's words plus `vocabulary_samples` random words, with the labels re-indexed into them."""
+        if task.vocabulary == "exact":
+            return
+        labels = batch["labels"]
+        words = sorted(set(labels.tolist()))
+        vocab_size = self.config.vocab_size
+        wanted = min(task.vocabulary_samples, vocab_size - len(words))
+        chosen, negatives = set(words), []
+        while len(negatives) < wanted:
+            word = rng.randrange(vocab_size)
+            if word not in chosen:
+                chosen.add(word)
+                negatives.append(word)
+        candidates = torch.tensor(words + negatives, dtype=torch.long)
+        batch["labels"] = torch.searchsorted(torch.tensor(words, dtype=torch.long), labels)
+        batch["target_input_ids"] = torch.stack([candidates, torch.full_like(candidates, self.config.eos_token_id)], 1)
+        batch["target_attention_mask"] = torch.ones_like(batch["target_input_ids"])
+
+    # -- one batch ------------------------------------------------------------------------------------------------
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        if len(items) != 1:
+            raise ValueError(
+                f"A collator call takes one task batch (per-device batch size 1), got {len(items)} items."
+            )
+        item = items[0]
+        task = self.recipe.task(item["task"])
+        rng = random.Random(item["seed"])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(item["seed"])
+            batch = self._build(task, item["examples"], rng)
+        batch.update(
+            task_name=task.name,
+            task_type=task.type,
+            logit_scale=task.resolved_logit_scale,
+            loss_weight=float(task.loss_weight),
+            label_smoothing=float(task.resolved_label_smoothing),
+        )
+        return batch
+
+    def _build(self, task: TaskSpec, examples: list[dict[str, Any]], rng: random.Random) -> dict[str, Any]:
+        column = {role: [example[task.column(role)] for example in examples] for role in task.task_type.columns}
+        kind = task.type
+        visual = task.task_type.modality in ("image", "video")
+        batch: dict[str, Any] = {}
+
+        if kind == "vqa":
+            images = [open_image(cell, self._root(task)) for cell in column["image"]]
+            questions = list(column["question"])
+            answers = [_pick(answer, rng) for answer in column["answer"]]
+            probability = self._augmentation(task).get("vqa_flip", 0.0) if self.train else 0.0
+            for i, (image, question, answer) in enumerate(zip(images, questions, answers)):
+                images[i], questions[i], answers[i] = vqa_flip(image, question, answer, rng, probability)
+            layout = self.processor.vqa(None, questions, max_length=self._max_length(task, VQA_MAX_LENGTH))
+            batch.update({key: layout[key] for key in ("input_ids", "attention_mask", "feature_index")})
+            batch["pixel_values"] = self._image_transforms[task.name](images, rng)
+            batch.update(self.targets[task.name])
+            classes = self.classes[task.name]
+            batch["labels"] = torch.tensor([classes.index(a) if a in classes else -100 for a in answers])
+            return batch
+
+        if visual:
+            batch["pixel_values"] = self._pixels(task, column[task.task_type.modality], rng)
+
+        if kind in ("image_classification", "video_classification"):
+            batch.update(self.targets[task.name])
+            labels = self._label_indices(task, column["label"])
+            if task.name in self._mixup:
+                batch["pixel_values"], labels = self._mixup[task.name](batch["pixel_values"], labels, rng)
+            batch["labels"] = labels
+        elif kind == "text_classification":
+            labels = column["label"]
+            if task.glue_task is not None:
+                pairs = [example[task.column("text_pair")] for example in examples] if "text_pair" in task.columns else None
+                layout = self.processor.text_classification(task.glue_task, column["text"], pairs, labels=labels)
+                batch.update({key: value for key, value in layout.items() if key != "task"})
+            else:
+                batch.update(self._text_inputs(column["text"], self._max_length(task, CAPTION_MAX_LENGTH)))
+                batch.update(self.targets[task.name])
+                batch["labels"] = self._label_indices(task, labels)
+        elif task.task_type.targets == "in_batch":
+            source = "caption" if visual else "text_pair"
+            targets = [_pick(value, rng) for value in column[source]]
+            max_length = self._max_length(task, CAPTION_MAX_LENGTH)
+            if not visual:
+                batch.update(self._text_inputs([_pick(value, rng) for value in column["text"]], max_length))
+            batch.update(self._text_inputs(targets, max_length, prefix="target_"))
+        elif kind in ("masked_lm", "image_masked_lm"):
+            texts = [_pick(value, rng) for value in column["caption" if visual else "text"]]
+            layout = self.processor.masked_lm(texts, max_length=self._max_length(task, MLM_MAX_LENGTH), generator=rng)
+            batch.update({key: value for key, value in layout.items() if key != "task"})
+            self._vocabulary_targets(task, batch, rng)
+        elif kind in ("causal_lm", "image_caption", "video_caption"):
+            texts = [_pick(value, rng) for value in column["caption" if visual else "text"]]
+            layout = self.processor.caption_training(texts, max_length=self._max_length(task, CAPTION_MAX_LENGTH))
+            batch.update({key: value for key, value in layout.items() if key != "task"})
+            self._vocabulary_targets(task, batch, rng)
+        return batch
+
+
+__all__ = ["LANGUAGE_MODELLING", "UniPerceiverCollator", "open_image"]

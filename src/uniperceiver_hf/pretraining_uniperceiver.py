@@ -1,0 +1,122 @@
+"""`UniPerceiverForPreTraining`: the model with the pre-training objective of every task type (paper section 3.2).
+
+One forward call trains one task batch, as the collator builds it: classification and VQA score the input against
+the task's candidate list, retrieval scores a batch against its own targets in both directions, and language
+modelling scores the read-out `<SPE>` positions against the vocabulary (all of it, or a sample the collator drew).
+The loss is the task's cross-entropy times its loss weight. Keeping the whole step in one `forward` is what lets
+DDP, FSDP and DeepSpeed wrap the model as usual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers.utils import ModelOutput
+
+from .losses_uniperceiver import retrieval_loss, similarity_cross_entropy, vocabulary_embeds
+from .modeling_uniperceiver import UniPerceiverModel, UniPerceiverPreTrainedModel
+from .recipe_uniperceiver import TASK_TYPES
+
+SIDE_ARGUMENTS = ("input_ids", "attention_mask", "position_ids", "pixel_values", "feature_index")
+TARGET_ARGUMENTS = ("target_input_ids", "target_attention_mask", "target_pixel_values")
+
+
+@dataclass
+class UniPerceiverPreTrainingOutput(ModelOutput):
+    """
+    Args:
+        loss (`[]`): the task's loss times its loss weight (what is back-propagated).
+        task_loss (`[]`): the unweighted task loss (what is logged per task).
+        logits (`[N_inputs, N_targets]`): the similarity logits the loss was computed from.
+    """
+
+    loss: torch.FloatTensor | None = None
+    task_loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+
+
+class UniPerceiverForPreTraining(UniPerceiverPreTrainedModel):
+    """`UniPerceiverModel` plus the per-task objectives. Its weights are the base model's under the `uniperceiver.`
+    prefix, so `UniPerceiverModel.from_pretrained` loads a checkpoint of this class directly.
+
+    `vocabulary_process_group`: when set (the trainer sets it for several processes and an exact-vocabulary LM
+    task), every process encodes its share of the vocabulary in every step in which any process trains an LM
+    task with the exact vocabulary, as appendix E shards it.
+    """
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.uniperceiver = UniPerceiverModel(config)
+        self.vocabulary_process_group = None
+        self.post_init()
+
+    @classmethod
+    def wrap(cls, model: UniPerceiverModel) -> "UniPerceiverForPreTraining":
+        """Wraps an existing model (e.g. one prepared for prompt tuning) without copying its weights."""
+        with torch.device("meta"):
+            wrapper = cls(model.config)
+        wrapper.uniperceiver = model
+        return wrapper
+
+    def _shared_vocabulary(self, needed: bool) -> torch.Tensor | None:
+        """The vocabulary features if this step needs them, sharded across processes when a group is set."""
+        group = self.vocabulary_process_group
+        if group is None:
+            return vocabulary_embeds(self.uniperceiver) if needed else None
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(needed)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=group)  # does any process need the vocabulary?
+        return vocabulary_embeds(self.uniperceiver, group) if flag.item() > 0 else None
+
+    def forward(
+        self,
+        task_type: str,
+        logit_scale: str | None = None,
+        loss_weight: float = 1.0,
+        label_smoothing: float = 0.0,
+        labels: torch.Tensor | None = None,
+        task_name: str | None = None,
+        **inputs: torch.Tensor,
+    ) -> UniPerceiverPreTrainingOutput:
+        r"""
+        Args:
+            task_type: one of `recipe_uniperceiver.TASK_TYPES`.
+            logit_scale: the per-task temperature by the original's names (default: the task type's).
+            loss_weight, label_smoothing: as the recipe (appendix E).
+            labels: target indices `[N]` (class, answer, word id or sampled-vocabulary index; -100 ignored) or soft
+                targets `[N, C]` (mixup). Not used by retrieval, whose targets are the diagonal.
+            task_name: the recipe's task name (logged by the trainer; unused here).
+            inputs: the input side (`input_ids`, `attention_mask`, `position_ids`, `pixel_values`, `feature_index`)
+                and the target side (`target_input_ids`, `target_attention_mask`, `target_pixel_values`).
+        """
+        if task_type not in TASK_TYPES:
+            raise ValueError(f"`task_type` must be one of {sorted(TASK_TYPES)}, got {task_type!r}.")
+        unknown = set(inputs) - set(SIDE_ARGUMENTS) - set(TARGET_ARGUMENTS)
+        if unknown:
+            raise TypeError(f"Unexpected inputs {sorted(unknown)}.")
+        kind = TASK_TYPES[task_type]
+        logit_scale = logit_scale or kind.logit_scale
+        exact_vocabulary = kind.targets == "vocabulary" and "target_input_ids" not in inputs
+        vocabulary = self._shared_vocabulary(exact_vocabulary)
+
+        if exact_vocabulary:
+            outputs = self.uniperceiver(**inputs, target_embeds=vocabulary, task=logit_scale)
+        else:
+            outputs = self.uniperceiver(**inputs, task=logit_scale)
+        logits = outputs.logits
+        if kind.targets == "in_batch":
+            task_loss = retrieval_loss(logits, label_smoothing)
+        else:
+            if labels is None:
+                raise ValueError(f"`labels` are required for {task_type} batches.")
+            task_loss = similarity_cross_entropy(logits, labels.to(logits.device), label_smoothing)
+        loss = task_loss * loss_weight
+        if vocabulary is not None and not exact_vocabulary:
+            # Another process scored against the gathered vocabulary: join its backward (the original's null loss).
+            loss = loss + vocabulary.sum() * 0.0
+        return UniPerceiverPreTrainingOutput(loss=loss, task_loss=task_loss.detach(), logits=logits)
+
+
+__all__ = ["UniPerceiverForPreTraining", "UniPerceiverPreTrainingOutput"]

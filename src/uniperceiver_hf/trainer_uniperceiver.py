@@ -1,0 +1,166 @@
+"""`UniPerceiverTrainer`: `transformers.Trainer` for the multi-task mixture, and `train_recipe`, which runs one.
+
+What the Trainer does not know about Uni-Perceiver lives here: the slot order of `MultiTaskDataset` is the task
+schedule (so the sampler is sequential), weight decay skips norms, biases, embeddings, logit scales, layer scales
+and prompts (paper section 4.2), per-task losses are logged beside the total, and with several processes the
+vocabulary of exact language modelling is sharded across them (appendix E). Works the same under `python`,
+`torchrun` and `accelerate launch`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import SequentialSampler
+from transformers import Trainer, TrainingArguments
+
+from .collator_uniperceiver import UniPerceiverCollator
+from .configuration_uniperceiver import UniPerceiverConfig
+from .data_uniperceiver import MultiTaskDataset, load_recipe_datasets
+from .pipeline_uniperceiver import save_for_pipeline
+from .pretraining_uniperceiver import UniPerceiverForPreTraining
+from .processing_uniperceiver import UniPerceiverProcessor
+from .prompt_tuning_uniperceiver import few_shot_subset
+from .recipe_uniperceiver import Recipe, RecipeError
+
+# Parameters that are embeddings in all but name: no weight decay on them.
+_NO_DECAY_NAMES = ("spe_bias", "prompt_embeddings", "target_prompt_embeddings", "spatial_position_embeddings")
+
+
+def no_weight_decay_parameter_names(model: nn.Module) -> set[str]:
+    """Norms, biases, embeddings, logit scales, layer scales, the similarity weight and prompts: the original's
+    `no_weight_decay()` list and the paper's "no decay on norms, biases, embeddings and logit scales"."""
+    names = set()
+    for module_name, module in model.named_modules():
+        for parameter_name, parameter in module.named_parameters(recurse=False):
+            if (
+                isinstance(module, (nn.LayerNorm, nn.Embedding))
+                or parameter.ndim <= 1
+                or parameter_name in _NO_DECAY_NAMES
+            ):
+                names.add(f"{module_name}.{parameter_name}" if module_name else parameter_name)
+    return names
+
+
+class UniPerceiverTrainer(Trainer):
+    """A Trainer over a `MultiTaskDataset`: one task batch per step and process, per-task losses in the logs.
+
+    Args:
+        task_names: the recipe's task names, in order (the logged `loss/<task>` entries).
+        Everything else as `transformers.Trainer`.
+    """
+
+    def __init__(self, *args: Any, task_names: list[str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.task_names = list(task_names or [])
+        self._task_stats = torch.zeros(len(self.task_names), 2, dtype=torch.float64)  # loss sum, steps
+
+    def _get_train_sampler(self, train_dataset=None) -> SequentialSampler:
+        # Slot i of the dataset is step i's task batch: shuffling happens inside each task's stream instead.
+        return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
+
+    def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
+        excluded = no_weight_decay_parameter_names(model)
+        return [name for name, _ in model.named_parameters() if name not in excluded]
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        name = inputs.get("task_name")
+        if name in self.task_names and model.training:
+            row = self.task_names.index(name)
+            self._task_stats[row, 0] += float(outputs["task_loss"])
+            self._task_stats[row, 1] += 1
+        return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds `loss/<task>` (mean unweighted loss since the last log, over all processes) and `steps/<task>`."""
+        if "loss" in logs and self.task_names:
+            stats = self._task_stats.to(self.args.device)
+            if self.args.world_size > 1:
+                torch.distributed.all_reduce(stats)
+            for name, (total, steps) in zip(self.task_names, stats.tolist()):
+                if steps:
+                    logs[f"loss/{name}"] = total / steps
+                    logs[f"steps/{name}"] = int(steps)
+            self._task_stats.zero_()
+        super().log(logs, start_time)
+
+
+def build_config(recipe: Recipe) -> UniPerceiverConfig:
+    """The architecture a recipe trains from scratch: `model: {preset: base, <field>: value, ...}`."""
+    settings = dict(recipe.model)
+    preset = settings.pop("preset", None)
+    try:
+        return UniPerceiverConfig.from_preset(preset, **settings) if preset else UniPerceiverConfig(**settings)
+    except Exception as error:  # strict dataclass validation errors are not all ValueErrors
+        raise RecipeError(f"{recipe.source}: invalid `model` section: {error}") from error
+
+
+def train_recipe(
+    recipe: Recipe,
+    output_dir: str | Path,
+    model: UniPerceiverForPreTraining | None = None,
+    processor: UniPerceiverProcessor | None = None,
+    max_steps: int | None = None,
+    resume_from_checkpoint: str | bool | None = None,
+    callbacks: list | None = None,
+    save_final: bool = True,
+    data_fraction: float | None = None,
+    **training_overrides: Any,
+) -> UniPerceiverTrainer:
+    """Trains a model on a recipe and saves the result as a pipeline-ready folder `output_dir/final`.
+
+    Every dataset, column and class list is checked before the first step. `model` defaults to a new model of the
+    recipe's `model` section, `processor` to the shipped tokenizer; `training_overrides` are `TrainingArguments`
+    fields on top of the recipe's `training` section (whose defaults are the paper's optimisation).
+    `data_fraction` keeps an exact, reproducible fraction of every task's split, per class where the task has
+    classes (the paper's 1 % / 10 % few-shot settings).
+    """
+    task_datasets = load_recipe_datasets(recipe)
+    if data_fraction is not None:
+        task_datasets = {
+            task.name: few_shot_subset(
+                task_datasets[task.name],
+                data_fraction,
+                label_column=task.column("label") if "label" in task.task_type.columns else None,
+                seed=recipe.seed,
+            )
+            for task in recipe.tasks
+        }
+    if model is None:
+        torch.manual_seed(recipe.seed)
+        model = UniPerceiverForPreTraining(build_config(recipe))
+    processor = processor if processor is not None else UniPerceiverProcessor()
+    collator = UniPerceiverCollator(recipe, task_datasets, processor, model.config)
+    overrides = dict(training_overrides)
+    if max_steps is not None:
+        overrides["max_steps"] = max_steps
+    args = TrainingArguments(**recipe.training_arguments(output_dir=str(output_dir), **overrides))
+    if args.max_steps <= 0:
+        raise RecipeError(f"{recipe.source}: set `max_steps` (in `training` or as an argument); the mixture is endless.")
+    slots = args.max_steps * args.gradient_accumulation_steps * max(1, args.world_size)
+    dataset = MultiTaskDataset(recipe, task_datasets, slots)
+    if args.world_size > 1 and any(t.task_type.targets == "vocabulary" and t.vocabulary == "exact" for t in recipe.tasks):
+        model.vocabulary_process_group = torch.distributed.new_group()
+    trainer = UniPerceiverTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=collator,
+        processing_class=processor,
+        callbacks=callbacks,
+        task_names=[task.name for task in recipe.tasks],
+    )
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    if save_final:
+        if trainer.is_world_process_zero():
+            save_for_pipeline(trainer.accelerator.unwrap_model(trainer.model).uniperceiver, processor,
+                              Path(output_dir) / "final")
+        trainer.accelerator.wait_for_everyone()
+    return trainer
+
+
+__all__ = ["UniPerceiverTrainer", "build_config", "no_weight_decay_parameter_names", "train_recipe"]
