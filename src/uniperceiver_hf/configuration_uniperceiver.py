@@ -69,6 +69,9 @@ class UniPerceiverConfig(PreTrainedConfig):
         share_prompt_tokens: one set of deep prompts for inputs and targets, or a separate set for targets.
         use_spe_bias: learn `s_token_bias`, added to the word embedding of every `<SPE>` (prompt tuning).
         num_prompt_classes: output size of the prompt-tuning linear head `fc_prompt` (0: no head).
+        share_embedding_layer_norm: one embedding LayerNorm for text and visual tokens, as in the released code
+            (`SHARE_LAYERNORM: True`); `False` gives the visual tokens their own (`visual_layer_norm`), the paper's
+            27 tuned LayerNorms of appendix C instead of the code's 26 (facts document section 7).
         initializer_range: std of the normal init of embeddings and prompts.
     """
 
@@ -107,6 +110,7 @@ class UniPerceiverConfig(PreTrainedConfig):
     share_prompt_tokens: bool = True
     use_spe_bias: bool = False
     num_prompt_classes: int = 0
+    share_embedding_layer_norm: bool = True
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):

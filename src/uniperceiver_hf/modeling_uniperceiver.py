@@ -152,7 +152,8 @@ class UniPerceiverEmbeddings(nn.Module):
     """Builds the fused encoder input `[<SPE>, visual tokens, text tokens]` with one LayerNorm shared by all.
 
     The prefix `<SPE>` is `LayerNorm(E[<SPE>])` with no position or type embedding: this is how the released
-    checkpoints were trained (`OLD_CHECKPONT` in the official configs).
+    checkpoints were trained (`OLD_CHECKPONT` in the official configs). With `share_embedding_layer_norm=False` the
+    visual tokens get their own `visual_layer_norm` (the paper's unshared tokenizer LayerNorms, appendix C).
     """
 
     def __init__(self, config: UniPerceiverConfig):
@@ -161,6 +162,9 @@ class UniPerceiverEmbeddings(nn.Module):
         self.text = UniPerceiverTextEmbeddings(config)
         self.visual = UniPerceiverVisualEmbeddings(config)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.visual_layer_norm = (
+            None if config.share_embedding_layer_norm else nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        )
         self.dropout = nn.Dropout(config.hidden_dropout)
 
     def prefix(self, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -176,13 +180,19 @@ class UniPerceiverEmbeddings(nn.Module):
     ) -> torch.Tensor:
         """`add_prefix=False` embeds tokens that continue a cached sequence (caption decoding)."""
         reference = input_ids if input_ids is not None else pixel_values
-        pieces = [self.prefix(reference.shape[0], reference.device)] if add_prefix else []
-        if pixel_values is not None:
-            pieces.append(self.visual(pixel_values))
-        if input_ids is not None:
-            pieces.append(self.text(input_ids, position_ids))
+        pieces = [
+            self.prefix(reference.shape[0], reference.device) if add_prefix else None,
+            self.visual(pixel_values) if pixel_values is not None else None,
+            self.text(input_ids, position_ids) if input_ids is not None else None,
+        ]
         dtype = self.layer_norm.weight.dtype
-        return self.dropout(self.layer_norm(torch.cat([piece.to(dtype) for piece in pieces], dim=1)))
+        if self.visual_layer_norm is None:
+            present = [piece.to(dtype) for piece in pieces if piece is not None]
+            return self.dropout(self.layer_norm(torch.cat(present, dim=1)))
+        # Unshared: the prefix and the text keep `layer_norm`, the visual tokens get their own.
+        norms = (self.layer_norm, self.visual_layer_norm, self.layer_norm)
+        normed = [norm(piece.to(dtype)) for piece, norm in zip(pieces, norms) if piece is not None]
+        return self.dropout(torch.cat(normed, dim=1))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -740,6 +750,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         use_classifier_head: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        adapter=None,
     ) -> UniPerceiverOutput | tuple:
         r"""
         Scores every input against every candidate target.
@@ -754,7 +765,27 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                 `retrieve`, `downstream`, ...). Default: picked from the input modalities (see `default_task`).
             labels (`[N_inputs]`): index of the correct target per input row (-100 to ignore) for the loss.
             use_classifier_head: add the prompt-tuning linear head (default: whenever the model has one).
+            adapter: a `UniPerceiverAdapter` (prompt-tuned tensors for this model's weights): the call runs on this
+                model with the adapter applied (built once per base and adapter, sharing this model's frozen tensors).
         """
+        if adapter is not None:
+            return adapter.apply(self)(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                pixel_values=pixel_values,
+                feature_index=feature_index,
+                target_input_ids=target_input_ids,
+                target_attention_mask=target_attention_mask,
+                target_position_ids=target_position_ids,
+                target_pixel_values=target_pixel_values,
+                target_embeds=target_embeds,
+                task=task,
+                labels=labels,
+                use_classifier_head=use_classifier_head,
+                output_hidden_states=output_hidden_states,
+                return_dict=return_dict,
+            )
         output_hidden_states = bool(
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )

@@ -105,6 +105,8 @@ class ZeroShotPerceptionPipeline(Pipeline):
     candidates at the model's temperature): `[{"label": ..., "score": ...}, ...]`. `candidate_names` names
     image, video or set candidates (default: a string candidate's own text, otherwise its index). A single
     candidate scores 1.0. The pipeline scores by similarity only: a prompt-tuned linear head is not applied.
+    `adapter=UniPerceiverAdapter` runs that call on the model with a prompt-tuning adapter applied (built once,
+    sharing the model's frozen weights; its candidate features are cached apart from the plain model's).
 
     `pipe.caption(images)` generates captions; `pipe.fill_mask(text)` predicts words written as `<|spe|>`.
     """
@@ -142,6 +144,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         glue_task=None,
         logit_scale_task=None,
         top_k=None,
+        adapter=None,
         **kwargs,
     ):
         if kwargs:
@@ -155,14 +158,19 @@ class ZeroShotPerceptionPipeline(Pipeline):
             hypothesis_template=hypothesis_template,
             glue_task=glue_task,
             logit_scale_task=logit_scale_task,
+            adapter=adapter,
         )
         if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
             raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
-        return preprocess, {}, {"top_k": top_k}
+        return preprocess, {"adapter": adapter}, {"top_k": top_k}
+
+    def _model_for(self, adapter):
+        """The model of one call: the pipeline's own, or with a prompt-tuning adapter applied (built once)."""
+        return self.model if adapter is None else adapter.apply(self.model)
 
     # -- candidates -----------------------------------------------------------------------------------------------
 
-    def _candidate_lists(self, batch_size, labels, images, videos, target_set, names) -> tuple[str, list, list]:
+    def _candidate_lists(self, model, batch_size, labels, images, videos, target_set, names) -> tuple[str, list, list]:
         """(modality, per-input candidate lists, per-input label names).
 
         Candidates are one list shared by every input, or a list of lists with one list per input. A pre-encoded
@@ -178,7 +186,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         if modality == "set":
             if not isinstance(candidates, TargetSet):
                 raise ValueError(f"`candidate_set` must be a TargetSet, got {type(candidates).__name__}.")
-            candidates.check_model(self.model)
+            candidates.check_model(model)
             set_names = names or candidates.labels or list(range(len(candidates)))
             if len(set_names) != len(candidates):
                 raise ValueError("`candidate_names` must have one name per candidate.")
@@ -218,7 +226,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         self._target_cache.move_to_end(key)
         return self._target_cache[key]
 
-    def _text_targets(self, labels: list[str], templates: list[str], fingerprint: str) -> TargetSet:
+    def _text_targets(self, model, labels: list[str], templates: list[str], fingerprint: str) -> TargetSet:
         """Features of label texts, averaged over templates (a prompt ensemble) and re-normalised."""
         prompts = [[template.format(label) for label in labels] for template in templates]
         # The exact texts under one tokenizer determine the exact tokens; keying on them avoids tokenizing a
@@ -230,16 +238,16 @@ class ZeroShotPerceptionPipeline(Pipeline):
             for texts in prompts:
                 targets = self.processor.target_inputs(texts)
                 ids, mask = targets["target_input_ids"], targets["target_attention_mask"]
-                features.append(TargetSet.encode(self.model, ids, mask).embeds)
+                features.append(TargetSet.encode(model, ids, mask).embeds)
             embeds = torch.nn.functional.normalize(torch.stack(features).mean(0), dim=-1)
             return TargetSet(embeds, labels, fingerprint)
 
         return self._cached(key, encode)
 
-    def _visual_targets(self, modality: str, candidates: list, preset: str, fingerprint: str) -> TargetSet:
+    def _visual_targets(self, model, modality: str, candidates: list, preset: str, fingerprint: str) -> TargetSet:
         pixel_values = self._pixels(modality, candidates, preset, num_spatial_crops=1, argument=f"candidate_{modality}s")
         key = (modality, fingerprint, tuple(pixel_values.shape), hashlib.sha256(pixel_values.numpy().tobytes()).hexdigest())
-        return self._cached(key, lambda: TargetSet.encode(self.model, pixel_values=pixel_values, batch_size=32))
+        return self._cached(key, lambda: TargetSet.encode(model, pixel_values=pixel_values, batch_size=32))
 
     def _pixels(self, modality: str, items: list, preset: str, num_spatial_crops: int, argument: str) -> torch.Tensor:
         """Pixel rows of images or videos, processed one by one so that an error names the item it is about."""
@@ -269,6 +277,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         hypothesis_template=None,
         glue_task=None,
         logit_scale_task=None,
+        adapter=None,
     ) -> dict:
         inputs = inputs.items
         kinds = [input_kind(item) for item in inputs]
@@ -277,6 +286,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         if glue_task is not None and candidate_labels is candidate_images is candidate_videos is candidate_set is None:
             candidate_labels = list(GLUE_LABEL_WORDS[glue_task_key(glue_task)])
         modality, candidate_lists, name_lists = self._candidate_lists(
+            self._model_for(adapter),
             len(inputs), candidate_labels, candidate_images, candidate_videos, candidate_set, candidate_names
         )
         if hypothesis_template is not None and modality != "text":
@@ -315,8 +325,9 @@ class ZeroShotPerceptionPipeline(Pipeline):
             names, scale = ("input_ids", "attention_mask"), text_scale
         return dict(inputs={name: layout[name] for name in names}, scale=scale, views=1)
 
-    def _forward(self, model_inputs: dict) -> dict:
-        fingerprint = model_fingerprint(self.model)
+    def _forward(self, model_inputs: dict, adapter=None) -> dict:
+        model = self._model_for(adapter)
+        fingerprint = model_fingerprint(model)
         candidates_of_call = model_inputs["candidates"]
         modality, templates = candidates_of_call.modality, candidates_of_call.templates
         probabilities = [None] * len(candidates_of_call.lists)
@@ -325,8 +336,8 @@ class ZeroShotPerceptionPipeline(Pipeline):
         targets_of: dict[tuple[int, str], TargetSet] = {}
         for group in model_inputs["groups"].values():
             with torch.no_grad():
-                embeds = self.model.get_features(**{k: v.to(self.device) for k, v in group["inputs"].items()})
-                scale = self.model.head.logit_scale(group["scale"])
+                embeds = model.get_features(**{k: v.to(self.device) for k, v in group["inputs"].items()})
+                scale = model.head.logit_scale(group["scale"])
             views = group["views"]
             preset = "imagenet" if group["scale"] == "img_cls" else "clip"
             for position, row in enumerate(group["rows"]):
@@ -336,9 +347,9 @@ class ZeroShotPerceptionPipeline(Pipeline):
                     if modality == "set":
                         targets_of[key] = candidates
                     elif modality == "text":
-                        targets_of[key] = self._text_targets(candidates, templates, fingerprint)
+                        targets_of[key] = self._text_targets(model, candidates, templates, fingerprint)
                     else:
-                        targets_of[key] = self._visual_targets(modality, candidates, preset, fingerprint)
+                        targets_of[key] = self._visual_targets(model, modality, candidates, preset, fingerprint)
                 targets = targets_of[key]
                 logits = embeds[position * views : (position + 1) * views] @ targets.embeds.to(embeds).T * scale
                 # Several views of a video: the original averages the probabilities, not the logits.
