@@ -209,6 +209,11 @@ def training_corpus(tmp_path_factory, make_video) -> Path:
 @pytest.fixture
 def training_recipe_data(training_corpus) -> dict:
     """A recipe mapping with one task of every type on `training_corpus` and the tiny architecture."""
+    return make_training_recipe(training_corpus)
+
+
+def make_training_recipe(training_corpus: Path) -> dict:
+    """The mapping behind `training_recipe_data` (for module-scoped fixtures)."""
     images, videos, text = (str(training_corpus / name) for name in ("images", "videos", "text"))
     small = {"crop": "short_side", "flip": 0.5}
     return {

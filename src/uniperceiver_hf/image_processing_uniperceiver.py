@@ -39,7 +39,8 @@ from transformers.image_utils import (
 )
 from transformers.processing_utils import ImagesKwargs, Unpack
 
-# Name -> (resize of the short side, centre-crop size) of the original's two evaluation transforms.
+# Name -> (resize of the short side, centre-crop size) of the original's two evaluation transforms at 224 px; a
+# model trained at another `image_size` scales both (e.g. "imagenet" at 64 px: short side 73, crop 64).
 IMAGE_PRESETS: dict[str, tuple[int, int]] = {"imagenet": (256, 224), "clip": (224, 224)}
 
 
@@ -50,17 +51,23 @@ class UniPerceiverImageProcessorKwargs(ImagesKwargs, total=False):
         unless they are passed too.
     do_train_augmentation (`bool`, *optional*):
         Replace the centre crop by the original's random training crops and a random horizontal flip.
+    image_size (`int`, *optional*):
+        The model's input size; the presets are scaled from 224 px to it.
     """
 
     preset: str | None
     do_train_augmentation: bool | None
+    image_size: int | None
 
 
-def _preset_sizes(preset: str) -> tuple[dict[str, int], dict[str, int]]:
+def _preset_sizes(preset: str, image_size: int = 224) -> tuple[dict[str, int], dict[str, int]]:
     if preset not in IMAGE_PRESETS:
         raise ValueError(f"`preset` must be one of {sorted(IMAGE_PRESETS)}, got {preset!r}.")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"`image_size` must be a positive integer, got {image_size!r}.")
     short_side, crop = IMAGE_PRESETS[preset]
-    return {"shortest_edge": short_side}, {"height": crop, "width": crop}
+    short_side = short_side if image_size == crop else round(short_side * image_size / crop)
+    return {"shortest_edge": short_side}, {"height": image_size, "width": image_size}
 
 
 def short_side_resize_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -154,17 +161,20 @@ class UniPerceiverImageProcessor(PilBackend):
     random_resized_crop_scale = (0.08, 1.0)
     random_resized_crop_ratio = (3 / 4, 4 / 3)
     flip_probability = 0.5
+    image_size = 224
 
-    def __init__(self, preset: str = "imagenet", **kwargs: Unpack[UniPerceiverImageProcessorKwargs]):
-        size, crop_size = _preset_sizes(preset)
+    def __init__(
+        self, preset: str = "imagenet", image_size: int = 224, **kwargs: Unpack[UniPerceiverImageProcessorKwargs]
+    ):
+        size, crop_size = _preset_sizes(preset, image_size)
         kwargs.setdefault("size", size)
         kwargs.setdefault("crop_size", crop_size)
-        super().__init__(preset=preset, **kwargs)
+        super().__init__(preset=preset, image_size=image_size, **kwargs)
 
     def preprocess(self, images: Any, *args: Any, **kwargs: Unpack[UniPerceiverImageProcessorKwargs]) -> BatchFeature:
         """Preprocess an image or a batch; `preset=` switches between the original's two transforms per call."""
         if kwargs.get("preset") is not None:
-            size, crop_size = _preset_sizes(kwargs["preset"])
+            size, crop_size = _preset_sizes(kwargs["preset"], kwargs.get("image_size") or self.image_size)
             if kwargs.get("size") is None:
                 kwargs["size"] = size
             if kwargs.get("crop_size") is None:

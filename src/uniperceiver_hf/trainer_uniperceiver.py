@@ -15,16 +15,18 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import SequentialSampler
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .collator_uniperceiver import UniPerceiverCollator
 from .configuration_uniperceiver import UniPerceiverConfig
 from .data_uniperceiver import MultiTaskDataset, load_recipe_datasets
 from .pipeline_uniperceiver import save_for_pipeline
 from .pretraining_uniperceiver import UniPerceiverForPreTraining
+from .image_processing_uniperceiver import UniPerceiverImageProcessor
 from .processing_uniperceiver import UniPerceiverProcessor
 from .prompt_tuning_uniperceiver import few_shot_subset
 from .recipe_uniperceiver import Recipe, RecipeError
+from .video_processing_uniperceiver import UniPerceiverVideoProcessor
 
 # Parameters that are embeddings in all but name: no weight decay on them.
 _NO_DECAY_NAMES = ("spe_bias", "prompt_embeddings", "target_prompt_embeddings", "spatial_position_embeddings")
@@ -45,6 +47,19 @@ def no_weight_decay_parameter_names(model: nn.Module) -> set[str]:
     return names
 
 
+class _KeepSpecialTokenIds(TrainerCallback):
+    """Undoes `Trainer.train`'s alignment of the config's pad/bos/eos ids with the tokenizer's: Uni-Perceiver pads
+    with id 0 under a mask, as the original, while the CLIP tokenizer names `<|endoftext|>` its pad token."""
+
+    def __init__(self, config):
+        self.config = config
+        self.ids = {name: getattr(config, name) for name in ("pad_token_id", "bos_token_id", "eos_token_id")}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        for name, value in self.ids.items():
+            setattr(self.config, name, value)
+
+
 class UniPerceiverTrainer(Trainer):
     """A Trainer over a `MultiTaskDataset`: one task batch per step and process, per-task losses in the logs.
 
@@ -55,6 +70,7 @@ class UniPerceiverTrainer(Trainer):
 
     def __init__(self, *args: Any, task_names: list[str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.add_callback(_KeepSpecialTokenIds(self.model.config))
         self.task_names = list(task_names or [])
         self._task_stats = torch.zeros(len(self.task_names), 2, dtype=torch.float64)  # loss sum, steps
 
@@ -89,6 +105,17 @@ class UniPerceiverTrainer(Trainer):
         super().log(logs, start_time)
 
 
+def processor_for(config: UniPerceiverConfig) -> UniPerceiverProcessor:
+    """The shipped tokenizer with image and video processors at the model's input size and frame count."""
+    size = config.image_size
+    return UniPerceiverProcessor(
+        image_processor=UniPerceiverImageProcessor(image_size=size),
+        video_processor=UniPerceiverVideoProcessor(
+            num_frames=config.num_frames, size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+        ),
+    )
+
+
 def build_config(recipe: Recipe) -> UniPerceiverConfig:
     """The architecture a recipe trains from scratch: `model: {preset: base, <field>: value, ...}`."""
     settings = dict(recipe.model)
@@ -114,7 +141,7 @@ def train_recipe(
     """Trains a model on a recipe and saves the result as a pipeline-ready folder `output_dir/final`.
 
     Every dataset, column and class list is checked before the first step. `model` defaults to a new model of the
-    recipe's `model` section, `processor` to the shipped tokenizer; `training_overrides` are `TrainingArguments`
+    recipe's `model` section, `processor` to `processor_for(model.config)`; `training_overrides` are `TrainingArguments`
     fields on top of the recipe's `training` section (whose defaults are the paper's optimisation).
     `data_fraction` keeps an exact, reproducible fraction of every task's split, per class where the task has
     classes (the paper's 1 % / 10 % few-shot settings).
@@ -133,7 +160,7 @@ def train_recipe(
     if model is None:
         torch.manual_seed(recipe.seed)
         model = UniPerceiverForPreTraining(build_config(recipe))
-    processor = processor if processor is not None else UniPerceiverProcessor()
+    processor = processor if processor is not None else processor_for(model.config)
     collator = UniPerceiverCollator(recipe, task_datasets, processor, model.config)
     overrides = dict(training_overrides)
     if max_steps is not None:
@@ -163,4 +190,4 @@ def train_recipe(
     return trainer
 
 
-__all__ = ["UniPerceiverTrainer", "build_config", "no_weight_decay_parameter_names", "train_recipe"]
+__all__ = ["UniPerceiverTrainer", "build_config", "no_weight_decay_parameter_names", "processor_for", "train_recipe"]
