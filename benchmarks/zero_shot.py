@@ -266,11 +266,18 @@ class InputHistoryCaptioner(UniPerceiverCaptioner):
     `self_attn.in_proj`. Beam search is `UniPerceiverCaptioner.generate`'s; only the cache differs.
     """
 
+    def layer_inputs(self, embeds, mask=None, past=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Runs the encoder layer by layer: the last hidden states and the input of every layer."""
+        inputs, hidden = [], embeds
+        for index, layer in enumerate(self.model.encoder.layers):
+            inputs.append(hidden)
+            hidden, _ = layer(hidden, mask, past_key_value=past[index] if past is not None else None)
+        return hidden, inputs
+
     def start(self, pixel_values: torch.Tensor) -> list[tuple[torch.Tensor]]:
-        """Per-layer inputs of `[<SPE>, visual tokens]`: `hidden_states[l]` is the input of layer l."""
+        """Per-layer inputs of `[<SPE>, visual tokens]`: `history[l]` is the input of layer l."""
         embeds = self.model.embeddings(None, None, pixel_values.unsqueeze(1))
-        _, hidden_states, _ = self.model.encoder(embeds, output_hidden_states=True)
-        return [(states,) for states in hidden_states[:-1]]
+        return [(states,) for states in self.layer_inputs(embeds)[1]]
 
     def keys_values(self, history: list[tuple[torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         size = self.model.config.hidden_size
@@ -285,11 +292,9 @@ class InputHistoryCaptioner(UniPerceiverCaptioner):
         """As `UniPerceiverCaptioner.step`, with keys and values re-projected from the history every step."""
         first = history[0][0]
         embeds, mask = self.step_inputs(previous_words, position, *first.shape[:2], first.device, first.dtype)
-        hidden, hidden_states, _ = self.model.encoder(
-            embeds, mask, past_key_values=self.keys_values(history), output_hidden_states=True
-        )
+        hidden, inputs = self.layer_inputs(embeds, mask, self.keys_values(history))
         if previous_words is not None:  # only the word joins the history, never the step <SPE>
-            history = [(torch.cat([h, new[:, :1]], dim=1),) for (h,), new in zip(history, hidden_states[:-1])]
+            history = [(torch.cat([h, new[:, :1]], dim=1),) for (h,), new in zip(history, inputs)]
         return self._logits(hidden[:, -1]), history
 
 

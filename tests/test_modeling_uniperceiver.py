@@ -134,7 +134,7 @@ def test_new_model_uses_official_initialisation(tiny_model, tiny_config):
 @torch.no_grad()
 def test_logit_scale_capped_at_100_at_use_time(tiny_model):
     tiny_model.head.logit_scales["img_cls"].fill_(5.0)
-    assert tiny_model.head.logit_scale("img_cls").item() == 100.0
+    assert tiny_model.head.logit_scales("img_cls").item() == 100.0
     assert tiny_model.head.logit_scales["img_cls"].item() == 5.0
     output = tiny_model(pixel_values=images(tiny_model.config), target_input_ids=torch.tensor([[3, 49407]]))
     cosine = output.input_embeds @ output.target_embeds.T
@@ -240,6 +240,98 @@ def test_drop_path_and_temporal_offset_act_only_in_training(tiny_config):
     with torch.no_grad():
         outputs = [model.get_features(pixel_values=video) for _ in range(6)]
     assert any(not torch.allclose(outputs[0], other) for other in outputs[1:])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# transformers conventions: recorded outputs, inputs_embeds, resizing, offloading
+
+
+def prompt_tuned_tiny_model(tiny_config):
+    """The tiny model with every prompt-tuning parameter (deep prompts for both sides, `<SPE>` bias, linear head)."""
+    fields = dict(num_prompt_tokens=2, share_prompt_tokens=False, use_spe_bias=True, num_prompt_classes=2)
+    torch.manual_seed(0)
+    return UniPerceiverModel(UniPerceiverConfig(**{**tiny_config.to_diff_dict(), **fields})).eval()
+
+
+@torch.no_grad()
+def test_hidden_states_and_attentions_are_recorded_for_both_sides(tiny_config):
+    model = prompt_tuned_tiny_model(tiny_config)
+    model.set_attn_implementation("eager")
+    ids, mask = pad_token_sequences([[3, 4, 49407], [5, 49407]])
+    targets = torch.tensor([[6, 49407], [7, 49407]])
+    output = model(ids, mask, pixel_values=images(model.config), target_input_ids=targets,
+                   output_hidden_states=True, output_attentions=True)
+    length, target_length = 1 + 4 + 3, 1 + 2
+    assert len(output.hidden_states) == len(output.target_hidden_states) == 3  # embeddings + 2 layers
+    assert output.hidden_states[0].shape == (2, length, 32) and output.target_hidden_states[0].shape == (2, target_length, 32)
+    torch.testing.assert_close(output.hidden_states[-1], output.last_hidden_state)
+    # Attention weights: the 2 deep prompts are keys only, in front of the sequence; padding gets no weight.
+    assert len(output.attentions) == len(output.target_attentions) == 2
+    assert output.attentions[0].shape == (2, 4, length, 2 + length)
+    assert output.target_attentions[1].shape == (2, 4, target_length, 2 + target_length)
+    torch.testing.assert_close(output.attentions[0].sum(-1), torch.ones(2, 4, length))
+    assert torch.all(output.attentions[1][1, :, :, -1] == 0)  # the padded last token of the second text
+    # Nothing is recorded unless asked (or set in the config); a list of indices keeps only those.
+    plain = model(ids, mask, target_input_ids=targets)
+    assert plain.hidden_states is None and plain.attentions is None
+    every = model.encode(ids, mask, output_hidden_states=True).hidden_states
+    selected = model.encode(ids, mask, output_hidden_states=[0, -1]).hidden_states
+    assert selected[1] is None and torch.equal(selected[0], every[0]) and torch.equal(selected[2], every[2])
+    model.config.output_attentions = True
+    assert len(model.encode(ids, mask).attentions) == 2
+
+
+@torch.no_grad()
+def test_inputs_embeds_replace_the_word_embeddings(tiny_model):
+    ids, mask = pad_token_sequences([[3, 4, 49407], [5, 49407]])
+    pixels = images(tiny_model.config)
+    targets = torch.tensor([[6, 49407], [7, 49407]])
+    from_ids = tiny_model(ids, mask, pixel_values=pixels, target_input_ids=targets)
+    embeds = tiny_model.get_input_embeddings()(ids)
+    from_embeds = tiny_model(attention_mask=mask, pixel_values=pixels, target_input_ids=targets, inputs_embeds=embeds)
+    torch.testing.assert_close(from_embeds.logits, from_ids.logits)
+    assert tiny_model.default_task(pixels, embeds) == "downstream"
+    with pytest.raises(ValueError, match="not both"):
+        tiny_model(ids, inputs_embeds=embeds, target_input_ids=targets)
+    with pytest.raises(ValueError, match="32 features"):
+        tiny_model(inputs_embeds=torch.randn(1, 3, 8), target_input_ids=targets)
+
+
+def test_resizing_the_vocabulary_keeps_the_special_ids(tiny_model):
+    tiny_model.resize_token_embeddings(49411 + 5)
+    assert tiny_model.config.vocab_size == 49416
+    tiny_model.resize_token_embeddings(49411)
+    with pytest.raises(ValueError, match=r"would drop the special ids .*'spe_token_id': 49410.*keep at least 49411"):
+        tiny_model.resize_token_embeddings(49410)
+    assert tiny_model.get_input_embeddings().num_embeddings == 49411
+
+
+@torch.no_grad()
+def test_cpu_and_disk_offload_give_the_same_logits(tiny_config, tmp_path):
+    """Offloading hooks bring a module's weights in only around its own forward: every parameter has to be used
+    there (the head's scales and projection, the temporal table, the prompts, the `<SPE>` bias)."""
+    from accelerate import cpu_offload
+
+    model = prompt_tuned_tiny_model(tiny_config)
+    inputs = dict(
+        input_ids=torch.tensor([[3, 49410, 49407], [5, 6, 49407]]),
+        pixel_values=images(model.config, frames=2),
+        target_input_ids=torch.tensor([[7, 49407], [49410, 49407]]),
+    )
+    expected = model(**inputs).logits
+    model.save_pretrained(tmp_path / "model")
+
+    everything = UniPerceiverModel.from_pretrained(tmp_path / "model").eval()
+    cpu_offload(everything, execution_device=torch.device("cpu"))
+    assert everything.head.projection.weight.device.type == "meta"
+    torch.testing.assert_close(everything(**inputs).logits, expected)
+
+    device_map = {"embeddings.text": "cpu", "embeddings.visual": "disk", "embeddings.layer_norm": "cpu",
+                  "embeddings.dropout": "cpu", "encoder": "cpu", "head": "disk"}
+    on_disk = UniPerceiverModel.from_pretrained(tmp_path / "model", device_map=device_map,
+                                                offload_folder=tmp_path / "offload").eval()
+    assert on_disk.embeddings.visual.temporal_position_embeddings.weight.device.type == "meta"
+    torch.testing.assert_close(on_disk(**inputs).logits, expected)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

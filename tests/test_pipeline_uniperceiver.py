@@ -109,7 +109,7 @@ def test_tiny_images_against_manual_model_call(tiny_pipe):
                 [template.format(c) for c in ["red", "green", "blue"]]).items()}).embeds
              for template in ["a {}", "the {} one"]]
         ).mean(0)
-        expected = (features @ torch.nn.functional.normalize(ensemble, dim=-1).T * model.head.logit_scale("img_cls"))
+        expected = (features @ torch.nn.functional.normalize(ensemble, dim=-1).T * model.head.logit_scales("img_cls"))
     torch.testing.assert_close(scores_in_order(result, ["red", "green", "blue"]), expected.softmax(-1)[0], atol=1e-5, rtol=1e-4)
 
 

@@ -10,7 +10,6 @@ computed once and cached, and each step only runs the new tokens. This is exactl
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 from transformers.utils import ModelOutput
 
 from .targets_uniperceiver import TargetSet
@@ -52,12 +51,12 @@ class UniPerceiverCaptioner:
                 f"{model.config.vocab_size}-entry vocabulary."
             )
         self.vocabulary = vocabulary
-        self.logit_scale = model.head.logit_scale(task)
+        self.logit_scale = model.head.logit_scales(task)
 
     # -- the two ways of computing one step's logits ------------------------------------------------------------
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        features = F.normalize(self.model.head.project(hidden), dim=-1)
+        features, _, _ = self.model.head(hidden)
         return features @ self.vocabulary.embeds.to(features).T * self.logit_scale
 
     def start(self, pixel_values: torch.Tensor) -> KeyValues:
@@ -66,7 +65,7 @@ class UniPerceiverCaptioner:
         if pixel_values.ndim == 4:
             pixel_values = pixel_values.unsqueeze(1)
         embeds = self.model.embeddings(None, None, pixel_values)
-        _, _, cache = self.model.encoder(embeds)
+        _, cache = self.model.encoder(embeds)
         return cache
 
     def step_inputs(
@@ -91,7 +90,7 @@ class UniPerceiverCaptioner:
         (only the word is cached, never the step `<SPE>`)."""
         first = cache[0][0]
         embeds, mask = self.step_inputs(previous_words, position, *first.shape[:2], first.device, first.dtype)
-        hidden, _, presents = self.model.encoder(embeds, mask, past_key_values=cache)
+        hidden, presents = self.model.encoder(embeds, mask, past_key_values=cache)
         if previous_words is not None:
             cache = [
                 (torch.cat([key, new_key[:, :1]], dim=1), torch.cat([value, new_value[:, :1]], dim=1))

@@ -23,6 +23,9 @@ LOGIT_SCALE_TASKS = (
     "downstream",
 )
 
+# The config fields holding special token ids: each must lie inside the vocabulary.
+SPECIAL_TOKEN_FIELDS = ("spe_token_id", "eos_token_id", "bos_token_id", "mask_token_id", "gen_token_id", "pad_token_id")
+
 # Released sizes (paper section 4.2 and the official configs). Head size is 64 in both.
 PRESETS: dict[str, dict] = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -179,7 +182,7 @@ class UniPerceiverConfig(PreTrainedConfig):
         for name in ("num_prompt_tokens", "num_prompt_classes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}.")
-        for name in ("spe_token_id", "eos_token_id", "bos_token_id", "mask_token_id", "gen_token_id", "pad_token_id"):
+        for name in SPECIAL_TOKEN_FIELDS:
             if not 0 <= getattr(self, name) < self.vocab_size:
                 raise ValueError(
                     f"`{name}` ({getattr(self, name)}) must be a valid id below `vocab_size` ({self.vocab_size})."
@@ -189,4 +192,4 @@ class UniPerceiverConfig(PreTrainedConfig):
 # `save_pretrained` copies this file and writes `auto_map`, so `trust_remote_code=True` works without the package.
 UniPerceiverConfig.register_for_auto_class()
 
-__all__ = ["UniPerceiverConfig", "LOGIT_SCALE_TASKS", "PRESETS"]
+__all__ = ["UniPerceiverConfig", "LOGIT_SCALE_TASKS", "PRESETS", "SPECIAL_TOKEN_FIELDS"]

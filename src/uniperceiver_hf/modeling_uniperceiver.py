@@ -7,7 +7,7 @@ input and target sequences are encoded by the same weights, read out at a `<SPE>
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -18,8 +18,9 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
+from transformers.utils.output_capturing import capture_outputs
 
-from .configuration_uniperceiver import UniPerceiverConfig
+from .configuration_uniperceiver import SPECIAL_TOKEN_FIELDS, UniPerceiverConfig
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Outputs
@@ -38,7 +39,9 @@ class UniPerceiverEncoderOutput(ModelOutput):
         last_hidden_state (`[B, S, hidden_size]`): output of the last layer for the whole fused sequence
             (`S = 1 + visual tokens + text tokens`; the prefix `<SPE>` is position 0).
         hidden_states (tuple of `[B, S, hidden_size]`): the embedding output (the encoder input) and every layer's
-            output, when `output_hidden_states=True`.
+            output, when `output_hidden_states=True` (or the ones it selects, when it is a list of indices).
+        attentions (tuple of `[B, heads, S, P + S]`): every layer's attention weights (`P` deep prompts first), when
+            `output_attentions=True` with eager attention (SDPA does not compute them).
     """
 
     embeds: torch.FloatTensor | None = None
@@ -46,6 +49,7 @@ class UniPerceiverEncoderOutput(ModelOutput):
     feature_hidden_state: torch.FloatTensor | None = None
     last_hidden_state: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -62,6 +66,7 @@ class UniPerceiverOutput(ModelOutput):
         target_last_hidden_state (`[B_t, S_t, hidden_size]`): last layer output of the target side (`None` when
             `target_embeds` were passed in).
         hidden_states, target_hidden_states: per-layer outputs, when `output_hidden_states=True`.
+        attentions, target_attentions: per-layer attention weights, when `output_attentions=True` (eager attention).
     """
 
     loss: torch.FloatTensor | None = None
@@ -72,6 +77,8 @@ class UniPerceiverOutput(ModelOutput):
     target_last_hidden_state: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     target_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    target_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -105,15 +112,25 @@ class UniPerceiverTextEmbeddings(nn.Module):
         # Prompt tuning learns one vector added wherever `<SPE>` appears (paper appendix C, "<SPE>" group).
         self.spe_bias = nn.Parameter(torch.zeros(1, config.hidden_size)) if config.use_spe_bias else None
 
-    def word(self, input_ids: torch.Tensor) -> torch.Tensor:
-        embeds = self.word_embeddings(input_ids)
-        if self.spe_bias is not None:
-            embeds = embeds + (input_ids == self.spe_token_id).unsqueeze(-1).to(embeds.dtype) * self.spe_bias
-        return embeds
-
-    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Word embeddings plus the `<SPE>` bias, or `inputs_embeds` in their place (no bias: the ids are unknown).
+        With `position_ids` the position and type embeddings are added (text tokens); without, nothing is (the
+        prefix `<SPE>`)."""
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+            if self.spe_bias is not None:
+                is_spe = (input_ids == self.spe_token_id).unsqueeze(-1).to(inputs_embeds.dtype)
+                inputs_embeds = inputs_embeds + is_spe * self.spe_bias
+        if position_ids is None:
+            return inputs_embeds
         # Only row 0 of the type table is ever used, for inputs and targets alike.
-        return self.word(input_ids) + self.position_embeddings(position_ids) + self.token_type_embeddings.weight[0]
+        token_types = self.token_type_embeddings(torch.zeros_like(position_ids))
+        return inputs_embeds + self.position_embeddings(position_ids) + token_types
 
 
 class UniPerceiverVisualEmbeddings(nn.Module):
@@ -143,7 +160,7 @@ class UniPerceiverVisualEmbeddings(nn.Module):
         if self.training and self.config.random_temporal_offset and num_frames < self.config.num_frames:
             # Training-time augmentation of the original: shift the clip inside the temporal table.
             offset = int(torch.randint(0, self.config.num_frames - num_frames + 1, ()).item())
-        temporal = self.temporal_position_embeddings.weight[offset : offset + num_frames]
+        temporal = self.temporal_position_embeddings(torch.arange(offset, offset + num_frames, device=patches.device))
         positions = temporal[:, None, :] + self.spatial_position_embeddings[None, :, :]
         return (patches + positions).flatten(1, 2)
 
@@ -169,7 +186,7 @@ class UniPerceiverEmbeddings(nn.Module):
 
     def prefix(self, batch_size: int, device: torch.device) -> torch.Tensor:
         spe = torch.full((1, 1), self.spe_token_id, dtype=torch.long, device=device)
-        return self.text.word(spe).expand(batch_size, 1, -1)
+        return self.text(spe).expand(batch_size, 1, -1)
 
     def forward(
         self,
@@ -177,13 +194,16 @@ class UniPerceiverEmbeddings(nn.Module):
         position_ids: torch.Tensor | None,
         pixel_values: torch.Tensor | None,
         add_prefix: bool = True,
+        inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """`add_prefix=False` embeds tokens that continue a cached sequence (caption decoding)."""
-        reference = input_ids if input_ids is not None else pixel_values
+        """`add_prefix=False` embeds tokens that continue a cached sequence (caption decoding). `inputs_embeds`
+        (`[B, L, hidden_size]`) replace the word embeddings of `input_ids`."""
+        has_text = input_ids is not None or inputs_embeds is not None
+        reference = next(x for x in (input_ids, inputs_embeds, pixel_values) if x is not None)
         pieces = [
             self.prefix(reference.shape[0], reference.device) if add_prefix else None,
             self.visual(pixel_values) if pixel_values is not None else None,
-            self.text(input_ids, position_ids) if input_ids is not None else None,
+            self.text(input_ids, position_ids, inputs_embeds) if has_text else None,
         ]
         dtype = self.layer_norm.weight.dtype
         if self.visual_layer_norm is None:
@@ -230,7 +250,8 @@ class UniPerceiverAttention(nn.Module):
     `prefix_states` (already normalised) are prepended to the keys and values only: the deep prompts of prompt
     tuning never act as queries and produce no outputs (paper appendix C). `past_key_value` holds the keys and
     values of earlier tokens of the same sequence (caption decoding); the keys and values of the new tokens are
-    returned so that a caller can cache them. Key order: prompts, past, new.
+    returned so that a caller can cache them. Key order: prompts, past, new. Returns the output, the attention
+    weights (eager attention only; recorded by `output_attentions`) and the new keys/values.
     """
 
     def __init__(self, config: UniPerceiverConfig):
@@ -250,7 +271,7 @@ class UniPerceiverAttention(nn.Module):
         attention_mask: torch.Tensor | None = None,
         prefix_states: torch.Tensor | None = None,
         past_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
         batch_size, length, _ = hidden_states.shape
         query, key, value = self.in_proj(hidden_states).split(self.hidden_size, dim=-1)
         present = (key, value)
@@ -258,8 +279,8 @@ class UniPerceiverAttention(nn.Module):
             key = torch.cat([past_key_value[0], key], dim=1)
             value = torch.cat([past_key_value[1], value], dim=1)
         if prefix_states is not None:
-            kv_weight, kv_bias = self.in_proj.weight[self.hidden_size :], self.in_proj.bias[self.hidden_size :]
-            prefix_key, prefix_value = F.linear(prefix_states, kv_weight, kv_bias).split(self.hidden_size, dim=-1)
+            # The prompts' query rows are computed too (a few rows), so that `in_proj` runs only through its forward.
+            _, prefix_key, prefix_value = self.in_proj(prefix_states).split(self.hidden_size, dim=-1)
             key = torch.cat([prefix_key.expand(batch_size, -1, -1), key], dim=1)
             value = torch.cat([prefix_value.expand(batch_size, -1, -1), value], dim=1)
 
@@ -269,7 +290,7 @@ class UniPerceiverAttention(nn.Module):
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
-        output, _ = attention_interface(
+        output, weights = attention_interface(
             self,
             heads(query),
             heads(key),
@@ -278,7 +299,7 @@ class UniPerceiverAttention(nn.Module):
             scaling=self.scaling,
             dropout=self.config.attention_dropout if self.training else 0.0,
         )
-        return self.out_proj(output.reshape(batch_size, length, self.hidden_size)), present
+        return self.out_proj(output.reshape(batch_size, length, self.hidden_size)), weights, present
 
 
 class UniPerceiverMLP(nn.Module):
@@ -361,14 +382,17 @@ class UniPerceiverEncoderLayer(GradientCheckpointingLayer):
         prompts = self.prompts(is_target)
         # Prompts go through this layer's first LayerNorm, like the tokens they are attended with.
         prefix = self.layer_norm1(prompts.to(hidden_states.dtype)).unsqueeze(0) if prompts is not None else None
-        attended, present = self.self_attn(self.layer_norm1(hidden_states), attention_mask, prefix, past_key_value)
+        attended, _, present = self.self_attn(self.layer_norm1(hidden_states), attention_mask, prefix, past_key_value)
         hidden_states = hidden_states + self.drop_path(self.layer_scale1(self.attention_dropout(attended)))
         hidden_states = hidden_states + self.drop_path(self.layer_scale2(self.mlp(self.layer_norm2(hidden_states))))
         return hidden_states, present
 
 
 class UniPerceiverEncoder(nn.Module):
-    """The stack of encoder layers. There is no final LayerNorm: `ln_post` in the head acts on read-outs only."""
+    """The stack of encoder layers. There is no final LayerNorm: `ln_post` in the head acts on read-outs only.
+
+    Per-layer hidden states and attention weights are recorded by the model's `_can_record_outputs` hooks.
+    """
 
     def __init__(self, config: UniPerceiverConfig):
         super().__init__()
@@ -379,23 +403,38 @@ class UniPerceiverEncoder(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         is_target: bool = False,
-        output_hidden_states: bool = False,
         past_key_values: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Returns the last hidden states, every layer's output (if asked) and each layer's new keys/values."""
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Returns the last hidden states and each layer's keys/values of the new tokens."""
         presents = []
         for index, layer in enumerate(self.layers):
             past = past_key_values[index] if past_key_values is not None else None
             hidden_states, present = layer(hidden_states, attention_mask, is_target=is_target, past_key_value=past)
             presents.append(present)
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-        return hidden_states, all_hidden_states, presents
+        return hidden_states, presents
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Similarity head
+
+
+class UniPerceiverLogitScales(nn.ParameterDict):
+    """The per-task log-scales by task name; called with a name, returns `min(exp(logit_scale_<task>),
+    logit_scale_max)`: a use-time cap, the parameter itself is never clamped."""
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__(
+            {name: nn.Parameter(torch.tensor(config.logit_scale_init_value)) for name in config.logit_scale_tasks}
+        )
+        self.logit_scale_max = config.logit_scale_max
+
+    # A `ParameterDict` refuses calls; this one is a module with a forward, so that hooks (offloading) see its use.
+    __call__ = nn.Module.__call__
+
+    def forward(self, task: str) -> torch.Tensor:
+        if task not in self:
+            raise ValueError(f"`task` must be one of {list(self)}, got {task!r}.")
+        return self[task].exp().clamp(max=self.logit_scale_max)
 
 
 class UniPerceiverSimilarityHead(nn.Module):
@@ -407,40 +446,43 @@ class UniPerceiverSimilarityHead(nn.Module):
 
     def __init__(self, config: UniPerceiverConfig):
         super().__init__()
-        self.config = config
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.projection = nn.Linear(config.hidden_size, config.projection_dim)
-        self.logit_scales = nn.ParameterDict(
-            {name: nn.Parameter(torch.tensor(config.logit_scale_init_value)) for name in config.logit_scale_tasks}
-        )
+        self.logit_scales = UniPerceiverLogitScales(config)
         classes = config.num_prompt_classes
         self.classifier = nn.Linear(config.projection_dim, classes) if classes else None
         self.similarity_weight = nn.Parameter(torch.tensor(1.0)) if classes else None
 
-    def project(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.projection(self.layer_norm(hidden_states))
-
-    def logit_scale(self, task: str) -> torch.Tensor:
-        """`min(exp(logit_scale_<task>), logit_scale_max)`: a use-time cap, the parameter is never clamped."""
-        if task not in self.logit_scales:
-            raise ValueError(f"`task` must be one of {list(self.logit_scales)}, got {task!r}.")
-        return self.logit_scales[task].exp().clamp(max=self.config.logit_scale_max)
-
     def forward(
         self,
-        input_embeds: torch.Tensor,
-        target_embeds: torch.Tensor,
-        logit_scale: torch.Tensor,
-        input_projected: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        logits = input_embeds @ target_embeds.to(input_embeds.dtype).T * logit_scale
-        if input_projected is not None:
-            logits = self.similarity_weight * logits + self.classifier(input_projected)
-        return logits
+        hidden_states: torch.Tensor,
+        target_embeds: torch.Tensor | None = None,
+        task: str | None = None,
+        use_classifier_head: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Read-out hidden states `[N, hidden_size]` -> (normalised features, projected features, logits).
+
+        With `target_embeds` (`[N_targets, projection_dim]`, normalised) the logits are the cosine similarities
+        times the scale of `task`, plus the prompt-tuning linear head when `use_classifier_head`; otherwise `None`.
+        """
+        projected = self.projection(self.layer_norm(hidden_states))
+        embeds = F.normalize(projected, dim=-1)
+        if target_embeds is None:
+            return embeds, projected, None
+        logits = embeds @ target_embeds.to(embeds).T * self.logit_scales(task)
+        if use_classifier_head:
+            logits = self.similarity_weight * logits + self.classifier(projected)
+        return embeds, projected, logits
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Models
+
+
+def _requested_outputs(output_hidden_states: bool | list[int] | None, output_attentions: bool | None) -> dict:
+    """The `output_*` arguments that were given; `capture_outputs` takes the config's value for the others."""
+    flags = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
+    return {name: value for name, value in flags.items() if value is not None}
 
 
 class UniPerceiverPreTrainedModel(PreTrainedModel):
@@ -455,6 +497,9 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = False
     _supports_flex_attn = False
     _supports_attention_backend = True
+    # `output_hidden_states` and `output_attentions` are recorded by hooks on these modules (transformers 5's
+    # output capturing): the layer outputs (after the embedding output) and the attention weights.
+    _can_record_outputs = {"hidden_states": UniPerceiverEncoderLayer, "attentions": UniPerceiverAttention}
 
     def _init_weights(self, module: nn.Module):
         """The official MAE-style initialisation: xavier linears, N(0, 0.02) embeddings, LN 1/0, zero biases."""
@@ -529,6 +574,29 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding):
         self.embeddings.text.word_embeddings = value
 
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """As `PreTrainedModel.resize_token_embeddings`, but a smaller table that would drop a special id is refused:
+        the model prepends `<SPE>` to every sequence and the processor writes the other special ids."""
+        if new_num_tokens is not None:
+            size = new_num_tokens
+            if isinstance(pad_to_multiple_of, int) and pad_to_multiple_of > 0:
+                size = math.ceil(size / pad_to_multiple_of) * pad_to_multiple_of
+            current = self.get_input_embeddings().num_embeddings
+            dropped = {
+                name: getattr(self.config, name)
+                for name in SPECIAL_TOKEN_FIELDS
+                if size <= getattr(self.config, name) < current
+            }
+            if dropped:
+                raise ValueError(
+                    f"`new_num_tokens` ({new_num_tokens}) would drop the special ids {dropped} from the "
+                    f"{current}-entry vocabulary; keep at least {max(dropped.values()) + 1} tokens, or move those "
+                    "ids inside the new size (config and tokenizer) first."
+                )
+        return super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+
     # -- input checks: bad input gets a ValueError naming the argument, never a crash deep inside torch ----------
 
     def _check_side(
@@ -539,9 +607,12 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         position_ids: torch.Tensor | None,
         pixel_values: torch.Tensor | None,
         feature_index: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None = None,
     ) -> None:
         config = self.config
-        if input_ids is None and pixel_values is None:
+        if input_ids is not None and inputs_embeds is not None:
+            raise ValueError(f"Pass either `{prefix}input_ids` or `{prefix}inputs_embeds`, not both.")
+        if input_ids is None and inputs_embeds is None and pixel_values is None:
             raise ValueError(f"Pass `{prefix}input_ids` and/or `{prefix}pixel_values`; both are None.")
         if pixel_values is not None:
             if not torch.is_tensor(pixel_values) or not pixel_values.is_floating_point():
@@ -567,33 +638,42 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                     f"`{prefix}pixel_values` has {pixel_values.shape[1]} frames; the temporal position table holds "
                     f"1 to {config.num_frames} (`num_frames`)."
                 )
-        if input_ids is None:
+        if input_ids is None and inputs_embeds is None:
             for name, value in (("attention_mask", attention_mask), ("position_ids", position_ids)):
                 if value is not None:
                     raise ValueError(f"`{prefix}{name}` was given without `{prefix}input_ids`.")
             if feature_index is not None:
                 raise ValueError(f"`{prefix}feature_index` points into the text; it needs `{prefix}input_ids`.")
             return
-        if not torch.is_tensor(input_ids) or input_ids.ndim != 2 or input_ids.is_floating_point():
-            raise ValueError(f"`{prefix}input_ids` must be an integer tensor of shape [B, L].")
-        batch_size, length = input_ids.shape
+        if inputs_embeds is not None:
+            text = f"{prefix}inputs_embeds"
+            if not torch.is_tensor(inputs_embeds) or not inputs_embeds.is_floating_point() or inputs_embeds.ndim != 3:
+                raise ValueError(f"`{text}` must be a floating-point tensor of shape [B, L, {config.hidden_size}].")
+            if inputs_embeds.shape[-1] != config.hidden_size:
+                raise ValueError(f"`{text}` must have {config.hidden_size} features, got {inputs_embeds.shape[-1]}.")
+            batch_size, length = inputs_embeds.shape[:2]
+        else:
+            text = f"{prefix}input_ids"
+            if not torch.is_tensor(input_ids) or input_ids.ndim != 2 or input_ids.is_floating_point():
+                raise ValueError(f"`{text}` must be an integer tensor of shape [B, L].")
+            batch_size, length = input_ids.shape
+            if length and (input_ids.min() < 0 or input_ids.max() >= config.vocab_size):
+                raise ValueError(f"`{text}` must hold ids in [0, {config.vocab_size}).")
         if length == 0:
-            raise ValueError(f"`{prefix}input_ids` is empty (length 0).")
+            raise ValueError(f"`{text}` is empty (length 0).")
         if pixel_values is not None and pixel_values.shape[0] != batch_size:
             raise ValueError(
-                f"`{prefix}input_ids` has batch size {batch_size} but `{prefix}pixel_values` has "
+                f"`{text}` has batch size {batch_size} but `{prefix}pixel_values` has "
                 f"{pixel_values.shape[0]}; they describe the same examples and must match."
             )
-        if input_ids.min() < 0 or input_ids.max() >= config.vocab_size:
-            raise ValueError(f"`{prefix}input_ids` must hold ids in [0, {config.vocab_size}).")
         if position_ids is None and length > config.max_position_embeddings:
             raise ValueError(
-                f"`{prefix}input_ids` has {length} tokens; the text position table holds "
+                f"`{text}` has {length} tokens; the text position table holds "
                 f"{config.max_position_embeddings} (`max_position_embeddings`)."
             )
         if position_ids is not None:
-            if position_ids.shape != input_ids.shape:
-                raise ValueError(f"`{prefix}position_ids` must have the shape of `{prefix}input_ids` {(batch_size, length)}.")
+            if position_ids.shape != (batch_size, length):
+                raise ValueError(f"`{prefix}position_ids` must have the shape of `{text}` {(batch_size, length)}.")
             if position_ids.min() < 0 or position_ids.max() >= config.max_position_embeddings:
                 raise ValueError(f"`{prefix}position_ids` must be in [0, {config.max_position_embeddings}).")
         if attention_mask is not None:
@@ -609,9 +689,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                 raise ValueError(f"`{prefix}attention_mask` masks every token of at least one sequence.")
         if feature_index is not None:
             if feature_index.dtype == torch.bool:
-                if feature_index.shape != input_ids.shape:
+                if feature_index.shape != (batch_size, length):
                     raise ValueError(
-                        f"A boolean `{prefix}feature_index` must have the shape of `{prefix}input_ids` "
+                        f"A boolean `{prefix}feature_index` must have the shape of `{text}` "
                         f"{(batch_size, length)}, got {tuple(feature_index.shape)}."
                     )
             elif feature_index.is_floating_point() or feature_index.shape != (batch_size,):
@@ -658,6 +738,43 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
         return mask.masked_fill(~allowed, torch.finfo(dtype).min)
 
+    @capture_outputs
+    def _encode_side(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        pixel_values: torch.Tensor | None,
+        feature_index: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        is_target: bool,
+        output_hidden_states: bool | list[int] | None = None,
+        output_attentions: bool | None = None,
+    ) -> UniPerceiverEncoderOutput:
+        """Embeddings, encoder and read-out of one side, without the head. `capture_outputs` reads the `output_*`
+        flags (falling back to the config) and records the hidden states and attention weights they ask for."""
+        prefix = "target_" if is_target else ""
+        self._check_side(prefix, input_ids, attention_mask, position_ids, pixel_values, feature_index, inputs_embeds)
+        if pixel_values is not None and pixel_values.ndim == 4:
+            pixel_values = pixel_values.unsqueeze(1)
+        text = input_ids if input_ids is not None else inputs_embeds
+        if text is not None and position_ids is None:
+            position_ids = torch.arange(text.shape[1], device=text.device).expand(text.shape[:2])
+
+        embeds = self.embeddings(input_ids, position_ids, pixel_values, inputs_embeds=inputs_embeds)
+        num_prefix = embeds.shape[1] - (text.shape[1] if text is not None else 0)
+        mask = self._attention_mask(attention_mask, num_prefix, embeds.dtype)
+        last_hidden_state, _ = self.encoder(embeds, mask, is_target=is_target)
+
+        if feature_index is None:
+            feature_hidden_state = last_hidden_state[:, 0]
+        elif feature_index.dtype == torch.bool:
+            feature_hidden_state = last_hidden_state[:, num_prefix:][feature_index]
+        else:
+            rows = torch.arange(last_hidden_state.shape[0], device=last_hidden_state.device)
+            feature_hidden_state = last_hidden_state[rows, num_prefix + feature_index]
+        return UniPerceiverEncoderOutput(feature_hidden_state=feature_hidden_state, last_hidden_state=last_hidden_state)
+
     def encode(
         self,
         input_ids: torch.Tensor | None = None,
@@ -666,7 +783,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         feature_index: torch.Tensor | None = None,
         is_target: bool = False,
-        output_hidden_states: bool = False,
+        output_hidden_states: bool | list[int] | None = None,
+        output_attentions: bool | None = None,
+        inputs_embeds: torch.Tensor | None = None,
     ) -> UniPerceiverEncoderOutput:
         """Encodes one side and reads out its features.
 
@@ -679,36 +798,24 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                 inside the text per example (VQA, GLUE). `[B, L]` booleans: every selected text position, flattened
                 in row-major order (masked LM, caption training).
             is_target: use the target-side deep prompts (prompt tuning with unshared prompts).
+            output_hidden_states, output_attentions: record them (default: the config's); `output_hidden_states`
+                may also be a list of indices into the hidden states, which keeps only those.
+            inputs_embeds (`[B, L, hidden_size]`): word embeddings in place of `input_ids` (positions and types are
+                still added; the prompt-tuning `<SPE>` bias is not, as the ids are unknown).
         """
-        prefix = "target_" if is_target else ""
-        self._check_side(prefix, input_ids, attention_mask, position_ids, pixel_values, feature_index)
-        if pixel_values is not None and pixel_values.ndim == 4:
-            pixel_values = pixel_values.unsqueeze(1)
-        if input_ids is not None and position_ids is None:
-            position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
-
-        embeds = self.embeddings(input_ids, position_ids, pixel_values)
-        num_prefix = embeds.shape[1] - (input_ids.shape[1] if input_ids is not None else 0)
-        mask = self._attention_mask(attention_mask, num_prefix, embeds.dtype)
-        last_hidden_state, hidden_states, _ = self.encoder(
-            embeds, mask, is_target=is_target, output_hidden_states=output_hidden_states
+        side = self._encode_side(
+            input_ids,
+            attention_mask,
+            position_ids,
+            pixel_values,
+            feature_index,
+            inputs_embeds,
+            is_target,
+            return_dict=True,
+            **_requested_outputs(output_hidden_states, output_attentions),
         )
-
-        if feature_index is None:
-            feature_hidden_state = last_hidden_state[:, 0]
-        elif feature_index.dtype == torch.bool:
-            feature_hidden_state = last_hidden_state[:, num_prefix:][feature_index]
-        else:
-            rows = torch.arange(last_hidden_state.shape[0], device=last_hidden_state.device)
-            feature_hidden_state = last_hidden_state[rows, num_prefix + feature_index]
-        projected = self.head.project(feature_hidden_state)
-        return UniPerceiverEncoderOutput(
-            embeds=F.normalize(projected, dim=-1),
-            projected_features=projected,
-            feature_hidden_state=feature_hidden_state,
-            last_hidden_state=last_hidden_state,
-            hidden_states=hidden_states,
-        )
+        embeds, projected, _ = self.head(side.feature_hidden_state)
+        return replace(side, embeds=embeds, projected_features=projected)
 
     def get_features(
         self,
@@ -748,9 +855,11 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         task: str | None = None,
         labels: torch.Tensor | None = None,
         use_classifier_head: bool | None = None,
-        output_hidden_states: bool | None = None,
+        output_hidden_states: bool | list[int] | None = None,
         return_dict: bool | None = None,
         adapter=None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
     ) -> UniPerceiverOutput | tuple:
         r"""
         Scores every input against every candidate target.
@@ -767,6 +876,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             use_classifier_head: add the prompt-tuning linear head (default: whenever the model has one).
             adapter: a `UniPerceiverAdapter` (prompt-tuned tensors for this model's weights): the call runs on this
                 model with the adapter applied (built once per base and adapter, sharing this model's frozen tensors).
+            inputs_embeds (`[B, L, hidden_size]`): word embeddings of the input text in place of `input_ids` (see
+                `encode`). The target side takes `target_embeds` (finished features) instead.
+            output_hidden_states, output_attentions: record them for both sides (default: the config's).
         """
         if adapter is not None:
             return adapter.apply(self)(
@@ -785,16 +897,24 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                 use_classifier_head=use_classifier_head,
                 output_hidden_states=output_hidden_states,
                 return_dict=return_dict,
+                inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions,
             )
-        output_hidden_states = bool(
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        task = task if task is not None else self.default_task(pixel_values, input_ids)
-        logit_scale = self.head.logit_scale(task)  # first, so that an unknown task fails before any encoding
+        text = input_ids if input_ids is not None else inputs_embeds
+        task = task if task is not None else self.default_task(pixel_values, text)
+        recording = _requested_outputs(output_hidden_states, output_attentions)
 
-        inputs = self.encode(
-            input_ids, attention_mask, position_ids, pixel_values, feature_index, output_hidden_states=output_hidden_states
+        inputs = self._encode_side(
+            input_ids,
+            attention_mask,
+            position_ids,
+            pixel_values,
+            feature_index,
+            inputs_embeds,
+            is_target=False,
+            return_dict=True,
+            **recording,
         )
         targets = None
         if target_embeds is None:
@@ -804,7 +924,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                 target_position_ids,
                 target_pixel_values,
                 is_target=True,
-                output_hidden_states=output_hidden_states,
+                **recording,
             )
             target_embeds = targets.embeds
         elif any(t is not None for t in (target_input_ids, target_attention_mask, target_pixel_values)):
@@ -815,7 +935,6 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             )
 
         use_classifier_head = self.head.classifier is not None if use_classifier_head is None else use_classifier_head
-        input_projected = None
         if use_classifier_head:
             if self.head.classifier is None:
                 raise ValueError("`use_classifier_head=True` but the model has no prompt-tuning linear head.")
@@ -825,8 +944,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                     f"{target_embeds.shape[0]} targets were given; pass the class targets in order, or "
                     "`use_classifier_head=False`."
                 )
-            input_projected = inputs.projected_features
-        logits = self.head(inputs.embeds, target_embeds, logit_scale, input_projected)
+        input_embeds, _, logits = self.head(inputs.feature_hidden_state, target_embeds, task, use_classifier_head)
 
         loss = None
         if labels is not None:
@@ -840,12 +958,14 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         output = UniPerceiverOutput(
             loss=loss,
             logits=logits,
-            input_embeds=inputs.embeds,
+            input_embeds=input_embeds,
             target_embeds=target_embeds,
             last_hidden_state=inputs.last_hidden_state,
             target_last_hidden_state=targets.last_hidden_state if targets is not None else None,
             hidden_states=inputs.hidden_states,
             target_hidden_states=targets.hidden_states if targets is not None else None,
+            attentions=inputs.attentions,
+            target_attentions=targets.attentions if targets is not None else None,
         )
         return output if return_dict else output.to_tuple()
 

@@ -337,7 +337,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         for group in model_inputs["groups"].values():
             with torch.no_grad():
                 embeds = model.get_features(**{k: v.to(self.device) for k, v in group["inputs"].items()})
-                scale = model.head.logit_scale(group["scale"])
+                scale = model.head.logit_scales(group["scale"])
             views = group["views"]
             preset = "imagenet" if group["scale"] == "img_cls" else "clip"
             for position, row in enumerate(group["rows"]):
@@ -401,7 +401,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         input_ids = torch.tensor([ids], device=self.device)
         with torch.no_grad():
             embeds = self.model.get_features(input_ids, feature_index=input_ids == spe)
-            logits = embeds @ self.vocabulary().embeds.to(embeds).T * self.model.head.logit_scale("text_mlm")
+            logits = embeds @ self.vocabulary().embeds.to(embeds).T * self.model.head.logit_scales("text_mlm")
         probabilities = logits.float().softmax(-1)
         scores, tokens = probabilities.topk(top_k, dim=-1)
         decode = self.processor.tokenizer.decode
