@@ -9,7 +9,7 @@ processes as usual. The model starts from scratch (the recipe's `model` section)
 go to `--output-dir/checkpoint-N` (`--resume` continues the latest one with the same task sequence); the trained
 model, processor and pipeline code are saved to `--output-dir/final`, ready for
 `pipeline("zero-shot-perception", model=...)`. Any `TrainingArguments` field can be set on the command line as
-`--set name=value` (YAML syntax for the value), e.g. `--set bf16=true --set gradient_checkpointing=true`.
+`--set name=value` (YAML syntax for the value), e.g. `--set bf16=true --set activation_checkpointing=true`.
 """
 
 import argparse

@@ -130,3 +130,14 @@ def test_two_processes_train_different_tasks_and_stay_identical(training_corpus,
     assert ranks[0]["checksum"] == ranks[1]["checksum"] and ranks[0]["abs_checksum"] == ranks[1]["abs_checksum"]
     first_log = next(row for row in ranks[0]["logs"] if "loss" in row)
     assert first_log["steps/img_cls"] == 1 and first_log["steps/mlm"] == 1  # per-task logs gather both ranks
+
+
+def test_streamed_datasets_bf16_and_gradient_checkpointing(training_recipe_data, tmp_path):
+    data = _subset(training_recipe_data, "img_cls", "mlm")
+    data["tasks"] = [dict(task, dataset={"path": task["dataset"]["path"] if isinstance(task["dataset"], dict)
+                                         else task["dataset"], "streaming": True}) for task in data["tasks"]]
+    trainer = train_recipe(parse_recipe(data), tmp_path / "run", max_steps=3, save_final=False, bf16=True,
+                           activation_checkpointing=True)
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    assert trainer.model.uniperceiver.encoder.layers[0].gradient_checkpointing

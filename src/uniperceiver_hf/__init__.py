@@ -1,12 +1,22 @@
 """Uni-Perceiver for Hugging Face transformers.
 
 Importing the package registers the model, its tokenizer, image processor and processor with the Auto classes,
-and the `zero-shot-perception` pipeline with `transformers.pipeline`.
+and the `zero-shot-perception` pipeline with `transformers.pipeline`. The training side (recipes, the multi-task
+dataset, collator, losses and `UniPerceiverTrainer`) is imported from its own modules, e.g.
+`uniperceiver_hf.trainer_uniperceiver`, because it needs the `train` extra (datasets, accelerate).
 """
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoProcessor,
+    AutoTokenizer,
+)
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .adapters_uniperceiver import UniPerceiverAdapter
 from .captioning_uniperceiver import CaptionOutput, UniPerceiverCaptioner
 from .configuration_uniperceiver import UniPerceiverConfig
 from .image_processing_uniperceiver import UniPerceiverImageProcessor
@@ -17,13 +27,16 @@ from .modeling_uniperceiver import (
     UniPerceiverPreTrainedModel,
 )
 from .pipeline_uniperceiver import ZeroShotPerceptionPipeline, save_for_pipeline
+from .pretraining_uniperceiver import UniPerceiverForPreTraining, UniPerceiverPreTrainingOutput
 from .processing_uniperceiver import GLUE_LABEL_WORDS, UniPerceiverProcessor
+from .prompt_tuning_uniperceiver import PromptTuningSettings, prepare_prompt_tuning
 from .targets_uniperceiver import TargetSet
 from .tokenization_uniperceiver import UniPerceiverTokenizer
 from .video_processing_uniperceiver import UniPerceiverVideoProcessor
 
 AutoConfig.register(UniPerceiverConfig.model_type, UniPerceiverConfig, exist_ok=True)
 AutoModel.register(UniPerceiverConfig, UniPerceiverModel, exist_ok=True)
+AutoModelForPreTraining.register(UniPerceiverConfig, UniPerceiverForPreTraining, exist_ok=True)
 AutoTokenizer.register(UniPerceiverConfig, tokenizer_class=UniPerceiverTokenizer, exist_ok=True)
 AutoImageProcessor.register(
     UniPerceiverConfig, image_processor_classes={"pil": UniPerceiverImageProcessor}, exist_ok=True
@@ -36,17 +49,22 @@ PIPELINE_REGISTRY.register_pipeline(
 __all__ = [
     "GLUE_LABEL_WORDS",
     "CaptionOutput",
+    "PromptTuningSettings",
     "TargetSet",
+    "UniPerceiverAdapter",
     "UniPerceiverCaptioner",
     "UniPerceiverConfig",
     "UniPerceiverEncoderOutput",
+    "UniPerceiverForPreTraining",
     "UniPerceiverImageProcessor",
     "UniPerceiverModel",
     "UniPerceiverOutput",
     "UniPerceiverPreTrainedModel",
+    "UniPerceiverPreTrainingOutput",
     "UniPerceiverProcessor",
     "UniPerceiverTokenizer",
     "UniPerceiverVideoProcessor",
     "ZeroShotPerceptionPipeline",
+    "prepare_prompt_tuning",
     "save_for_pipeline",
 ]
