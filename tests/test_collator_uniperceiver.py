@@ -163,3 +163,36 @@ def test_caption_training_mask_matches_appendix_b_entry_by_entry(setup):
                 assert bool(visible[query, key]) == expected, (row, query, key)
     words = batch["input_ids"][:, :length][batch["feature_index"][:, length:]]
     assert torch.equal(batch["target_input_ids"][batch["labels"], 0], words)  # spe_i predicts word i
+
+
+def test_class_samples_keep_the_batch_classes_and_reindex_labels(setup, training_recipe_data):
+    data = dict(training_recipe_data)
+    data["tasks"] = [dict(task, class_samples=1, augmentation={"mixup": None}) if task["name"] == "img_cls" else task
+                     for task in data["tasks"]]
+    recipe, dataset, collator, _ = setup(data)
+    item = _item(recipe, dataset, "img_cls")
+    batch = collator([item])
+    own = sorted({example["label"] for example in item["examples"]})
+    assert len(batch["target_input_ids"]) == min(len(own) + 1, 3)
+    full = collator.targets["img_cls"]["target_input_ids"]
+    for label, example in zip(batch["labels"].tolist(), item["examples"]):
+        assert torch.equal(batch["target_input_ids"][label], full[example["label"]])
+
+
+def test_class_exemplars_are_image_targets(setup, training_recipe_data, tmp_path):
+    from PIL import Image
+
+    paths = []
+    for index, colour in enumerate(["red", "green", "blue"]):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.new("RGB", (40, 40), colour).save(paths[-1])
+    data = dict(training_recipe_data)
+    data["tasks"] = [dict(training_recipe_data["tasks"][0], class_exemplars=paths)]
+    recipe, dataset, collator, config = setup(data)
+    batch = collator([_item(recipe, dataset, "img_cls")])
+    assert batch["target_pixel_values"].shape == (3, 3, config.image_size, config.image_size)
+    output = UniPerceiverForPreTraining(config)(**batch)
+    assert output.logits.shape == (4, 3) and torch.isfinite(output.loss)
+    data["tasks"] = [dict(training_recipe_data["tasks"][0], class_exemplars=paths[:2])]
+    with pytest.raises(RecipeError, match="2 `class_exemplars` for 3 classes"):
+        setup(data)

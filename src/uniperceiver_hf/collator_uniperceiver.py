@@ -23,7 +23,7 @@ from .configuration_uniperceiver import UniPerceiverConfig
 from .data_uniperceiver import task_answers, task_classes
 from .layouts_uniperceiver import pad_token_sequences
 from .processing_uniperceiver import CAPTION_MAX_LENGTH, MLM_MAX_LENGTH, VQA_MAX_LENGTH, UniPerceiverProcessor
-from .recipe_uniperceiver import Recipe, TaskSpec
+from .recipe_uniperceiver import Recipe, RecipeError, TaskSpec
 from .video_processing_uniperceiver import UniPerceiverVideoProcessor
 
 # The paper's ImageNet-21k augmentation (appendix E, as DeiT): random resized crop, flip, RandAugment, random
@@ -99,7 +99,9 @@ class UniPerceiverCollator:
                 self.classes[task.name] = task_classes(task, dataset, where)
             elif task.task_type.targets == "answers":
                 self.classes[task.name] = task_answers(task, dataset, where)
-            if task.name in self.classes:
+            if task.class_exemplars is not None:
+                self.targets[task.name] = self._exemplar_targets(task, where)
+            elif task.name in self.classes:
                 self.targets[task.name] = processor.target_inputs(self.classes[task.name])
         self._image_transforms = {task.name: self._image_transform(task) for task in recipe.tasks
                                   if task.task_type.modality == "image"}
@@ -160,6 +162,19 @@ class UniPerceiverCollator:
             flip_probability=augmentation.get("flip", 0.5),
         )
 
+    def _exemplar_targets(self, task: TaskSpec, where: str) -> dict[str, torch.Tensor]:
+        """One exemplar image per class as the targets (a novel task: paper section 3.1 lets targets be images)."""
+        paths = task.class_exemplars
+        if len(paths) != len(self.classes[task.name]):
+            raise RecipeError(f"{where}: {len(paths)} `class_exemplars` for {len(self.classes[task.name])} classes.")
+        missing = [path for path in paths if not Path(path).is_file()]
+        if missing:
+            raise RecipeError(f"{where}: `class_exemplars` files not found: {missing[:3]}.")
+        size = self.config.image_size
+        transform = ImageTrainTransform(self.processor.image_processor, crop="center", short_side=size,
+                                        crop_size=size, flip_probability=0.0)
+        return {"target_pixel_values": transform([open_image(path) for path in paths], random.Random(0))}
+
     def _root(self, task: TaskSpec) -> Path | None:
         path = Path(task.dataset.path)
         return path if path.is_dir() else None
@@ -189,6 +204,25 @@ class UniPerceiverCollator:
                 raise ValueError(f"Task {task.name!r}: label {value!r} is not one of its {len(classes)} classes.")
             indices.append(index)
         return torch.tensor(indices, dtype=torch.long)
+
+    def _sample_classes(self, task: TaskSpec, batch: dict[str, Any], hard: torch.Tensor, rng: random.Random) -> None:
+        """`class_samples`: keep the batch's own classes plus that many others as the targets, and re-index the
+        labels (soft labels keep their mass on the kept classes, renormalised)."""
+        total = len(self.classes[task.name])
+        own = sorted({int(label) for label in hard.tolist() if label != -100})
+        others = [index for index in range(total) if index not in set(own)]
+        kept = torch.tensor(own + rng.sample(others, min(task.class_samples, len(others))), dtype=torch.long)
+        for key in ("target_input_ids", "target_attention_mask", "target_pixel_values"):
+            if key in batch:
+                batch[key] = batch[key][kept]
+        labels = batch["labels"]
+        if labels.is_floating_point():
+            labels = labels[:, kept]
+            batch["labels"] = labels / labels.sum(-1, keepdim=True)
+        else:
+            position = torch.full((total,), -100, dtype=torch.long)
+            position[kept] = torch.arange(len(kept))
+            batch["labels"] = torch.where(labels == -100, labels, position[labels.clamp(min=0)])
 
     def _vocabulary_targets(self, task: TaskSpec, batch: dict[str, Any], rng: random.Random) -> None:
         """LM targets: nothing for the exact method (the model encodes the whole vocabulary); for the sampled one,
@@ -251,6 +285,8 @@ class UniPerceiverCollator:
             batch.update(self.targets[task.name])
             classes = self.classes[task.name]
             batch["labels"] = torch.tensor([classes.index(a) if a in classes else -100 for a in answers])
+            if task.class_samples is not None:
+                self._sample_classes(task, batch, batch["labels"], rng)
             return batch
 
         if visual:
@@ -258,10 +294,12 @@ class UniPerceiverCollator:
 
         if kind in ("image_classification", "video_classification"):
             batch.update(self.targets[task.name])
-            labels = self._label_indices(task, column["label"])
+            hard = labels = self._label_indices(task, column["label"])
             if task.name in self._mixup:
                 batch["pixel_values"], labels = self._mixup[task.name](batch["pixel_values"], labels, rng)
             batch["labels"] = labels
+            if task.class_samples is not None:
+                self._sample_classes(task, batch, hard, rng)
         elif kind == "text_classification":
             labels = column["label"]
             if task.glue_task is not None:
@@ -272,6 +310,8 @@ class UniPerceiverCollator:
                 batch.update(self._text_inputs(column["text"], self._max_length(task, CAPTION_MAX_LENGTH)))
                 batch.update(self.targets[task.name])
                 batch["labels"] = self._label_indices(task, labels)
+                if task.class_samples is not None:
+                    self._sample_classes(task, batch, batch["labels"], rng)
         elif task.task_type.targets == "in_batch":
             source = "caption" if visual else "text_pair"
             targets = [_pick(value, rng) for value in column[source]]

@@ -107,6 +107,8 @@ class TaskSpec:
     frame_stride: int | None = None  # frames between samples at 30 fps (default: the original's 32)
     vocabulary: str = "exact"  # LM targets: the whole vocabulary ("exact") or a sample ("sampled")
     vocabulary_samples: int = 4096  # negatives drawn when `vocabulary` is "sampled"
+    class_samples: int | None = None  # classes/answers: the batch's own plus this many others (None: all of them)
+    class_exemplars: list[str] | None = None  # image files, one per class: the targets instead of the class names
     augmentation: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -224,6 +226,16 @@ def _parse_task(entry: Any, index: int, source: str) -> TaskSpec:
         raise _fail(source, where, f"`vocabulary` must be one of {list(VOCABULARY_MODES)}, got {task.vocabulary!r}.")
     if not isinstance(task.vocabulary_samples, int) or task.vocabulary_samples < 1:
         raise _fail(source, where, f"`vocabulary_samples` must be a positive integer, got {task.vocabulary_samples!r}.")
+    if task.class_samples is not None:
+        if task_type.targets not in ("classes", "answers"):
+            raise _fail(source, where, "`class_samples` applies to classification and VQA tasks only.")
+        if isinstance(task.class_samples, bool) or not isinstance(task.class_samples, int) or task.class_samples < 1:
+            raise _fail(source, where, f"`class_samples` must be a positive integer, got {task.class_samples!r}.")
+    if task.class_exemplars is not None:
+        if task.type not in ("image_classification", "video_classification"):
+            raise _fail(source, where, "`class_exemplars` applies to image and video classification only.")
+        if not isinstance(task.class_exemplars, list) or not all(isinstance(p, str) for p in task.class_exemplars):
+            raise _fail(source, where, "`class_exemplars` must be a list of image file paths, one per class.")
     for name in ("max_length", "num_frames", "frame_stride"):
         value = getattr(task, name)
         if value is not None and (not isinstance(value, int) or value < 1):
