@@ -112,7 +112,10 @@ def evaluate_task(args) -> dict:
     model, processor = pipe.model, pipe.processor
     images = [as_image(v) for v in split[args.image_column]]
     pixel_values = torch.cat(
-        [processor(images=chunk, task="retrieve")["pixel_values"] for chunk in batches(images, args.batch_size)]
+        [
+            processor(images=chunk, task="retrieve", return_tensors="pt")["pixel_values"]
+            for chunk in batches(images, args.batch_size)
+        ]
     )
     if args.task == "retrieval":
         return retrieval_recall(model, processor, pixel_values, split[args.captions_column], args.batch_size)

@@ -69,7 +69,7 @@ def test_video_views_average_probabilities(tiny_pipe, video_path):
     labels = ["a", "b", "c"]
     result = tiny_pipe(str(video_path), candidate_labels=labels)
     model, processor = tiny_pipe.model, tiny_pipe.processor
-    layout = processor(videos=[str(video_path)], targets=labels)
+    layout = processor(videos=[str(video_path)], targets=labels, return_tensors="pt")
     assert layout["pixel_values"].shape == (3, 8, 3, 224, 224)  # three spatial crops, one row each
     with torch.no_grad():
         logits = model(**layout).logits
@@ -101,7 +101,7 @@ def test_tiny_images_against_manual_model_call(tiny_pipe):
     image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     result = tiny_pipe(image, candidate_labels=["red", "green", "blue"], hypothesis_template=["a {}", "the {} one"])
     processor, model = tiny_pipe.processor, tiny_pipe.model
-    pixels = processor(images=[image])["pixel_values"]
+    pixels = processor(images=[image], return_tensors="pt")["pixel_values"]
     with torch.no_grad():
         features = model.get_features(pixel_values=pixels)
         ensemble = torch.stack(

@@ -42,7 +42,10 @@ def images(goldens, preset: str) -> torch.Tensor:
 
 def test_image_classification_layout(processor, pngs, golden_index, goldens):
     inputs = processor(
-        images=pngs, targets=golden_index["cases"]["image_classification"]["class_names"], labels=[1, 4]
+        images=pngs,
+        targets=golden_index["cases"]["image_classification"]["class_names"],
+        labels=[1, 4],
+        return_tensors="pt",
     )
     assert set(inputs) == {"pixel_values", "target_input_ids", "target_attention_mask", "task", "labels"}
     assert inputs["task"] == "img_cls" and inputs["labels"].tolist() == [1, 4]
@@ -53,13 +56,13 @@ def test_image_classification_layout(processor, pngs, golden_index, goldens):
 
 def test_retrieval_layout(processor, pngs, golden_index, goldens):
     captions = [c for pair in golden_index["cases"]["image_text_retrieval"]["captions"] for c in pair]
-    inputs = processor(images=pngs, targets=captions, task="retrieve")
+    inputs = processor(images=pngs, targets=captions, task="retrieve", return_tensors="pt")
     assert torch.equal(inputs["pixel_values"], images(goldens, "clip_test"))  # the "clip" preset
     assert torch.equal(inputs["target_input_ids"], goldens["image_text_retrieval/caption_ids"])
     assert torch.equal(inputs["target_attention_mask"], keep(goldens["image_text_retrieval/caption_padding_mask"]))
     assert inputs["target_input_ids"][3, -1] == EOT  # 49 ids + EOT
     # Text to image: captions as the input side, images as targets.
-    reverse = processor(text=captions, target_images=pngs, task="retrieve")
+    reverse = processor(text=captions, target_images=pngs, task="retrieve", return_tensors="pt")
     assert torch.equal(reverse["input_ids"], goldens["image_text_retrieval/caption_ids"])
     assert torch.equal(reverse["target_pixel_values"], images(goldens, "clip_test"))
 
@@ -107,7 +110,8 @@ def test_caption_training_layout(processor, pngs, golden_index, goldens):
 
 def test_video_classification_layout(processor, golden_index, goldens):
     frames = goldens["pre/video/frames_uint8_thwc"].numpy()
-    inputs = processor(videos=frames, targets=golden_index["cases"]["video_classification"]["class_names"], labels=[2])
+    class_names = golden_index["cases"]["video_classification"]["class_names"]
+    inputs = processor(videos=frames, targets=class_names, labels=[2], return_tensors="pt")
     assert torch.equal(inputs["pixel_values"], goldens["pre/video/test_views"])  # 3 views as rows
     assert torch.equal(inputs["target_input_ids"], goldens["video_classification/target_ids"])
     assert inputs["labels"].tolist() == [2, 2, 2] and inputs["task"] == "video_cls"
@@ -255,15 +259,54 @@ def test_caption_rules(processor, pngs, goldens):
 def test_plain_inputs(processor, pngs, goldens):
     assert set(processor(images=pngs)) == {"pixel_values"}
     frames = goldens["pre/video/frames_uint8_thwc"].numpy()
-    video = processor(videos=frames)
+    video = processor(videos=frames, return_tensors="pt")
     assert set(video) == {"pixel_values"} and video["pixel_values"].shape == (3, 8, 3, 224, 224)
-    assert processor(videos=frames, num_spatial_crops=1)["pixel_values"].shape == (1, 8, 3, 224, 224)
-    text = processor(text=["A cat", "a dog and a bird"])
+    single = processor(videos=frames, num_spatial_crops=1, return_tensors="pt")
+    assert single["pixel_values"].shape == (1, 8, 3, 224, 224)
+    text = processor(text=["A cat", "a dog and a bird"], return_tensors="pt")
     assert text["input_ids"].tolist() == [[320, 2368, EOT, 0, 0, 0], [320, 1929, 537, 320, 3329, EOT]]
     assert text["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0], [1] * 6]
-    mixed_sizes = processor(images=[pngs[0], Image.new("RGB", (5, 700)), np.zeros((3, 3, 3), np.uint8)])
+    mixed_sizes = processor(
+        images=[pngs[0], Image.new("RGB", (5, 700)), np.zeros((3, 3, 3), np.uint8)], return_tensors="pt"
+    )
     assert mixed_sizes["pixel_values"].shape == (3, 3, 224, 224)
     assert processor(images=pngs, text=["q one", "q two"], targets=["a"])["task"] == "downstream"
+
+
+def test_return_tensors_follows_transformers(processor, pngs):
+    """`processor(...)` returns lists by default, as transformers' processors; the layout methods tensors."""
+    plain = processor(images=pngs[:1], text=["a cat"], targets=["cat", "a dog"], labels=[1])
+    assert plain["input_ids"] == [[320, 2368, EOT]] and plain["target_attention_mask"] == [[1, 1, 0], [1, 1, 1]]
+    assert plain["labels"] == [1] and isinstance(plain["pixel_values"], list)
+    assert plain["pixel_values"][0].shape == (3, 224, 224) and isinstance(plain["pixel_values"][0], np.ndarray)
+    as_numpy = processor(images=pngs[:1], text=["a cat"], return_tensors="np")
+    assert isinstance(as_numpy["input_ids"], np.ndarray) and as_numpy["pixel_values"].shape == (1, 3, 224, 224)
+    assert isinstance(processor.vqa(pngs[:1], ["what?"])["input_ids"], torch.Tensor)
+    assert processor.vqa(pngs[:1], ["what?"], return_tensors=None)["feature_index"] == [2]  # what ? <SPE> EOT
+    assert isinstance(processor.masked_lm(["a b c"], return_tensors="np")["input_ids"], np.ndarray)
+
+
+def test_standard_keyword_arguments_route_to_their_component(processor, pngs, goldens):
+    texts = ["a cat", "a big black dog"]
+    flat = processor(text=texts, max_length=3, padding="max_length", return_tensors="pt")
+    nested = processor(
+        text=texts, text_kwargs={"max_length": 3, "padding": "max_length"}, common_kwargs={"return_tensors": "pt"}
+    )
+    assert flat["input_ids"].tolist() == nested["input_ids"].tolist() == [[320, 2368, EOT], [320, 1205, EOT]]
+    padded = processor(text=texts, max_length=6, padding="max_length")
+    assert padded["input_ids"][0] == [320, 2368, EOT, 0, 0, 0] and len(padded["attention_mask"][1]) == 6
+    whole = processor(text=texts, max_length=3, truncation=False, padding=False)
+    assert [len(ids) for ids in whole["input_ids"]] == [3, 5]
+    # Image and video options, flat or nested: `preset`, `do_normalize`, `num_spatial_crops`, ...
+    clip = processor(images=pngs, preset="clip", return_tensors="pt")["pixel_values"]
+    assert torch.equal(clip, processor(images=pngs, images_kwargs={"preset": "clip"}, return_tensors="pt")["pixel_values"])
+    raw = processor(images=pngs, do_normalize=False, return_tensors="pt")["pixel_values"]
+    assert raw.min() >= 0 and raw.max() <= 1
+    frames = goldens["pre/video/frames_uint8_thwc"].numpy()
+    video = processor(videos=frames, videos_kwargs={"num_spatial_crops": 1, "do_normalize": False}, return_tensors="pt")
+    assert video["pixel_values"].shape == (1, 8, 3, 224, 224) and video["pixel_values"].min() >= 0
+    with pytest.raises(ValueError, match="passed two times"):
+        processor(text=texts, max_length=3, text_kwargs={"max_length": 4})
 
 
 def test_vocabulary_targets(processor):
@@ -293,14 +336,16 @@ def test_bad_input(processor, pngs, tmp_path):
     for call, name in cases:
         with pytest.raises(ValueError, match=name):
             call()
-    with pytest.raises(ValueError, match="return_tensors"):
-        processor(images=pngs, return_tensors="np")
-    with pytest.raises(TypeError, match="padding"):
-        processor(text="a", padding=True)
+    with pytest.raises(ValueError, match="tf is not a valid TensorType"):
+        processor(images=pngs, return_tensors="tf")
+    with pytest.raises(ValueError, match="max_length"):
+        processor(text="a", padding="max_length")
+    with pytest.raises(ValueError, match="padding"):
+        processor(text=["a", "a b c"], padding=False, return_tensors="pt")
     assert processor(images=pngs, return_tensors="pt")["pixel_values"].shape == (2, 3, 224, 224)
     # Empty and whitespace-only texts are valid: they encode to EOT alone, as in the original.
     blank = processor(text=["", "   "], targets=[" "])
-    assert blank["input_ids"].tolist() == [[EOT], [EOT]] and blank["target_input_ids"].tolist() == [[EOT]]
+    assert blank["input_ids"] == [[EOT], [EOT]] and blank["target_input_ids"] == [[EOT]]
 
 
 def test_save_and_load(processor, tmp_path, pngs):
@@ -315,6 +360,10 @@ def test_save_and_load(processor, tmp_path, pngs):
         expected = processor.vqa(pngs, ["what is it?", "and this?"], ["a cat"])
         actual = loaded.vqa(pngs, ["what is it?", "and this?"], ["a cat"])
         assert all(torch.equal(actual[k], expected[k]) for k in expected if k != "task")
+        assert loaded.to_dict() == processor.to_dict() and "auto_map" in loaded.to_dict()
+    # Keyword arguments of `from_pretrained` reach the image and video processors.
+    raw = UniPerceiverProcessor.from_pretrained(tmp_path, do_normalize=False)
+    assert not raw.image_processor.do_normalize and not raw.video_processor.do_normalize
 
 
 def test_remote_code_in_a_fresh_process(processor, tmp_path, pngs, golden_dir):

@@ -48,7 +48,9 @@ def assert_close(request, parity_rows):
 
 @torch.no_grad()
 def test_a_image_classification(model, processor, pngs, golden_index, goldens, assert_close):
-    inputs = processor(images=pngs, targets=golden_index["cases"]["image_classification"]["class_names"])
+    inputs = processor(
+        images=pngs, targets=golden_index["cases"]["image_classification"]["class_names"], return_tensors="pt"
+    )
     assert inputs["task"] == "img_cls"
     assert_close(model(**inputs).logits, goldens["image_classification/logits"])
 
@@ -56,7 +58,7 @@ def test_a_image_classification(model, processor, pngs, golden_index, goldens, a
 @torch.no_grad()
 def test_b_image_text_retrieval(model, processor, pngs, golden_index, goldens, assert_close):
     captions = [c for pair in golden_index["cases"]["image_text_retrieval"]["captions"] for c in pair]
-    inputs = processor(images=pngs, targets=captions, task="retrieve")
+    inputs = processor(images=pngs, targets=captions, task="retrieve", return_tensors="pt")
     assert inputs["target_input_ids"].shape == (4, 50)  # the long caption is cut to 49 ids + EOT
     output = model(**inputs)
     assert_close(output.logits, goldens["image_text_retrieval/logits_i2t"])
@@ -97,7 +99,9 @@ def test_e_caption_training(model, processor, pngs, golden_index, goldens, asser
 @torch.no_grad()
 def test_f_video_classification(model, processor, golden_index, goldens, assert_close):
     frames = goldens["pre/video/frames_uint8_thwc"].numpy()  # the 8 sampled frames, used as given
-    inputs = processor(videos=frames, targets=golden_index["cases"]["video_classification"]["class_names"])
+    inputs = processor(
+        videos=frames, targets=golden_index["cases"]["video_classification"]["class_names"], return_tensors="pt"
+    )
     assert inputs["pixel_values"].shape == (3, 8, 3, 224, 224)  # 3 spatial views as rows
     logits = model(**inputs).logits
     # Logits reach ~60 with the scale capped at 100: compared relative to their magnitude.

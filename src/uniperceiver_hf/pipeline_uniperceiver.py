@@ -321,7 +321,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
             layout = self.processor.text_classification(glue_task, items)
             names, scale = ("input_ids", "attention_mask", "feature_index"), text_scale
         else:
-            layout = self.processor(text=items)
+            layout = self.processor(text=items, return_tensors="pt")
             names, scale = ("input_ids", "attention_mask"), text_scale
         return dict(inputs={name: layout[name] for name in names}, scale=scale, views=1)
 

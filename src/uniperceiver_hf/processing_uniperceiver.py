@@ -18,9 +18,13 @@ positions of each layout exactly as the original datasets do, under the keyword 
 
 Padding uses id 0 with a zero attention mask, as the original. Targets of the vocabulary (masked LM, captioning)
 come from `vocabulary_targets()`.
-"""
 
-from __future__ import annotations
+`__call__` follows transformers' processor conventions: typed keyword arguments (`UniPerceiverProcessorKwargs`,
+flat or as `text_kwargs` / `images_kwargs` / `videos_kwargs` / `common_kwargs`) and `return_tensors=None` by default
+(Python lists); pass `return_tensors="pt"` for the model. The task-layout methods (`vqa`, `text_classification`,
+`masked_lm`, `caption_training`) build model inputs directly and return torch tensors unless `return_tensors` says
+otherwise (`None`: lists, `"np"`: NumPy); `target_inputs` and `vocabulary_targets` return tensors.
+"""
 
 import random
 from collections.abc import Sequence
@@ -28,13 +32,13 @@ from typing import Any
 
 import torch
 from transformers.image_processing_utils import BatchFeature
-from transformers.processing_utils import ProcessorMixin
+from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.video_processing_utils import VideoProcessorMixin
 
-from .image_processing_uniperceiver import UniPerceiverImageProcessor
+from .image_processing_uniperceiver import UniPerceiverImageProcessor, UniPerceiverImageProcessorKwargs
 from .layouts_uniperceiver import caption_training_inputs, pad_token_sequences, vocabulary_target_ids
 from .tokenization_uniperceiver import SPE_TOKEN, UniPerceiverTokenizer
-from .video_processing_uniperceiver import UniPerceiverVideoProcessor
+from .video_processing_uniperceiver import UniPerceiverVideoProcessor, UniPerceiverVideoProcessorKwargs
 
 # Sequence lengths of the released configs (`MODEL.MAX_SEQ_LEN`).
 CAPTION_MAX_LENGTH = 50
@@ -111,9 +115,41 @@ def _text_list(value: Any, name: str, allow_lists: bool = False) -> list[Any]:
     raise ValueError(f"`{name}` must be a string or a non-empty list of strings, got {value!r}.")
 
 
-def _check_return_tensors(return_tensors: str | None) -> None:
-    if return_tensors not in ("pt", None):
-        raise ValueError(f"`return_tensors` must be 'pt' (the model takes torch tensors), got {return_tensors!r}.")
+def _pad_rows(
+    sequences: list[list[int]], padding: bool | str | None, max_length: int | None
+) -> tuple[list[list[int]], list[list[int]]]:
+    """(ids, attention mask) as lists, padded with id 0 (as the original): to the longest sequence (`padding` None,
+    True or "longest"), to `max_length` ("max_length") or not at all (False or "do_not_pad")."""
+    longest = max(len(ids) for ids in sequences)
+    if padding in (None, True, "longest"):
+        length = longest
+    elif padding == "max_length":
+        if max_length is None:
+            raise ValueError("`padding='max_length'` needs `max_length`.")
+        length = max(max_length, longest)
+    elif padding in (False, "do_not_pad"):
+        length = None
+    else:
+        raise ValueError(f"`padding` must be True, False, 'longest', 'max_length' or 'do_not_pad', got {padding!r}.")
+    rows = [ids + [0] * ((length or len(ids)) - len(ids)) for ids in sequences]
+    masks = [[1] * len(ids) + [0] * (len(row) - len(ids)) for ids, row in zip(sequences, rows, strict=True)]
+    return rows, masks
+
+
+def _as_lists(value: Any) -> Any:
+    """A tensor as Python lists (ids, masks, labels) or as one NumPy array per row (pixels); anything else as is."""
+    if not torch.is_tensor(value):
+        return value
+    return list(value.numpy()) if value.is_floating_point() else value.tolist()
+
+
+class UniPerceiverProcessorKwargs(ProcessingKwargs, total=False):
+    """transformers' processor keyword arguments, with the image and video processors' own options (`preset`,
+    `do_train_augmentation`, `num_spatial_crops`, ...). Flat keywords go to the component that takes them; the
+    nested forms `text_kwargs`, `images_kwargs`, `videos_kwargs` and `common_kwargs` work as everywhere."""
+
+    images_kwargs: UniPerceiverImageProcessorKwargs
+    videos_kwargs: UniPerceiverVideoProcessorKwargs
 
 
 class UniPerceiverProcessor(ProcessorMixin):
@@ -125,6 +161,8 @@ class UniPerceiverProcessor(ProcessorMixin):
         tokenizer ([`UniPerceiverTokenizer`], *optional*): default `UniPerceiverTokenizer()` (the shipped vocabulary).
         video_processor ([`UniPerceiverVideoProcessor`], *optional*): default `UniPerceiverVideoProcessor()`.
     """
+
+    valid_processor_kwargs = UniPerceiverProcessorKwargs
 
     def __init__(
         self,
@@ -162,9 +200,23 @@ class UniPerceiverProcessor(ProcessorMixin):
             ("image_processor", UniPerceiverImageProcessor),
             ("video_processor", UniPerceiverVideoProcessor),
         ):
-            config = {k: v for k, v in processor_dict.get(name, {}).items() if k not in (f"{name}_type", "auto_map")}
-            parts.append(part_class(**config))
+            saved = processor_dict.get(name, {})
+            config = {k: v for k, v in saved.items() if k not in (f"{name}_type", "auto_map")}
+            # Keyword arguments of `from_pretrained` override the saved settings (`do_normalize=False`, ...).
+            part = part_class.from_dict(config, **kwargs)
+            if "auto_map" in saved:
+                part.auto_map = saved["auto_map"]
+            parts.append(part)
         return [parts[0], tokenizer, parts[1]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `ProcessorMixin.to_dict`, always with the `auto_map` entry of this remote-code class (which a save
+        writes and a load drops), so that the dict is the same fresh, saved, reloaded or built from components."""
+        output = super().to_dict()
+        if self._auto_class is not None:
+            module = type(self).__module__.rsplit(".", 1)[-1]
+            output.setdefault("auto_map", {self._auto_class: f"{module}.{type(self).__name__}"})
+        return output
 
     # -- building blocks -----------------------------------------------------------------------------------------
 
@@ -194,8 +246,8 @@ class UniPerceiverProcessor(ProcessorMixin):
         self,
         images: Any,
         videos: Any,
-        preset: str,
-        num_spatial_crops: int,
+        images_kwargs: dict[str, Any],
+        videos_kwargs: dict[str, Any],
         prefix: str = "",
     ) -> tuple[dict[str, torch.Tensor], int, int]:
         """(pixel tensors, number of examples, views per example). Videos with several views put each view in its
@@ -203,10 +255,10 @@ class UniPerceiverProcessor(ProcessorMixin):
         if images is not None and videos is not None:
             raise ValueError(f"Pass `{prefix}images` or `{prefix}videos`, not both.")
         if images is not None:
-            pixels = self.image_processor(images, preset=preset, return_tensors="pt")["pixel_values"]
+            pixels = self.image_processor(images, **{**images_kwargs, "return_tensors": "pt"})["pixel_values"]
             return {f"{prefix}pixel_values": pixels}, pixels.shape[0], 1
         if videos is not None:
-            pixels = self.video_processor(videos, num_spatial_crops=num_spatial_crops)["pixel_values"]
+            pixels = self.video_processor(videos, **{**videos_kwargs, "return_tensors": "pt"})["pixel_values"]
             views = pixels.shape[1] if pixels.ndim == 6 else 1
             batch = pixels.shape[0]
             if views > 1:
@@ -215,8 +267,12 @@ class UniPerceiverProcessor(ProcessorMixin):
         return {}, 0, 1
 
     @staticmethod
-    def _output(data: dict[str, Any]) -> BatchFeature:
-        return BatchFeature(data=data, skip_tensor_conversion=["task"])
+    def _output(data: dict[str, Any], return_tensors: str | None) -> BatchFeature:
+        """The outputs as torch tensors (`"pt"`), NumPy arrays (`"np"`) or, for `None`, Python lists of ids, masks
+        and labels and one NumPy array per row of pixels. `task` stays a string."""
+        if return_tensors is None:
+            data = {key: _as_lists(value) for key, value in data.items()}
+        return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["task"])
 
     # -- layouts -------------------------------------------------------------------------------------------------
 
@@ -231,11 +287,7 @@ class UniPerceiverProcessor(ProcessorMixin):
         target_videos: Any = None,
         task: str | None = None,
         labels: Sequence[int] | None = None,
-        max_length: int | None = None,
-        preset: str | None = None,
-        num_spatial_crops: int | None = None,
-        return_tensors: str | None = "pt",
-        **kwargs: Any,
+        **kwargs: Unpack[UniPerceiverProcessorKwargs],
     ) -> BatchFeature:
         r"""
         Classification, retrieval, and plain image / video / text inputs.
@@ -250,18 +302,32 @@ class UniPerceiverProcessor(ProcessorMixin):
                 visual + text, `text_mlm` for text only (as `UniPerceiverModel.default_task`). It is returned when
                 targets are given or it is passed.
             labels (`list[int]`, *optional*): index of the correct target per example (repeated per video view).
-            max_length (`int`, *optional*): cut text and text targets to this many ids, keeping the final EOT.
-                Default: 50 for `retrieve` and `caption` (the original's caption length), no limit otherwise.
-            preset (`str`, *optional*): image transform; default `"imagenet"` for `img_cls`, `"clip"` otherwise.
-            num_spatial_crops (`int`, *optional*): video crops; default 3 for `video_cls`, 1 otherwise. Several
-                views become consecutive rows: average the softmax over each group of views.
-            return_tensors (`str`, *optional*, defaults to `"pt"`): outputs are torch tensors (`"pt"` or `None`).
+            **kwargs: transformers' processor keywords, flat or nested (`text_kwargs`, `images_kwargs`,
+                `videos_kwargs`, `common_kwargs`):
+
+                - `return_tensors`: `"pt"` for `model(**inputs)`, `"np"`, or `None` (the default, as in
+                  transformers): Python lists of ids, masks and labels and one NumPy array per row of pixels.
+                - `max_length` (text): cut text and text targets to this many ids keeping the final EOT (the
+                  original's truncation; `truncation=False` keeps them whole). Default: 50 for `retrieve` and
+                  `caption` (the original's caption length), no limit otherwise.
+                - `padding` (text): to the longest text (default), `"max_length"`, or `False` (lists only). Texts
+                  are padded with id 0 as in the original; other tokenizer options do not apply to this layout.
+                - `preset` (images): `"imagenet"` (default for `img_cls`) or `"clip"` (otherwise); any other option
+                  of the image processor (`do_rescale`, `do_normalize`, `size`, ...).
+                - `num_spatial_crops` (videos): 3 (default for `video_cls`) or 1; several views become
+                  consecutive rows (average the softmax over each group of views); any other option of the video
+                  processor (`num_frames`, `do_sample_frames`, ...).
         """
-        if kwargs:
-            raise TypeError(f"Unexpected keyword arguments: {sorted(kwargs)}.")
-        _check_return_tensors(return_tensors)
         if images is None and videos is None and text is None:
             raise ValueError("Pass `images`, `videos` or `text`.")
+        merged = self._merge_kwargs(
+            UniPerceiverProcessorKwargs, tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs
+        )
+        text_kwargs, images_kwargs, videos_kwargs = (
+            merged["text_kwargs"],
+            merged["images_kwargs"],
+            merged["videos_kwargs"],
+        )
         return_task = task is not None or labels is not None
         if task is None:
             if images is None and videos is None:
@@ -270,35 +336,39 @@ class UniPerceiverProcessor(ProcessorMixin):
                 task = "downstream"
             else:
                 task = "img_cls" if images is not None else "video_cls"
+        max_length = text_kwargs.get("max_length")
         if max_length is None and task in ("retrieve", "caption"):
             max_length = CAPTION_MAX_LENGTH
-        preset = preset or ("imagenet" if task == "img_cls" else "clip")
-        num_spatial_crops = num_spatial_crops or (3 if task == "video_cls" else 1)
+        cut = max_length if text_kwargs.get("truncation") not in (False, "do_not_truncate") else None
+        images_kwargs["preset"] = images_kwargs.get("preset") or ("imagenet" if task == "img_cls" else "clip")
+        videos_kwargs["num_spatial_crops"] = videos_kwargs.get("num_spatial_crops") or (3 if task == "video_cls" else 1)
 
-        data, batch, views = self._pixels(images, videos, preset, num_spatial_crops)
+        data, batch, views = self._pixels(images, videos, images_kwargs, videos_kwargs)
         if text is not None:
             texts = _text_list(text, "text")
             if batch and len(texts) != batch:
                 raise ValueError(f"`text` has {len(texts)} entries for {batch} images or videos.")
             batch = len(texts)
-            ids, mask = pad_token_sequences(self.text_ids(texts, max_length))
-            if views > 1:
-                ids, mask = ids.repeat_interleave(views, 0), mask.repeat_interleave(views, 0)
-            data.update(input_ids=ids, attention_mask=mask)
+            ids, mask = _pad_rows(self.text_ids(texts, cut), text_kwargs.get("padding"), max_length)
+            data.update(
+                input_ids=[row for row in ids for _ in range(views)],
+                attention_mask=[row for row in mask for _ in range(views)],
+            )
 
         if targets is not None:
             if target_images is not None or target_videos is not None:
                 raise ValueError("Pass text `targets` or visual `target_images`/`target_videos`, not both.")
-            data.update(self.target_inputs(targets, max_length))
+            data.update(self.target_inputs(targets, cut))
         elif target_images is not None or target_videos is not None:
-            data.update(self._pixels(target_images, target_videos, preset, 1, prefix="target_")[0])
+            single_view = {**videos_kwargs, "num_spatial_crops": 1}
+            data.update(self._pixels(target_images, target_videos, images_kwargs, single_view, prefix="target_")[0])
         if labels is not None:
             if len(labels) != batch:
                 raise ValueError(f"`labels` has {len(labels)} entries for {batch} examples.")
-            data["labels"] = torch.as_tensor(list(labels), dtype=torch.long).repeat_interleave(views)
+            data["labels"] = [int(label) for label in labels for _ in range(views)]
         if return_task or any(key.startswith("target_") for key in data):
             data["task"] = task
-        return self._output(data)
+        return self._output(data, text_kwargs.get("return_tensors"))
 
     def vqa(
         self,
@@ -312,9 +382,8 @@ class UniPerceiverProcessor(ProcessorMixin):
         """Visual question answering: the image ("clip" preset) and `encode(question)[:max_length - 2] +
         [<SPE>, EOT]`, read at that `<SPE>` (`feature_index` = length - 2), against the candidate `answers`.
         `images=None` builds the text side only (training pipelines bring their own augmented pixels)."""
-        _check_return_tensors(return_tensors)
         questions = _text_list(questions, "questions")
-        data, batch, _ = self._pixels(images, None, "clip", 1)
+        data, batch, _ = self._pixels(images, None, {"preset": "clip"}, {})
         if images is not None and len(questions) != batch:
             raise ValueError(f"`questions` has {len(questions)} entries for {batch} images.")
         spe, eos = self.tokenizer.convert_tokens_to_ids(SPE_TOKEN), self.tokenizer.eos_token_id
@@ -330,7 +399,7 @@ class UniPerceiverProcessor(ProcessorMixin):
             data.update(self.target_inputs(answers))
         if labels is not None:
             data["labels"] = torch.as_tensor(list(labels), dtype=torch.long)
-        return self._output(data)
+        return self._output(data, return_tensors)
 
     def text_classification(
         self,
@@ -348,7 +417,6 @@ class UniPerceiverProcessor(ProcessorMixin):
         `second_sentences`. Truncation follows the original: pairs cut the second part to half of `max_length`
         (QNLI: to what the first leaves) and the first part to the rest, each keeping its last id.
         """
-        _check_return_tensors(return_tensors)
         key = glue_task_key(task_name)
         firsts = _text_list(sentences, "sentences")
         sequences, spe_positions = [], []
@@ -390,7 +458,7 @@ class UniPerceiverProcessor(ProcessorMixin):
         }
         if labels is not None:
             data["labels"] = torch.as_tensor(list(labels), dtype=torch.long)
-        return self._output(data)
+        return self._output(data, return_tensors)
 
     def masked_lm(
         self,
@@ -412,7 +480,6 @@ class UniPerceiverProcessor(ProcessorMixin):
         (their original ids, flattened in the order the model reads the features out, to score against
         `vocabulary_targets()`). Nothing guarantees a chosen word in a short text, as in the original.
         """
-        _check_return_tensors(return_tensors)
         examples = [[t] if isinstance(t, str) else list(t) for t in _text_list(texts, "texts", allow_lists=True)]
         rng = generator if generator is not None else random
         spe, vocab_size = self.tokenizer.convert_tokens_to_ids(SPE_TOKEN), len(self.tokenizer)
@@ -446,7 +513,8 @@ class UniPerceiverProcessor(ProcessorMixin):
                 "feature_index": chosen,
                 "labels": label_grid[chosen],
                 "task": "text_mlm",
-            }
+            },
+            return_tensors,
         )
 
     def _words(self, lines: list[str]) -> list[list[int]]:
@@ -474,15 +542,14 @@ class UniPerceiverProcessor(ProcessorMixin):
         """Auto-regressive captioning (training) as the original: `caption + EOT` cut to `max_length`, followed by
         one `<SPE>` per word; `<SPE>_i` sees the image and the words before i and is scored against the vocabulary
         (`vocabulary_targets()`) with `labels` = word i. Without images or videos it is the text-only layout."""
-        _check_return_tensors(return_tensors)
         captions = _text_list(captions, "captions")
-        data, batch, _ = self._pixels(images, videos, "clip", 1)
+        data, batch, _ = self._pixels(images, videos, {"preset": "clip"}, {"num_spatial_crops": 1})
         if batch and len(captions) != batch:
             raise ValueError(f"`captions` has {len(captions)} entries for {batch} images or videos.")
         spe = self.tokenizer.convert_tokens_to_ids(SPE_TOKEN)
         data.update(caption_training_inputs(self.text_ids(captions, max_length), spe_token_id=spe))
         data["task"] = "caption" if batch else "text_caption"
-        return self._output(data)
+        return self._output(data, return_tensors)
 
     @property
     def model_input_names(self) -> list[str]:

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from transformers.image_processing_utils import BatchFeature
+from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_processing_utils import VideoProcessorMixin
 
 try:  # optional at import time (remote code, environments without PyAV); decoding files needs it
@@ -92,6 +93,26 @@ def spatial_crop_offsets(
     return [(top, 0), (top, left), (top, width - crop_width)]
 
 
+class UniPerceiverVideoProcessorKwargs(VideosKwargs, total=False):
+    """
+    The video processor's own per-call options, beside transformers' `VideosKwargs` it takes (`num_frames`,
+    `do_sample_frames`, `size`, `crop_size`, `do_rescale`, `rescale_factor`, `do_normalize`, `image_mean`,
+    `image_std`, `return_tensors`).
+
+    sampling_stride (`int`, *optional*): frames between samples at `reference_fps`.
+    num_spatial_crops (`int`, *optional*): 3 (classification) or 1 (centre crop).
+    num_temporal_views (`int`, *optional*): interleaved clips per video.
+    video_fps (`float`, *optional*): frame rate of frame arrays (default `reference_fps`).
+    do_train_augmentation (`bool`, *optional*): the original's training sampling and crops.
+    """
+
+    sampling_stride: int | None
+    num_spatial_crops: int | None
+    num_temporal_views: int | None
+    video_fps: float | None
+    do_train_augmentation: bool | None
+
+
 class UniPerceiverVideoProcessor(VideoProcessorMixin):
     r"""
     Video processor of Uni-Perceiver: the original's frame sampling, bilinear short-side resize, 1 or 3 spatial
@@ -114,13 +135,17 @@ class UniPerceiverVideoProcessor(VideoProcessorMixin):
         num_temporal_views (`int`, *optional*, defaults to 1): interleaved clips per video (K400 eval used 4).
         size (`dict`, *optional*, defaults to `{"shortest_edge": 224}`): evaluation short side.
         crop_size (`dict`, *optional*, defaults to `{"height": 224, "width": 224}`): crop size.
-        image_mean, image_std (`list[float]`, *optional*, defaults to 0.5 each): normalisation.
+        do_rescale (`bool`, *optional*, defaults to `True`) and rescale_factor (`float`, *optional*, defaults to
+            1/255): scale integer frames (`uint8`) to [0, 1]; `uint16` and float frames are scaled by their range.
+        do_normalize (`bool`, *optional*, defaults to `True`), image_mean, image_std (`list[float]`, *optional*,
+            defaults to 0.5 each): normalisation.
         do_train_augmentation (`bool`, *optional*, defaults to `False`): the original's training sampling and crops.
         train_short_side_range (`list[int]`, *optional*, defaults to `[256, 320]`): training short-side range.
         flip_probability (`float`, *optional*, defaults to 0.5): training horizontal-flip probability.
     """
 
     model_input_names = ["pixel_values"]
+    valid_kwargs = UniPerceiverVideoProcessorKwargs
 
     def __init__(
         self,
@@ -131,6 +156,9 @@ class UniPerceiverVideoProcessor(VideoProcessorMixin):
         num_temporal_views: int = 1,
         size: dict[str, int] | None = None,
         crop_size: dict[str, int] | None = None,
+        do_rescale: bool = True,
+        rescale_factor: float = 1 / 255,
+        do_normalize: bool = True,
         image_mean: Sequence[float] = (0.5, 0.5, 0.5),
         image_std: Sequence[float] = (0.5, 0.5, 0.5),
         do_train_augmentation: bool = False,
@@ -146,13 +174,16 @@ class UniPerceiverVideoProcessor(VideoProcessorMixin):
         self.num_temporal_views = num_temporal_views
         self.size = dict(size) if size is not None else {"shortest_edge": 224}
         self.crop_size = dict(crop_size) if crop_size is not None else {"height": 224, "width": 224}
+        self.do_rescale = do_rescale
+        self.rescale_factor = rescale_factor
+        self.do_normalize = do_normalize
         self.image_mean = list(image_mean)
         self.image_std = list(image_std)
         self.do_train_augmentation = do_train_augmentation
         self.train_short_side_range = list(train_short_side_range)
         self.flip_probability = flip_probability
 
-    def __call__(self, videos: Any, **kwargs: Any) -> BatchFeature:
+    def __call__(self, videos: Any, **kwargs: Unpack[UniPerceiverVideoProcessorKwargs]) -> BatchFeature:
         return self.preprocess(videos, **kwargs)
 
     def preprocess(
@@ -165,14 +196,22 @@ class UniPerceiverVideoProcessor(VideoProcessorMixin):
         do_sample_frames: bool | None = None,
         video_fps: float | None = None,
         do_train_augmentation: bool | None = None,
+        size: dict[str, int] | None = None,
+        crop_size: dict[str, int] | None = None,
+        do_rescale: bool | None = None,
+        rescale_factor: float | None = None,
+        do_normalize: bool | None = None,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
         return_tensors: str | None = "pt",
     ) -> BatchFeature:
         """Sample, resize, crop and normalise a video or a batch of videos (see the class docstring).
 
         Args:
             videos: a video or a list of videos.
-            num_frames, sampling_stride, num_spatial_crops, num_temporal_views, do_train_augmentation: override the
-                processor's settings for this call.
+            num_frames, sampling_stride, num_spatial_crops, num_temporal_views, do_train_augmentation, size,
+                crop_size, do_rescale, rescale_factor, do_normalize, image_mean, image_std: override the processor's
+                settings for this call.
             do_sample_frames (`bool`, *optional*): for frame arrays, sample them (`True`) or use them as given
                 (`False`); by default they are used as given when they hold exactly the clip's frames.
             video_fps (`float`, *optional*): frame rate of frame arrays (default `reference_fps`).
@@ -189,6 +228,14 @@ class UniPerceiverVideoProcessor(VideoProcessorMixin):
         clip_length = num_frames * views
         # The original's multi-view scheme: V interleaved clips are one clip of V*T frames at stride / V.
         stride = sampling_stride // views
+        rescale = self.do_rescale if do_rescale is None else do_rescale
+        normalize = self.do_normalize if do_normalize is None else do_normalize
+        transform = dict(
+            short_side=(size or self.size)["shortest_edge"],
+            crop_size=crop_size or self.crop_size,
+            mean=(image_mean or self.image_mean) if normalize else None,
+            std=(image_std or self.image_std) if normalize else None,
+        )
 
         clips = []
         for video in _as_video_list(videos):
@@ -204,7 +251,8 @@ class UniPerceiverVideoProcessor(VideoProcessorMixin):
                 frames = self._select_frames(
                     frames, clip_length, stride, do_sample_frames, video_fps or self.reference_fps, train
                 )
-            clips.append(self._transform_clip(_to_float(frames), crops, views, train))
+            rescaled = _to_float(frames, (rescale_factor or self.rescale_factor) if rescale else None)
+            clips.append(self._transform_clip(rescaled, crops, views, train, **transform))
         pixel_values = torch.stack(clips)
         if pixel_values.shape[1] == 1:
             pixel_values = pixel_values[:, 0]
@@ -239,9 +287,19 @@ class UniPerceiverVideoProcessor(VideoProcessorMixin):
         missing = clip_length - frames.shape[0]
         return torch.cat([frames, frames[-1:].expand(missing, *frames.shape[1:])]) if missing else frames
 
-    def _transform_clip(self, frames: torch.Tensor, crops: int, views: int, train: bool) -> torch.Tensor:
-        """`[T, 3, H, W]` floats in [0, 1] -> `[views, T / temporal views, 3, h, w]`, normalised."""
-        crop_height, crop_width = self.crop_size["height"], self.crop_size["width"]
+    def _transform_clip(
+        self,
+        frames: torch.Tensor,
+        crops: int,
+        views: int,
+        train: bool,
+        short_side: int,
+        crop_size: dict[str, int],
+        mean: Sequence[float] | None,
+        std: Sequence[float] | None,
+    ) -> torch.Tensor:
+        """`[T, 3, H, W]` floats -> `[views, T / temporal views, 3, h, w]`, normalised unless `mean` is None."""
+        crop_height, crop_width = crop_size["height"], crop_size["width"]
         if train:
             low, high = self.train_short_side_range
             frames = _resize_short_side(frames, int(round(float(torch.empty(1).uniform_(low, high)))))
@@ -252,12 +310,12 @@ class UniPerceiverVideoProcessor(VideoProcessorMixin):
             left = int(torch.randint(0, max(width - crop_width, 0) + 1, (1,)))
             offsets = [(top, left)]
         else:
-            frames = _resize_short_side(frames, self.size["shortest_edge"])
+            frames = _resize_short_side(frames, short_side)
             offsets = spatial_crop_offsets(*frames.shape[-2:], crop_height, crop_width, crops)
         clip = torch.stack([frames[..., top : top + crop_height, left : left + crop_width] for top, left in offsets])
-        mean = torch.tensor(self.image_mean, dtype=clip.dtype).view(3, 1, 1)
-        std = torch.tensor(self.image_std, dtype=clip.dtype).view(3, 1, 1)
-        clip = (clip - mean) / std
+        if mean is not None:
+            mean, std = (torch.tensor(values, dtype=clip.dtype).view(3, 1, 1) for values in (mean, std))
+            clip = (clip - mean) / std
         if views > 1:  # [S, T*V] -> [S, T, V] -> [S, V, T] -> [S*V, T]: clip v takes frames v, v+V, v+2V, ...
             spatial, length = clip.shape[:2]
             clip = clip.reshape(spatial, length // views, views, *clip.shape[2:]).transpose(1, 2)
@@ -274,10 +332,14 @@ def _resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
     )
 
 
-def _to_float(frames: torch.Tensor) -> torch.Tensor:
-    """`[T, H, W, 3]` uint8 or float -> `[T, 3, H, W]` float32 in [0, 1] (torchvision's `ToTensor` arithmetic)."""
-    frames = frames.permute(0, 3, 1, 2)
-    return frames.float().div(255) if frames.dtype == torch.uint8 else frames.float()
+def _to_float(frames: torch.Tensor, rescale_factor: float | None) -> torch.Tensor:
+    """`[T, H, W, 3]` uint8 or float -> `[T, 3, H, W]` float32; uint8 is divided by `1 / rescale_factor` in
+    float32 (torchvision's `ToTensor` arithmetic for 1/255), or kept at 0-255 when `rescale_factor` is None."""
+    is_uint8 = frames.dtype == torch.uint8
+    frames = frames.permute(0, 3, 1, 2).float()
+    if is_uint8 and rescale_factor is not None:
+        frames = frames.div(float(np.float32(1.0 / rescale_factor)))
+    return frames
 
 
 def _is_frame(value: Any) -> bool:
