@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from .configuration_uniperceiver import LOGIT_SCALE_TASKS, PRESETS, UniPerceiverConfig
+from .hub_uniperceiver import converted_model_card
 from .modeling_uniperceiver import UniPerceiverModel
 from .pipeline_uniperceiver import save_for_pipeline
 from .processing_uniperceiver import UniPerceiverProcessor
@@ -282,7 +283,8 @@ def convert_checkpoint(
     num_attention_heads: int | None = None,
 ) -> UniPerceiverModel:
     """Loads an official checkpoint (plus `extra_checkpoints`, e.g. prompt-tuned keys stored separately) into a
-    `UniPerceiverModel`; with `output_dir`, saves it there with its processor and the pipeline's code."""
+    `UniPerceiverModel`; with `output_dir`, saves it there with its processor, the pipeline's code and a model card
+    (README.md) that attributes the reported results to the authors."""
     state_dict = dict(read_checkpoint(checkpoint))
     for extra in extra_checkpoints:
         state_dict.update(read_checkpoint(extra))
@@ -293,6 +295,7 @@ def convert_checkpoint(
     if output_dir is not None:
         # The processor (tokenizer files included) and the pipeline's code travel with the weights.
         save_for_pipeline(model, UniPerceiverProcessor(), output_dir)
+        converted_model_card(Path(checkpoint).name, model.config).save(Path(output_dir) / "README.md")
     return model
 
 

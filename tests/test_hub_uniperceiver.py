@@ -1,0 +1,262 @@
+"""Model cards (default model and converted checkpoints) and the push-ready folder, loaded by repo id through a
+Hub-style local cache in fresh processes, with and without the package."""
+
+import copy
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import huggingface_hub.constants
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from PIL import Image
+from transformers import AutoModel, AutoProcessor, pipeline
+
+from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor, ZeroShotPerceptionPipeline
+from uniperceiver_hf.hub_uniperceiver import (
+    DEFAULT_MODEL_NAME,
+    converted_model_card,
+    default_model_card,
+    main,
+    prepare_hub_folder,
+    write_model_card_file,
+)
+from uniperceiver_hf.pipeline_uniperceiver import REMOTE_TASK, save_for_pipeline
+from uniperceiver_hf.trainer_uniperceiver import processor_for
+
+# Made-up numbers in the shape `examples/evaluate_default_model.py` writes: for these tests only.
+SAMPLE_CLAIMS = {
+    "command": "python examples/evaluate_default_model.py --model runs/default/final --output runs/claims",
+    "rows": [
+        dict(task="emoji classification", metric="accuracy", value=0.4213, chance=0.0005, section="zero-shot", n=900),
+        dict(task="emoji retrieval, image->text R@1", metric="i2t_R@1", value=0.25, chance=0.0011,
+             section="zero-shot", n=900),
+        dict(task="emoji retrieval, image->text R@5", metric="i2t_R@5", value=0.5, chance=0.0056,
+             section="zero-shot", n=900),
+        dict(task="emoji VQA (answer list)", metric="accuracy", value=0.61, chance=0.3,
+             chance_kind="majority answer", section="zero-shot", n=900),
+        dict(task="emoji captioning, BLEU", metric="bleu", value=0.118, chance=None, section="zero-shot", n=900),
+        dict(task="emoji captioning, CIDEr", metric="cider", value=1.234, chance=None, section="zero-shot", n=900),
+        dict(task="held-out motion (never pre-trained)", metric="accuracy", value=0.3, chance=0.125,
+             section="novel categories", n=100),
+        dict(task="digits vs one exemplar image per class", setting="zero-shot", metric="accuracy", value=0.2,
+             chance=0.1, section="novel task"),
+        dict(task="digits vs one exemplar image per class", setting="prompt tuning, 1% of the data",
+             metric="accuracy", value=0.55, chance=0.1, section="novel task"),
+    ],
+}
+
+
+def measured(card: ModelCard) -> dict:
+    return {(result.task_name, result.metric_type): result for result in card.data.eval_results}
+
+
+def title(row: dict) -> str:
+    return row["task"] + (f" ({row['setting']})" if "setting" in row else "")
+
+
+def test_default_card_round_trips_every_measured_row(tmp_path):
+    config = UniPerceiverConfig(hidden_size=256, num_hidden_layers=6, num_attention_heads=4, image_size=64)
+    card = default_model_card(SAMPLE_CLAIMS, "uniperceiver-tiny", config=config, model_id="org/uniperceiver-tiny")
+    card.save(tmp_path / "README.md")
+    for parsed in (ModelCard(str(card)), ModelCard.load(tmp_path / "README.md")):
+        data = parsed.data
+        assert (data.library_name, data.pipeline_tag, data.license) == (
+            "transformers", "zero-shot-image-classification", "apache-2.0")
+        assert {"uni-perceiver", "multimodal", "zero-shot"} <= set(data.tags)
+        assert data.datasets == ["emoji-digits-fortunes"]
+        assert data.metrics == ["accuracy", "bleu", "cider", "recall"]
+        results = measured(parsed)
+        assert len(results) == len(data.eval_results) == len(SAMPLE_CLAIMS["rows"])
+        for row in SAMPLE_CLAIMS["rows"]:
+            result = results[title(row), row["metric"]]
+            assert result.metric_value == pytest.approx(row["value"], abs=1e-4)
+            assert result.dataset_split == "test" and row["section"] in result.dataset_name
+    results = measured(card)
+    assert results["emoji captioning, BLEU", "bleu"].task_type == "image-to-text"
+    assert results["emoji VQA (answer list)", "accuracy"].task_type == "visual-question-answering"
+    assert results["held-out motion (never pre-trained)", "accuracy"].metric_name == "accuracy, chance 12.5%"
+    text = card.text
+    assert "| zero-shot | emoji classification | accuracy | 42.1% | 0.1% | 900 |" in text
+    assert "| zero-shot | emoji VQA (answer list) | accuracy | 61.0% | 30.0% (majority answer) | 900 |" in text
+    assert "| emoji captioning, CIDEr | cider | 1.234 | - |" in text
+    for needle in (SAMPLE_CLAIMS["command"], "python examples/data/build_corpus.py --output data/corpus",
+                   "--recipe examples/recipes/default_model.yaml --output-dir runs/default", "zero-shot-perception",
+                   "trust_remote_code=True", 'pipeline("zero-shot-perception", model="org/uniperceiver-tiny")',
+                   "not comparable", "64x64", "SIL Open Font License 1.1", "Unicode", "BSD-3-Clause", "fortunes",
+                   "English only", "arXiv:2112.01522"):
+        assert needle in text, needle
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.pop("command"), "command"),
+        (lambda c: c.update(rows=[]), "rows"),
+        (lambda c: c["rows"][0].pop("chance"), r"rows'\]\[0\]"),
+        (lambda c: c["rows"][1].update(value=25.0), "fraction"),
+        (lambda c: c["rows"][2].update(chance=2), "chance"),
+        (lambda c: c["rows"].append(dict(c["rows"][0])), "twice"),
+    ],
+)
+def test_default_card_rejects_bad_claims(change, message):
+    claims = copy.deepcopy(SAMPLE_CLAIMS)
+    change(claims)
+    with pytest.raises(ValueError, match=message):
+        default_model_card(claims, "m")
+
+
+def test_converted_card_attributes_the_authors_results():
+    base = converted_model_card("uni-perceiver-base-L12-H768-224size-pretrained.pth", UniPerceiverConfig())
+    parsed = ModelCard(str(base))
+    assert parsed.data.library_name == "transformers" and parsed.data.eval_results is None
+    text = parsed.text
+    for needle in ("`uni-perceiver-base-L12-H768-224size-pretrained.pth`", "reported by the authors",
+                   "none was measured by uniperceiver-hf", "| ImageNet-1k | Acc@1 | 78.0 | 80.2 | 83.8 | Table 2 |",
+                   "| Kinetics-400 | Acc@1 | 74.5 | 74.8 | 77.7 |", "224x224 images",
+                   "Uni-Perceiver-MoE checkpoints are not supported", "only pick among the candidates", "LICENSE",
+                   "trust_remote_code=True", "@article"):
+        assert needle in text, needle
+    large = converted_model_card("mp_rank_00_model_states.pt", UniPerceiverConfig.from_preset("large")).text
+    assert "| ImageNet-1k (ILSVRC 2012 val) | Acc@1 | 82.7 | 84.2 | 86.2 |" in large
+    assert "The paper's tables report the BASE model only." in large and "78.0" not in large
+    tiny_config = UniPerceiverConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
+    tiny = converted_model_card("tiny.pth", tiny_config).text
+    assert "no results for this architecture" in tiny and "79.2" not in tiny
+    with pytest.raises(TypeError, match="config"):
+        converted_model_card("x.pth", {"hidden_size": 768})
+
+
+def test_converter_writes_the_converted_card(golden_model_dirs):
+    card = ModelCard.load(golden_model_dirs["plain"] / "README.md")
+    assert "converted from `tiny_model_checkpoint.pth`" in card.text
+    assert "no results for this architecture" in card.text
+    assert "prompt-tuned parameters" in ModelCard.load(golden_model_dirs["prompt"] / "README.md").text
+
+
+def test_write_model_card_file(tmp_path):
+    claims = tmp_path / "claims.json"
+    claims.write_text(json.dumps(SAMPLE_CLAIMS))
+    write_model_card_file(claims, tmp_path / "MODEL_CARD.md")
+    card = ModelCard.load(tmp_path / "MODEL_CARD.md")
+    assert f"# {DEFAULT_MODEL_NAME}\n" in card.text
+    assert len(card.data.eval_results) == len(SAMPLE_CLAIMS["rows"])
+    with pytest.raises(ValueError, match="claims_path"):
+        write_model_card_file(tmp_path / "absent.json", tmp_path / "x.md")
+
+
+def test_prepare_hub_folder_checks_its_arguments(tiny_model, tiny_config, tmp_path):
+    processor = processor_for(tiny_config)
+    card = default_model_card(SAMPLE_CLAIMS, "tiny")
+    with pytest.raises(ValueError, match="processor"):
+        prepare_hub_folder(tiny_model, tmp_path / "a", card)
+    with pytest.raises(ValueError, match="config.json"):
+        prepare_hub_folder(tmp_path, tmp_path / "a", card)
+    with pytest.raises(TypeError, match="ModelCard"):
+        prepare_hub_folder(tiny_model, tmp_path / "a", "# a card", processor=processor)
+    first = prepare_hub_folder(tiny_model, tmp_path / "a", card, processor=processor)
+    with pytest.raises(ValueError, match="not empty"):
+        prepare_hub_folder(tiny_model, first, card, processor=processor)
+    second = prepare_hub_folder(first, tmp_path / "b")  # a folder's own README.md is reused
+    assert (second / "README.md").read_text() == (first / "README.md").read_text()
+    third = main(["--model", str(first), "--output", str(tmp_path / "d"), "--converted", "official.pth"])
+    assert "converted from `official.pth`" in ModelCard.load(third / "README.md").text
+    save_for_pipeline(tiny_model, processor, tmp_path / "no_card")
+    with pytest.raises(ValueError, match="card"):
+        prepare_hub_folder(tmp_path / "no_card", tmp_path / "c")
+
+
+REMOTE_SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc, json, sys
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "uniperceiver_hf":
+                raise ImportError(f"{name} is blocked in this process")
+
+    sys.meta_path.insert(0, Block())
+    import torch
+    from transformers import AutoModel, AutoProcessor, pipeline
+
+    repo, image = sys.argv[1:]
+    model = AutoModel.from_pretrained(repo, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(repo, trust_remote_code=True)
+    pipe = pipeline(model=repo, trust_remote_code=True)
+    labels = ["red", "green", "blue"]
+    with torch.no_grad():
+        logits = model(**processor(images=[image], targets=labels, return_tensors="pt")).logits
+    print(json.dumps({
+        "modules": [type(obj).__module__ for obj in (model, processor, pipe)],
+        "logits": logits.tolist(),
+        "scores": {r["label"]: r["score"] for r in pipe(image, candidate_labels=labels)},
+    }))
+    """
+)
+LABELS = ["red", "green", "blue"]
+
+
+@torch.no_grad()
+def outputs(model, processor, pipe, image: str) -> tuple[torch.Tensor, dict]:
+    logits = model(**processor(images=[image], targets=LABELS, return_tensors="pt")).logits
+    return logits, {r["label"]: r["score"] for r in pipe(image, candidate_labels=LABELS)}
+
+
+def test_folder_loads_by_repo_id_from_a_hub_cache_with_and_without_the_package(
+    tiny_model, tiny_config, tmp_path, monkeypatch
+):
+    trained = tmp_path / "trained"
+    save_for_pipeline(tiny_model, processor_for(tiny_config), trained)  # what train_recipe leaves in `final`
+    claims = tmp_path / "claims.json"
+    claims.write_text(json.dumps(SAMPLE_CLAIMS))
+    folder = main(["--model", str(trained), "--output", str(tmp_path / "push"), "--claims", str(claims),
+                   "--model-id", "org/tiny"])
+    written = {p.name for p in folder.iterdir()}
+    assert {"README.md", "model.safetensors", "config.json", "processor_config.json", "tokenizer.json",
+            "configuration_uniperceiver.py", "modeling_uniperceiver.py", "processing_uniperceiver.py",
+            "pipeline_uniperceiver.py"} <= written
+    config = json.loads((folder / "config.json").read_text())
+    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel"} and REMOTE_TASK in config["custom_pipelines"]
+    assert len(ModelCard.load(folder / "README.md").data.eval_results) == len(SAMPLE_CLAIMS["rows"])
+
+    # A Hub cache as `huggingface_hub` lays it out: models--org--name/snapshots/<sha>/ and refs/main.
+    sha = hashlib.sha1(b"uniperceiver tiny").hexdigest()
+    repo = tmp_path / "hub" / "models--org--tiny"
+    shutil.copytree(folder, repo / "snapshots" / sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    image = str(tmp_path / "input.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(image)
+
+    # Without the package, in a fresh process (started first: it runs while this process checks the rest).
+    script = tmp_path / "remote.py"
+    script.write_text(REMOTE_SCRIPT)
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "home"), "HF_HUB_CACHE": str(tmp_path / "hub"),
+           "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
+    remote = subprocess.Popen([sys.executable, str(script), "org/tiny", image], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    local = pipeline("zero-shot-perception", model=str(folder))
+    expected_logits, expected_scores = outputs(local.model, local.processor, local, image)
+    # With the package imported (conftest set HF_HUB_OFFLINE): the same repo id, no remote code.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = AutoModel.from_pretrained("org/tiny").eval()
+    processor = AutoProcessor.from_pretrained("org/tiny")
+    pipe = pipeline("zero-shot-perception", model="org/tiny")
+    assert (type(model), type(processor), type(pipe)) == (UniPerceiverModel, UniPerceiverProcessor,
+                                                          ZeroShotPerceptionPipeline)
+    logits, scores = outputs(model, processor, pipe, image)
+    torch.testing.assert_close(logits, expected_logits)
+    assert scores == pytest.approx(expected_scores, abs=1e-6)
+
+    stdout, stderr = remote.communicate(timeout=300)
+    assert remote.returncode == 0, stderr[-3000:]
+    report = json.loads(stdout.strip().splitlines()[-1])
+    assert all(module.startswith("transformers_modules.org.tiny") for module in report["modules"])
+    torch.testing.assert_close(torch.tensor(report["logits"]), expected_logits)
+    assert report["scores"] == pytest.approx(expected_scores, abs=1e-6)
