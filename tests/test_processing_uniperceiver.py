@@ -307,6 +307,7 @@ def test_standard_keyword_arguments_route_to_their_component(processor, pngs, go
     assert video["pixel_values"].shape == (1, 8, 3, 224, 224) and video["pixel_values"].min() >= 0
     with pytest.raises(ValueError, match="passed two times"):
         processor(text=texts, max_length=3, text_kwargs={"max_length": 4})
+    assert isinstance(processor(text=texts, text_kwargs={}, return_tensors="pt")["input_ids"], torch.Tensor)
 
 
 def test_vocabulary_targets(processor):
