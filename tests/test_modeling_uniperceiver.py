@@ -333,6 +333,13 @@ def test_cpu_and_disk_offload_give_the_same_logits(tiny_config, tmp_path):
     assert on_disk.embeddings.visual.temporal_position_embeddings.weight.device.type == "meta"
     torch.testing.assert_close(on_disk(**inputs).logits, expected)
 
+    # `device_map="auto"` under a CPU budget that holds the embeddings and a little more: the rest goes to disk.
+    budget = sum(p.numel() * p.element_size() for p in model.embeddings.parameters()) + 64 * 1024
+    auto = UniPerceiverModel.from_pretrained(tmp_path / "model", device_map="auto", max_memory={"cpu": budget},
+                                             offload_folder=tmp_path / "offload_auto").eval()
+    assert "disk" in auto.hf_device_map.values()
+    torch.testing.assert_close(auto(**inputs).logits, expected)
+
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Bad input: a ValueError that names the argument

@@ -492,7 +492,8 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     input_modalities = ("image", "video", "text")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["UniPerceiverEncoderLayer", "UniPerceiverEmbeddings"]
+    # Kept whole by `device_map`: the head combines its own parameters (scales, projection, prompt-tuning head).
+    _no_split_modules = ["UniPerceiverEncoderLayer", "UniPerceiverEmbeddings", "UniPerceiverSimilarityHead"]
     _supports_sdpa = True
     _supports_flash_attn = False
     _supports_flex_attn = False
