@@ -58,11 +58,12 @@ def main(argv: list[str] | None = None) -> None:
                 raise RecipeError(f"--model {args.model!r} is not a folder.")
             model = UniPerceiverForPreTraining.from_pretrained(args.model)
             processor = UniPerceiverProcessor.from_pretrained(args.model)
-        train_recipe(recipe, args.output_dir, model=model, processor=processor, max_steps=args.max_steps,
+        trainer = train_recipe(recipe, args.output_dir, model=model, processor=processor, max_steps=args.max_steps,
                      resume_from_checkpoint=args.resume, **parse_settings(args.set))
     except RecipeError as error:
         sys.exit(f"error: {error}")
-    print(f"Saved the trained model to {Path(args.output_dir) / 'final'}")
+    if trainer.is_world_process_zero():
+        print(f"Saved the trained model to {Path(args.output_dir) / 'final'}")
 
 
 if __name__ == "__main__":

@@ -220,7 +220,7 @@ def make_training_recipe(training_corpus: Path) -> dict:
         "seed": 0,
         "model": {**TINY_CONFIG, "num_frames": 4},
         "training": {"learning_rate": 1e-3, "warmup_steps": 0, "logging_steps": 1, "report_to": "none",
-                     "save_strategy": "no", "use_cpu": True, "dataloader_num_workers": 0},
+                     "save_strategy": "no", "dataloader_num_workers": 0},
         "tasks": [
             {"name": "img_cls", "type": "image_classification", "dataset": images, "batch_size": 4},
             {"name": "vid_cls", "type": "video_classification", "dataset": videos, "batch_size": 2,

@@ -215,6 +215,10 @@ class UniPerceiverCollator:
         for key in ("target_input_ids", "target_attention_mask", "target_pixel_values"):
             if key in batch:
                 batch[key] = batch[key][kept]
+        if "target_attention_mask" in batch:  # drop the columns that only pad the classes left out
+            length = int(batch["target_attention_mask"].sum(-1).max())
+            batch["target_input_ids"] = batch["target_input_ids"][:, :length]
+            batch["target_attention_mask"] = batch["target_attention_mask"][:, :length]
         labels = batch["labels"]
         if labels.is_floating_point():
             labels = labels[:, kept]

@@ -165,7 +165,12 @@ def train_recipe(
     overrides = dict(training_overrides)
     if max_steps is not None:
         overrides["max_steps"] = max_steps
-    args = TrainingArguments(**recipe.training_arguments(output_dir=str(output_dir), **overrides))
+    arguments = recipe.training_arguments(output_dir=str(output_dir), **overrides)
+    if "use_cpu" not in arguments and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
+        # Without an accelerator, TrainingArguments only joins the process group torchrun / accelerate launch set
+        # up when told to use the CPU; otherwise each process would silently train alone.
+        arguments["use_cpu"] = True
+    args = TrainingArguments(**arguments)
     if args.max_steps <= 0:
         raise RecipeError(f"{recipe.source}: set `max_steps` (in `training` or as an argument); the mixture is endless.")
     slots = args.max_steps * args.gradient_accumulation_steps * max(1, args.world_size)

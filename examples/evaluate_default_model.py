@@ -1,0 +1,259 @@
+"""The paper's claims at toy scale: the default model on the offline corpus, every number beside its chance level.
+
+    python examples/evaluate_default_model.py --model models/uniperceiver-tiny-emoji --corpus data/corpus --output runs/claims
+
+1. Zero-shot on the pre-training tasks (test splits): emoji and digit classification against their names,
+   image-text retrieval, captioning, VQA and motion classification.
+2. Zero-shot on what pre-training never saw: held-out emoji names, and clips of a held-out motion scored against
+   every motion name (paper section 4.4, novel categories).
+3. A task the model never trained on, digit classification against one exemplar image per class instead of
+   names: zero-shot, then prompt tuning and full fine-tuning on 1 % and 10 % of its training split (the structure
+   of the paper's Tables 2-9).
+
+Writes `claims.json` and `claims.md` (the table) to `--output`;
+`uniperceiver_hf.hub_uniperceiver.write_model_card_file(claims.json, "MODEL_CARD.md", model=...)` turns them into
+the model card.
+"""
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+import torch
+from datasets import load_from_disk
+from PIL import Image
+
+from uniperceiver_hf import (
+    PromptTuningSettings,
+    TargetSet,
+    UniPerceiverCaptioner,
+    UniPerceiverForPreTraining,
+    UniPerceiverModel,
+    UniPerceiverProcessor,
+    prepare_prompt_tuning,
+)
+from uniperceiver_hf.collator_uniperceiver import open_image
+from uniperceiver_hf.metrics_uniperceiver import load_metric
+from uniperceiver_hf.recipe_uniperceiver import parse_recipe
+from uniperceiver_hf.retrieval_uniperceiver import image_text_recall
+from uniperceiver_hf.trainer_uniperceiver import train_recipe
+
+BATCH = 128
+
+
+def _images(cells) -> list[Image.Image]:
+    return [open_image(cell) for cell in cells]
+
+
+@torch.no_grad()
+def image_embeds(model, processor, images, preset: str) -> torch.Tensor:
+    chunks = []
+    for start in range(0, len(images), BATCH):
+        pixels = processor.image_processor(images[start : start + BATCH], preset=preset, return_tensors="pt")
+        chunks.append(model.get_features(pixel_values=pixels["pixel_values"]))
+    return torch.cat(chunks)
+
+
+@torch.no_grad()
+def video_embeds(model, processor, paths: list[str], num_frames: int, stride: int) -> torch.Tensor:
+    chunks = []
+    for start in range(0, len(paths), 32):
+        pixels = processor.video_processor(
+            paths[start : start + 32], num_frames=num_frames, sampling_stride=stride, num_spatial_crops=1
+        )["pixel_values"]
+        chunks.append(model.get_features(pixel_values=pixels))
+    return torch.cat(chunks)
+
+
+@torch.no_grad()
+def text_embeds(model, processor, texts: list[str], is_target: bool = True) -> torch.Tensor:
+    inputs = processor.target_inputs(texts)
+    return TargetSet.encode(model, inputs["target_input_ids"], inputs["target_attention_mask"],
+                            is_target=is_target).embeds
+
+
+def accuracy(query: torch.Tensor, candidates: torch.Tensor, labels: list[int]) -> float:
+    predictions = (query @ candidates.T).argmax(-1)
+    return float((predictions == torch.tensor(labels)).float().mean())
+
+
+def zero_shot(model, processor, corpus: Path, limit: int | None) -> list[dict]:
+    """Sections 1 and 2 of the module docstring: one row per measurement."""
+    rows = []
+
+    def split(name, which="test"):
+        data = load_from_disk(str(corpus / name))[which]
+        return data.select(range(min(limit, len(data)))) if limit else data
+
+    for name, title in (("emoji", "emoji classification"), ("digits", "digit classification"),
+                        ("emoji_heldout", "held-out emoji names (never pre-trained)")):
+        data = split(name)
+        names = data.features["label"].names
+        accuracy_value = accuracy(image_embeds(model, processor, _images(data["image"]), "imagenet"),
+                                  text_embeds(model, processor, names), list(data["label"]))
+        rows.append(dict(task=title, metric="accuracy", value=accuracy_value, chance=1 / len(names),
+                         section="zero-shot" if "held" not in name else "novel categories", n=len(data)))
+
+    data = split("emoji")
+    images = image_embeds(model, processor, _images(data["image"]), "clip")
+    captions = text_embeds(model, processor, list(data["caption"]))
+    recall = image_text_recall(images, captions, list(range(len(data))), ks=(1, 5))
+    for key, label in (("i2t_recall@1", "image->text R@1"), ("i2t_recall@5", "image->text R@5"),
+                       ("t2i_recall@1", "text->image R@1"), ("t2i_recall@5", "text->image R@5")):
+        k = int(key[-1])
+        rows.append(dict(task=f"emoji retrieval, {label}", metric=key, value=recall[key],
+                         chance=min(1.0, k / len(data)), section="zero-shot", n=len(data)))
+
+    answers = sorted(set(load_from_disk(str(corpus / "emoji"))["train"]["answer"]))
+    answer_features = text_embeds(model, processor, answers)
+    vqa = processor.vqa(_images(data["image"]), list(data["question"]), return_tensors="pt")
+    with torch.no_grad():
+        features = torch.cat([
+            model.get_features(**{key: value[start : start + BATCH] for key, value in vqa.items() if key != "task"})
+            for start in range(0, len(data), BATCH)
+        ])
+    predictions = (features @ answer_features.T).argmax(-1).tolist()
+    correct = [answers[p] == a for p, a in zip(predictions, list(data["answer"]))]
+    majority = max(set(data["answer"]), key=list(data["answer"]).count)
+    rows.append(dict(task="emoji VQA (answer list)", metric="accuracy", value=sum(correct) / len(correct),
+                     chance=list(data["answer"]).count(majority) / len(data), chance_kind="majority answer",
+                     section="zero-shot", n=len(data)))
+
+    captioner = UniPerceiverCaptioner(model)
+    generated = []
+    pixels = processor.image_processor(_images(data["image"]), preset="clip", return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        for start in range(0, len(data), 32):
+            output = captioner.generate(pixels[start : start + 32], num_beams=2, max_new_tokens=12)
+            generated += processor.tokenizer.batch_decode(output.sequences, skip_special_tokens=True)
+    references = [[caption] for caption in list(data["caption"])]
+    for metric, key in (("bleu", "bleu_4"), ("cider", "cider")):
+        value = load_metric(metric).compute(predictions=[g.strip() for g in generated], references=references)[key]
+        rows.append(dict(task=f"emoji captioning, {metric.upper()}", metric=metric, value=float(value), chance=None,
+                         section="zero-shot", n=len(data), example=generated[0]))
+
+    config = model.config
+    for name, title, section in (("videos", "motion classification", "zero-shot"),
+                                 ("videos_heldout", "held-out motion (never pre-trained)", "novel categories")):
+        data = split(name)
+        names = data.features["label"].names
+        value = accuracy(video_embeds(model, processor, list(data["video"]), 4, 8),
+                         text_embeds(model, processor, names), list(data["label"]))
+        rows.append(dict(task=title, metric="accuracy", value=value, chance=1 / len(names), section=section,
+                         n=len(data)))
+    return rows
+
+
+def exemplar_files(corpus: Path, output: Path) -> tuple[list[str], list[str]]:
+    """The first training image of each digit, saved as PNG files: the targets of the novel task."""
+    train = load_from_disk(str(corpus / "digits"))["train"]
+    names = train.features["label"].names
+    first = {}
+    for index, label in enumerate(list(train["label"])):
+        first.setdefault(label, index)
+    folder = output / "exemplars"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for label in range(len(names)):
+        path = folder / f"{names[label]}.png"
+        open_image(train[first[label]]["image"]).save(path)
+        paths.append(str(path))
+    return paths, names
+
+
+@torch.no_grad()
+def exemplar_accuracy(model, processor, corpus: Path, paths: list[str], limit: int | None) -> float:
+    test = load_from_disk(str(corpus / "digits"))["test"]
+    test = test.select(range(min(limit, len(test)))) if limit else test
+    targets = processor.image_processor([Image.open(p).convert("RGB") for p in paths], preset="clip",
+                                        return_tensors="pt")["pixel_values"]
+    correct = 0
+    for start in range(0, len(test), BATCH):
+        chunk = test[start : start + BATCH]
+        pixels = processor.image_processor(_images(chunk["image"]), preset="clip", return_tensors="pt")
+        logits = model(pixel_values=pixels["pixel_values"], target_pixel_values=targets, task="img_cls").logits
+        correct += int((logits.argmax(-1) == torch.tensor(list(chunk["label"]))).sum())
+    return correct / len(test)
+
+
+def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: int | None) -> list[dict]:
+    """Section 3: digits against one exemplar image each, zero-shot, prompt-tuned and fine-tuned."""
+    processor = UniPerceiverProcessor.from_pretrained(model_dir)
+    paths, names = exemplar_files(corpus, output)
+    base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+    chance = 1 / len(names)
+    title = "digits vs one exemplar image per class"
+    rows = [dict(task=title, setting="zero-shot", metric="accuracy", section="novel task", chance=chance,
+                 value=exemplar_accuracy(base, processor, corpus, paths, limit))]
+    recipe = {
+        "seed": 0,
+        "training": {"warmup_steps": 0.1, "weight_decay": 0.0, "logging_steps": 25, "save_strategy": "no",
+                     "report_to": "none"},
+        "tasks": [{"name": "digit_exemplars", "type": "image_classification", "dataset": str(corpus / "digits"),
+                   "batch_size": 32, "class_exemplars": paths,
+                   "augmentation": {"crop": "short_side", "short_side_ratio": 1.143, "flip": 0.0,
+                                    "rand_augment": None, "random_erasing": 0.0, "mixup": None}}],
+    }
+    for fraction in (0.01, 0.1):
+        for setting in ("prompt tuning", "fine-tuning"):
+            base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32)
+            torch.manual_seed(0)
+            if setting == "prompt tuning":
+                model = prepare_prompt_tuning(base, PromptTuningSettings(num_classes=len(names)))
+            else:
+                model = base
+            run = output / f"{setting.replace(' ', '_')}_{fraction}"
+            # Prompt tuning moves few parameters from random or zero starts: a larger learning rate than fine-tuning.
+            learning_rate = 3e-3 if setting == "prompt tuning" else 3e-4
+            train_recipe(parse_recipe(recipe, "novel task"), run, model=UniPerceiverForPreTraining.wrap(model),
+                         processor=processor, max_steps=steps, save_final=False, data_fraction=fraction,
+                         learning_rate=learning_rate, disable_tqdm=True)
+            rows.append(dict(task=title, setting=f"{setting}, {fraction:.0%} of the data", metric="accuracy",
+                             section="novel task", chance=chance,
+                             value=exemplar_accuracy(model.eval(), processor, corpus, paths, limit)))
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| section | task | metric | result | chance |", "|---|---|---|---|---|"]
+    for row in rows:
+        task = row["task"] + (f" ({row['setting']})" if "setting" in row else "")
+        chance = "-" if row.get("chance") is None else f"{100 * row['chance']:.1f}%"
+        value = f"{row['value']:.3f}" if row["metric"] in ("bleu", "cider") else f"{100 * row['value']:.1f}%"
+        if row.get("chance_kind"):
+            chance += f" ({row['chance_kind']})"
+        lines.append(f"| {row['section']} | {task} | {row['metric']} | {value} | {chance} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--corpus", default="data/corpus")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--few-shot-steps", type=int, default=150, help="training steps of each tuning run")
+    parser.add_argument("--limit", type=int, help="evaluate on at most this many test examples per set")
+    args = parser.parse_args(argv)
+    model_dir, corpus, output = Path(args.model), Path(args.corpus), Path(args.output)
+    if not (corpus / "emoji").is_dir():
+        sys.exit(f"error: no corpus at {str(corpus)!r}; build it with examples/data/build_corpus.py")
+    output.mkdir(parents=True, exist_ok=True)
+    random.seed(0)
+    torch.manual_seed(0)
+    model = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+    processor = UniPerceiverProcessor.from_pretrained(model_dir)
+    rows = zero_shot(model, processor, corpus, args.limit) + novel_task(
+        model_dir, corpus, output, args.few_shot_steps, args.limit
+    )
+    (output / "claims.json").write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "rows": rows},
+                                                   indent=1))
+    table = markdown(rows)
+    (output / "claims.md").write_text(table + "\n")
+    print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
