@@ -185,7 +185,9 @@ def training_corpus(tmp_path_factory, make_video) -> Path:
 
     clips = [str(make_video(f"train_{i}.mp4", num_frames=12, fps=30, size=(40, 32))) for i in range(2)]
     videos = datasets.Dataset.from_dict(
-        {"video": clips * 2, "label": [0, 1, 1, 0], "caption": ["a clip getting lighter"] * 4},
+        {"video": clips * 2, "label": [0, 1, 1, 0],
+         "caption": ["a clip getting lighter", "a clip getting darker", "a slow clip getting darker",
+                     "a slow clip getting lighter"]},
         features=datasets.Features(
             video=datasets.Value("string"), label=datasets.ClassLabel(names=["lighter", "darker"]),
             caption=datasets.Value("string"),
