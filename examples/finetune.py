@@ -9,15 +9,7 @@ split (the few-shot settings of the paper). The training defaults are the paper'
 `--set name=value` (see examples/pretrain.py).
 """
 
-import sys
-from pathlib import Path
-
-from pretrain import build_parser, parse_settings
-
-from uniperceiver_hf import UniPerceiverProcessor
-from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
-from uniperceiver_hf.recipe_uniperceiver import RecipeError, load_recipe
-from uniperceiver_hf.trainer_uniperceiver import train_recipe
+from pretrain import build_parser, run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,18 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.model:
         parser.error("--model (a pre-trained folder) is required for fine-tuning.")
-    try:
-        recipe = load_recipe(args.recipe)
-        if not Path(args.model).is_dir():
-            raise RecipeError(f"--model {args.model!r} is not a folder.")
-        model = UniPerceiverForPreTraining.from_pretrained(args.model)
-        processor = UniPerceiverProcessor.from_pretrained(args.model)
-        trainer = train_recipe(recipe, args.output_dir, model=model, processor=processor, max_steps=args.max_steps,
-                     resume_from_checkpoint=args.resume, data_fraction=args.fraction, **parse_settings(args.set))
-    except RecipeError as error:
-        sys.exit(f"error: {error}")
-    if trainer.is_world_process_zero():
-        print(f"Saved the fine-tuned model to {Path(args.output_dir) / 'final'}")
+    run(args, data_fraction=args.fraction)
 
 
 if __name__ == "__main__":

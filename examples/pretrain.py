@@ -48,8 +48,8 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
+def run(args, **extra) -> None:
+    """Loads the recipe (and `--model`), trains and saves; a recipe or folder problem exits with its message."""
     try:
         recipe = load_recipe(args.recipe)
         model = processor = None
@@ -59,11 +59,15 @@ def main(argv: list[str] | None = None) -> None:
             model = UniPerceiverForPreTraining.from_pretrained(args.model)
             processor = UniPerceiverProcessor.from_pretrained(args.model)
         trainer = train_recipe(recipe, args.output_dir, model=model, processor=processor, max_steps=args.max_steps,
-                     resume_from_checkpoint=args.resume, **parse_settings(args.set))
+                               resume_from_checkpoint=args.resume, **extra, **parse_settings(args.set))
     except RecipeError as error:
         sys.exit(f"error: {error}")
     if trainer.is_world_process_zero():
-        print(f"Saved the trained model to {Path(args.output_dir) / 'final'}")
+        print(f"Saved the model to {Path(args.output_dir) / 'final'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(build_parser(__doc__.splitlines()[0]).parse_args(argv))
 
 
 if __name__ == "__main__":

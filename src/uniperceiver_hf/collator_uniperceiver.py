@@ -26,6 +26,12 @@ from .processing_uniperceiver import CAPTION_MAX_LENGTH, MLM_MAX_LENGTH, VQA_MAX
 from .recipe_uniperceiver import Recipe, RecipeError, TaskSpec
 from .video_processing_uniperceiver import UniPerceiverVideoProcessor
 
+# Augmentation keys of a recipe task (merged over these per-type defaults):
+#   images: `crop` ("random_resized", "short_side" or "center"), `short_side` (pixels) or `short_side_ratio` (of the
+#   crop size), `flip` (probability), `rand_augment` (a timm-style string or null), `random_erasing` (probability),
+#   `mixup` (MixupCutmix arguments or null; image classification only), `vqa_flip` (probability; VQA only);
+#   videos: `train` (random short side, crop and start), `short_side_range` (pixels for a 224-px crop, scaled to
+#   the model's), `flip`.
 # The paper's ImageNet-21k augmentation (appendix E, as DeiT): random resized crop, flip, RandAugment, random
 # erasing, mixup and cutmix. Other image tasks: short side 256/224 of the crop, then a random crop.
 CLASSIFICATION_AUGMENTATION = {
@@ -37,8 +43,8 @@ CLASSIFICATION_AUGMENTATION = {
 }
 IMAGE_TEXT_AUGMENTATION = {"crop": "short_side", "short_side_ratio": 256 / 224, "flip": 0.0}
 VQA_AUGMENTATION = {**IMAGE_TEXT_AUGMENTATION, "vqa_flip": 0.5}
-# Videos (as TimeSformer): short side random in [256, 320] (scaled to the crop), flip, random crop and start.
-VIDEO_AUGMENTATION = {"train": True, "short_side_range": (256 / 224, 320 / 224), "flip": 0.5}
+# Videos (as TimeSformer): short side random in [256, 320] (for a 224 crop), flip, random crop and start.
+VIDEO_AUGMENTATION = {"train": True, "short_side_range": (256, 320), "flip": 0.5}
 
 LANGUAGE_MODELLING = {"masked_lm", "image_masked_lm", "causal_lm", "image_caption", "video_caption"}
 
@@ -131,9 +137,7 @@ class UniPerceiverCollator:
         size = self.config.image_size
         augmentation = self._augmentation(task)
         if not self.train:  # the original's evaluation transforms: "imagenet" resizes to 256/224 of the crop
-            ratio = 256 / 224 if task.type == "image_classification" else 1.0
-            return ImageTrainTransform(self.processor.image_processor, crop="center", short_side=round(size * ratio),
-                                       crop_size=size, flip_probability=0.0)
+            return self._center_crop(256 / 224 if task.type == "image_classification" else 1.0)
         short_side = augmentation.get("short_side") or round(size * augmentation.get("short_side_ratio", 1.0))
         return ImageTrainTransform(
             self.processor.image_processor,
@@ -145,12 +149,15 @@ class UniPerceiverCollator:
             random_erasing=augmentation.get("random_erasing", 0.0),
         )
 
+    def _center_crop(self, short_side_ratio: float) -> ImageTrainTransform:
+        size = self.config.image_size
+        return ImageTrainTransform(self.processor.image_processor, crop="center",
+                                   short_side=round(size * short_side_ratio), crop_size=size, flip_probability=0.0)
+
     def _video_processor(self, task: TaskSpec) -> UniPerceiverVideoProcessor:
         size = self.config.image_size
         augmentation = self._augmentation(task)
-        low, high = augmentation["short_side_range"]
-        if low < 8:  # ratios of the crop (the default); absolute pixels otherwise
-            low, high = round(size * low), round(size * high)
+        low, high = (round(side * size / 224) for side in augmentation["short_side_range"])
         return UniPerceiverVideoProcessor(
             num_frames=task.num_frames or self.config.num_frames,
             sampling_stride=task.frame_stride or 32,
@@ -170,10 +177,8 @@ class UniPerceiverCollator:
         missing = [path for path in paths if not Path(path).is_file()]
         if missing:
             raise RecipeError(f"{where}: `class_exemplars` files not found: {missing[:3]}.")
-        size = self.config.image_size
-        transform = ImageTrainTransform(self.processor.image_processor, crop="center", short_side=size,
-                                        crop_size=size, flip_probability=0.0)
-        return {"target_pixel_values": transform([open_image(path) for path in paths], random.Random(0))}
+        images = [open_image(path) for path in paths]
+        return {"target_pixel_values": self._center_crop(1.0)(images, random.Random(0))}
 
     def _root(self, task: TaskSpec) -> Path | None:
         path = Path(task.dataset.path)
