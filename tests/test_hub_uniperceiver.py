@@ -260,3 +260,16 @@ def test_folder_loads_by_repo_id_from_a_hub_cache_with_and_without_the_package(
     assert all(module.startswith("transformers_modules.org.tiny") for module in report["modules"])
     torch.testing.assert_close(torch.tensor(report["logits"]), expected_logits)
     assert report["scores"] == pytest.approx(expected_scores, abs=1e-6)
+
+
+def test_fp16_weights_are_stored_in_half_and_load_in_float(tiny_model, tiny_config, tmp_path):
+    from safetensors import safe_open
+
+    folder = prepare_hub_folder(tiny_model, tmp_path / "hub", converted_model_card("tiny.pth", tiny_config),
+                                processor=UniPerceiverProcessor(), fp16_weights=True)
+    with safe_open(str(folder / "model.safetensors"), "pt") as weights:
+        assert {weights.get_tensor(name).dtype for name in weights.keys()} == {torch.float16}
+    loaded = UniPerceiverModel.from_pretrained(folder)
+    assert loaded.dtype == torch.float32 and tiny_model.dtype == torch.float32  # the given model is not cast
+    original = tiny_model.head.projection.weight
+    torch.testing.assert_close(loaded.head.projection.weight, original.half().float())

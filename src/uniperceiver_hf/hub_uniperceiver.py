@@ -19,12 +19,14 @@ A claims JSON is `{"command": str, "rows": [row, ...]}`; a row is `{"task": str,
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
 import re
 from pathlib import Path
 
+import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .configuration_uniperceiver import PRESETS, UniPerceiverConfig
@@ -455,12 +457,15 @@ def prepare_hub_folder(
     output_dir: str | os.PathLike,
     card: ModelCard | None = None,
     processor: UniPerceiverProcessor | None = None,
+    fp16_weights: bool = False,
 ) -> Path:
     """Writes a folder ready to push: weights (safetensors), config with `auto_map` and `custom_pipelines`, the
     remote-code files, the processor files and README.md (`card`, default: the model folder's own README.md).
 
     A folder is loaded in its saved dtype, with its own processor unless `processor` is given; a model object
     needs `processor`. `output_dir` must be new or empty, so that nothing stale is pushed with it.
+    `fp16_weights` stores the weights in float16 (half the file) while the config keeps `dtype: float32`, so that
+    `from_pretrained` loads them in float32 for CPU inference.
     """
     readme = None
     if isinstance(model_dir_or_model, UniPerceiverModel):
@@ -488,7 +493,14 @@ def prepare_hub_folder(
     output_dir = Path(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()):
         raise ValueError(f"`output_dir` {str(output_dir)!r} is not empty: choose a new folder or empty it first.")
+    if fp16_weights:
+        model = copy.deepcopy(model).to(torch.float16)
     save_for_pipeline(model, processor, output_dir)
+    if fp16_weights:
+        config_path = output_dir / "config.json"
+        config = json.loads(config_path.read_text())
+        config["dtype"] = "float32"
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     card.save(output_dir / "README.md")
     return output_dir
 
@@ -525,6 +537,7 @@ def main(argv: list[str] | None = None) -> Path:
     which.add_argument("--converted", metavar="CHECKPOINT_NAME", help="official checkpoint file name: its card")
     parser.add_argument("--model-name", help="the model's name in the card (default: the model folder's name)")
     parser.add_argument("--model-id", help="what the card's usage examples load (e.g. org/name)")
+    parser.add_argument("--fp16", action="store_true", help="store the weights in float16 (loaded as float32)")
     args = parser.parse_args(argv)
     card = None
     if args.claims or args.converted:
@@ -534,7 +547,7 @@ def main(argv: list[str] | None = None) -> Path:
             card = default_model_card(_read_claims(args.claims), name, config=config, model_id=args.model_id)
         else:
             card = converted_model_card(args.converted, config, model_id=args.model_id)
-    output = prepare_hub_folder(args.model, args.output, card)
+    output = prepare_hub_folder(args.model, args.output, card, fp16_weights=args.fp16)
     print(f"Wrote {output}: {', '.join(sorted(p.name for p in output.iterdir()))}")
     return output
 
