@@ -134,7 +134,6 @@ def zero_shot(model, processor, corpus: Path, limit: int | None) -> list[dict]:
         rows.append(dict(task=f"emoji captioning, {metric.upper()}", metric=metric, value=float(value), chance=None,
                          section="zero-shot", n=len(data), example=generated[0]))
 
-    config = model.config
     for name, title, section in (("videos", "motion classification", "zero-shot"),
                                  ("videos_heldout", "held-out motion (never pre-trained)", "novel categories")):
         data = split(name)

@@ -139,7 +139,7 @@ class TaskSchedule:
     def __init__(self, weights: list[float], num_slots: int, seed: int):
         weights = np.asarray(weights, dtype=np.float64)
         if num_slots < 1 or weights.ndim != 1 or (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"`weights` must be non-negative with a positive sum and `num_slots` >= 1.")
+            raise ValueError("`weights` must be non-negative with a positive sum and `num_slots` >= 1.")
         rng = np.random.default_rng([seed, 0x5EED])
         self.tasks = rng.choice(len(weights), size=num_slots, p=weights / weights.sum())
         self.occurrences = np.zeros(num_slots, dtype=np.int64)
