@@ -41,7 +41,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import datasets
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, features
