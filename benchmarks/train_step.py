@@ -1,0 +1,553 @@
+"""Speed and peak memory of one full training step of Uni-Perceiver against CLIP, on CPU.
+
+One step is what the trainer does per batch: `zero_grad`, `UniPerceiverForPreTraining(...).loss`, `backward`,
+`AdamW.step` (weight decay off for norms, biases, embeddings and scales, as `no_weight_decay_parameter_names`).
+It is measured for a TINY model (2 layers x 64, 4 heads, 32 px images) and the BASE preset (12 x 768, 12 heads,
+224 px images), random weights, training mode (drop path 0.1, the preset's), on three task types:
+
+- classification: a batch of images against a class-name target set (default 100 names, label smoothing 0.1);
+- caption: image + caption in the appendix-B layout (every word predicted from its `<SPE>`), scored against the
+  vocabulary SAMPLED as the recipe's `vocabulary: sampled` does (the batch's words plus 4096 random ids as
+  `target_input_ids`, labels re-indexed). The exact 49,411-entry vocabulary, encoded with gradient in every step,
+  does not fit in this machine's memory at base size; `--caption-vocabulary exact` measures it where it fits;
+- retrieval: images against their captions, in-batch negatives, both directions (label smoothing 0.1).
+
+Beside ours, transformers' `CLIPModel` (random init, `return_loss=True`, SDPA) does its contrastive step on the
+same images and captions at the same batch: ViT-B/16 vision with CLIP's default text tower at base, a tiny CLIP of
+our tiny sizes at tiny. Every configuration runs in fp32 and under bf16 autocast (`torch.autocast("cpu")`), with
+and without activation (gradient) checkpointing; the table says whether the encoder layers were really
+recomputed in the backward pass (calls of layer 0's first LayerNorm counted during `backward`). On a CPU without
+native bf16 (no AVX512-BF16 or AMX) bf16 matmuls are emulated, many times slower than fp32, so bf16 at base is
+skipped there unless `--precisions fp32,bf16` asks for it.
+
+Each configuration runs in a fresh process, forked from a server that has only imported the libraries. Memory: the
+first step's peak RSS (VmHWM) minus the RSS just before it, when the model, the batch and AdamW's two moments (a
+fixed cost like the weights, allocated up front) exist; so it counts activations, gradients and transient buffers.
+During that step glibc maps every allocation of 128 KiB or more on its own (`mallopt`), so that RSS follows live
+tensors instead of what the heap keeps after frees. Speed: the median of several timed steps after it (fewer when
+they exceed `--budget`), the heap serving allocations below 32 MiB as glibc's adaptive threshold does once warm.
+The speed ratio to CLIP comes from one more process per setting in which our retrieval step and CLIP's alternate,
+so that both see the same machine load. Children run with `OMP_WAIT_POLICY=PASSIVE` unless it is set: on a shared,
+oversubscribed CPU spinning OpenMP threads made small steps up to ten times slower and erratic.
+
+    python benchmarks/train_step.py                 # tiny and base (about 25 min on 2 shared cores)
+    python benchmarks/train_step.py --quick         # tiny, batch 4, 2 steps: a smoke run of a minute
+    python benchmarks/train_step.py --sizes base --tasks retrieval --steps 5 --precisions fp32,bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import multiprocessing
+import os
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass, replace
+
+import torch
+import transformers
+
+SIZES = ("tiny", "base")
+TASKS = ("classification", "caption", "retrieval")
+PRECISIONS = ("fp32", "bf16")
+MODELS = ("ours", "CLIP")
+DEFAULT_BATCH = {"tiny": 32, "base": 8}
+DEFAULT_STEPS = {"tiny": 5, "base": 3}
+TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
+BASE_VISION = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)  # ViT-B
+SOT, EOT = 49406, 49407  # CLIP's start/end-of-text ids (our tokenizer is CLIP's BPE)
+CHILD_IMPORTS = ["torch", "transformers", "transformers.models.clip.modeling_clip",
+                 "uniperceiver_hf.pretraining_uniperceiver", "uniperceiver_hf.trainer_uniperceiver"]  # fmt: skip
+PAIR = "ours+CLIP"  # the interleaved speed run of the retrieval pair
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+SMALL_MMAP, LARGE_MMAP = 128 * 1024, 32 * 1024 * 1024  # glibc's default threshold and its adaptive ceiling
+SPEED_TARGET = 1.0  # our retrieval steps/s over CLIP's, same batch
+MEMORY_TARGET = 0.5  # peak memory with checkpointing over without, at base
+
+ADJECTIVES = ("red", "small", "old", "wooden", "striped", "green", "tall", "shiny", "broken", "yellow")
+NOUNS = ("dog", "cat", "car", "tree", "house", "boat", "chair", "table", "bird", "horse", "bicycle", "lamp", "cup",
+         "bridge", "flower", "train", "clock", "guitar", "kite", "apple")  # fmt: skip
+FILLERS = ("a", "the", "on", "in", "near", "with", "is", "two", "under", "next", "to", "sitting", "standing",
+           "parked", "beside", "of", "and", "holding", "street", "field")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One configuration, as the parent hands it to a child process."""
+
+    size: str
+    task: str
+    model: str
+    precision: str
+    checkpointing: bool
+    batch_size: int
+    steps: int
+    warmup: int
+    threads: int
+    classes: int
+    vocabulary: str  # "exact" or "sampled" (caption only)
+    vocabulary_samples: int
+    caption_words: int
+    budget_s: float  # timed steps stop early once the next one would end past this (at least one is timed)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Child: build one configuration and time its steps
+
+
+def memory_mb(field: str) -> float:
+    """`VmRSS` (now) or `VmHWM` (peak) of this process from /proc, in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def captions(count: int, words: int, rng: random.Random) -> list[str]:
+    """Caption-like strings of about `words` words."""
+    texts = []
+    for _ in range(count):
+        text = [rng.choice(ADJECTIVES), rng.choice(NOUNS)]
+        while len(text) < words - 2:
+            text.append(rng.choice(FILLERS))
+        texts.append(" ".join(text + [rng.choice(ADJECTIVES), rng.choice(NOUNS)]))
+    return texts
+
+
+def sampled_vocabulary(labels: torch.Tensor, samples: int, vocab_size: int, rng: random.Random) -> dict:
+    """The recipe's sampled vocabulary: the batch's words plus `samples` other random ids as `[id, EOT]` targets,
+    labels re-indexed into them (as the collator's `vocabulary: sampled`)."""
+    words = sorted(set(labels.tolist()))
+    samples = min(samples, vocab_size - len(words))
+    others = [word for word in rng.sample(range(vocab_size), samples + len(words)) if word not in labels]
+    candidates = torch.tensor(words + others[:samples])
+    targets = torch.stack([candidates, torch.full_like(candidates, EOT)], 1)
+    return {
+        "labels": torch.searchsorted(torch.tensor(words), labels),
+        "target_input_ids": targets,
+        "target_attention_mask": torch.ones_like(targets),
+    }
+
+
+def build(spec: Spec) -> tuple[torch.nn.Module, dict, torch.nn.Module]:
+    """(model in training mode, forward kwargs, layer 0's first LayerNorm, whose calls show recomputation)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    from uniperceiver_hf import UniPerceiverConfig, UniPerceiverProcessor
+    from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
+
+    rng = random.Random(0)
+    torch.manual_seed(0)
+    image_size = 32 if spec.size == "tiny" else 224
+    sizes = TINY if spec.size == "tiny" else {}
+    config = (
+        UniPerceiverConfig(**TINY, image_size=image_size, patch_size=16)
+        if spec.size == "tiny"
+        else UniPerceiverConfig.from_preset("base")
+    )
+    processor = UniPerceiverProcessor()
+    batch = {"pixel_values": torch.randn(spec.batch_size, 3, image_size, image_size)}
+    texts = captions(spec.batch_size, spec.caption_words, rng)
+
+    if spec.model == "CLIP":
+        model = CLIPModel(CLIPConfig(
+            text_config=sizes,
+            vision_config=dict(sizes or BASE_VISION, image_size=image_size, patch_size=16),
+            projection_dim=64 if sizes else 512,
+            attn_implementation="sdpa",
+        ))  # fmt: skip
+        ids = processor.target_inputs(texts)  # caption + EOT: CLIP gets SOT in front, as ours gets a prefix <SPE>
+        batch["input_ids"] = torch.cat([torch.full((spec.batch_size, 1), SOT), ids["target_input_ids"]], 1)
+        batch["attention_mask"] = torch.cat([torch.ones(spec.batch_size, 1, dtype=torch.long),
+                                             ids["target_attention_mask"]], 1)  # fmt: skip
+        batch["return_loss"] = True
+        return model.train(), batch, model.vision_model.encoder.layers[0].layer_norm1
+
+    model = UniPerceiverForPreTraining(config)
+    if spec.task == "classification":
+        names = [f"{a} {n}" for a in ADJECTIVES for n in NOUNS][: spec.classes]
+        batch.update(processor.target_inputs(names), labels=torch.randint(0, len(names), (spec.batch_size,)))
+        batch.update(task_type="image_classification", label_smoothing=0.1)
+    elif spec.task == "caption":
+        layout = processor.caption_training(texts)
+        batch.update({key: value for key, value in layout.items() if key != "task"})
+        if spec.vocabulary == "sampled":
+            batch.update(sampled_vocabulary(batch["labels"], spec.vocabulary_samples, config.vocab_size, rng))
+        batch.update(task_type="image_caption")
+    else:
+        batch.update(processor.target_inputs(texts), task_type="image_text_retrieval", label_smoothing=0.1)
+    return model.train(), batch, model.uniperceiver.encoder.layers[0].layer_norm1
+
+
+def optimizer_for(model: torch.nn.Module) -> torch.optim.Optimizer:
+    """AdamW as the trainer builds it, with its state (the two moments) allocated now, by one step at lr 0 with
+    zero gradients: the moments are a fixed cost like the weights, so they are not counted in the step's peak."""
+    from uniperceiver_hf.trainer_uniperceiver import no_weight_decay_parameter_names
+
+    excluded = no_weight_decay_parameter_names(model)
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([
+        {"params": [p for name, p in named if name not in excluded], "weight_decay": 0.05},
+        {"params": [p for name, p in named if name in excluded], "weight_decay": 0.0},
+    ], lr=0.0)  # fmt: skip
+    for _, parameter in named:
+        parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    for group in optimizer.param_groups:
+        group["lr"] = 1e-4
+    return optimizer
+
+
+def set_mmap_threshold(size: int) -> bool:
+    """glibc: allocations of at least `size` bytes get their own mapping, returned to the system when freed; below
+    it they come from the heap, which keeps freed memory. False where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim(0)
+        return libc.mallopt(M_MMAP_THRESHOLD, size) == 1
+    except (OSError, AttributeError):
+        return False
+
+
+def reset_peak_memory() -> None:
+    """Sets this process's VmHWM back to its current RSS (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+@dataclass
+class Trainee:
+    """One model ready to train: `step()` runs one full training step."""
+
+    model: torch.nn.Module
+    batch: dict
+    optimizer: torch.optim.Optimizer
+    bf16: bool
+    probe_calls: int = 0
+
+    @classmethod
+    def build(cls, spec: Spec) -> "Trainee":
+        model, batch, probe = build(spec)
+        if spec.checkpointing:
+            enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            enable()
+        trainee = cls(model, batch, optimizer_for(model), spec.precision == "bf16")
+        # A pre-hook: the recomputation stops once it has rebuilt every saved tensor, so it may not finish a module.
+        probe.register_forward_pre_hook(lambda *_: setattr(trainee, "probe_calls", trainee.probe_calls + 1))
+        return trainee
+
+    def step(self) -> int:
+        """One step; returns how many times layer 0 ran during `backward` (recomputation)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with autocast:
+            loss = self.model(**self.batch).loss
+        forward_calls = self.probe_calls
+        loss.backward()
+        recomputed = self.probe_calls - forward_calls
+        self.optimizer.step()
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"non-finite loss {loss.item()}")
+        return recomputed
+
+
+def timed_steps(trainees: list[Trainee], spec: Spec) -> list[list[float]]:
+    """`spec.steps` timed steps of each trainee, interleaved; fewer once the next round would end past the budget."""
+    times = [[] for _ in trainees]
+    while len(times[0]) < spec.steps:
+        spent = sum(sum(t) for t in times)
+        if times[0] and spent + sum(statistics.median(t) for t in times) > spec.budget_s:
+            break
+        for trainee, elapsed in zip(trainees, times):
+            start = time.perf_counter()
+            trainee.step()
+            elapsed.append(time.perf_counter() - start)
+    return times
+
+
+def run_child(spec: Spec) -> dict:
+    torch.set_num_threads(spec.threads)
+    transformers.logging.set_verbosity_error()
+    if spec.model == PAIR:  # speed only: ours and CLIP alternate steps, so both see the same machine load
+        trainees = [Trainee.build(replace(spec, model=model)) for model in MODELS]
+        for trainee in trainees:
+            for _ in range(spec.warmup):
+                trainee.step()
+        times = timed_steps(trainees, spec)
+        return {"times_s": dict(zip(MODELS, times)), "step_s": {m: statistics.median(t) for m, t in zip(MODELS, times)}}
+
+    trainee = Trainee.build(spec)
+    # The first step measures memory: RSS follows live tensors only when large ones are unmapped as they are freed.
+    exact = set_mmap_threshold(SMALL_MMAP)
+    gc.collect()
+    baseline = memory_mb("VmRSS")
+    reset_peak_memory()
+    recomputed = trainee.step()
+    peak = memory_mb("VmHWM") - baseline
+    set_mmap_threshold(LARGE_MMAP)  # the timed steps allocate as by default, from a heap that reuses memory
+    for _ in range(spec.warmup - 1):
+        trainee.step()
+    times = timed_steps([trainee], spec)[0]
+    parameters = sum(p.numel() for p in trainee.model.parameters() if p.requires_grad)
+    return {
+        "step_s": statistics.median(times),
+        "times_s": times,
+        "peak_mb": peak,
+        "exact_rss": exact,
+        "recomputed": recomputed > 0,
+        "moments_mb": 2 * 4 * parameters / 2**20,
+        "gradients_mb": 4 * parameters / 2**20,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Parent: one subprocess per configuration, then the table
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX); without it bf16 matmuls are emulated."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = set(cpuinfo.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def matmul_gflops(dtype: torch.dtype, threads: int) -> float:
+    """Throughput of one base FFN matmul on one image's tokens ([197, 768] x [768, 3072])."""
+    torch.set_num_threads(threads)
+    x, w = torch.randn(197, 768, dtype=dtype), torch.randn(3072, 768, dtype=dtype)
+    x @ w.T
+    start = time.perf_counter()
+    for _ in range(5):
+        x @ w.T
+    return 5 * 2 * 197 * 768 * 3072 / (time.perf_counter() - start) / 1e9
+
+
+def child_main(spec: dict, sender) -> None:
+    """Runs in a fresh process forked from a server that has only imported the libraries."""
+    try:
+        sender.send(run_child(Spec(**spec)))
+    except Exception as error:  # reported in the table; the other configurations go on
+        sender.send({"error": f"{type(error).__name__}: {error}"[:200]})
+
+
+def run_spec(context: multiprocessing.context.BaseContext, spec: Spec, timeout: float) -> dict:
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=child_main, args=(asdict(spec), sender))
+    start = time.perf_counter()
+    process.start()
+    sender.close()
+    result = None
+    if receiver.poll(timeout):  # a result, or end of file when the child died
+        with contextlib.suppress(EOFError):
+            result = receiver.recv()
+    else:
+        process.kill()
+        result = {"error": f"timed out after {timeout:.0f} s"}
+    process.join()
+    if result is None:
+        code = process.exitcode
+        result = {"error": f"killed by signal {-code} (out of memory?)" if code < 0 else f"exit {code}"}
+    result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def label(spec: Spec) -> str:
+    if spec.model == PAIR:
+        return "retrieval (ours and CLIP interleaved)"
+    if spec.model == "CLIP":
+        return "retrieval (CLIP)"
+    if spec.task == "caption":
+        return f"caption ({spec.vocabulary} vocab)"
+    return spec.task
+
+
+def switch(on: bool) -> str:
+    return "on" if on else "off"
+
+
+def summary(result: dict) -> str:
+    if "error" in result:
+        return result["error"]
+    if isinstance(result["step_s"], dict):
+        return ", ".join(f"{model} {seconds:.3g} s/step" for model, seconds in result["step_s"].items())
+    return f"{1 / result['step_s']:.3g} steps/s, peak {result['peak_mb']:.0f} MB ({result['wall_s']:.0f} s)"
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    for line in (header, tuple("-" * width for width in widths), *rows):
+        print(" | ".join(str(cell).ljust(width) for cell, width in zip(line, widths)))
+    print()
+
+
+def report(results: dict[Spec, dict]) -> None:
+    ok = {spec: result for spec, result in results.items() if "error" not in result}
+
+    def twin(spec: Spec, **changes) -> dict | None:
+        return ok.get(replace(spec, **changes))
+
+    rows, speed, memory = [], [], []
+    for spec, result in results.items():
+        if spec.model == PAIR:
+            continue
+        if spec not in ok:
+            rows.append((label(spec), f"{spec.size} {spec.model}", spec.precision, switch(spec.checkpointing),
+                         "failed", result["error"], "", "", "", ""))  # fmt: skip
+            continue
+        times = result["times_s"]
+        vs_clip = memory_ratio = recomputed = ""
+        pair = twin(spec, model=PAIR) if spec.model == "ours" and spec.task == "retrieval" else None
+        if pair:
+            speed.append((spec, pair["step_s"]))
+            vs_clip = f"{pair['step_s']['CLIP'] / pair['step_s']['ours']:.2f}x"
+        plain = twin(spec, checkpointing=False) if spec.checkpointing else None
+        if plain:
+            memory.append((spec, result, plain))
+            memory_ratio = f"{result['peak_mb'] / plain['peak_mb']:.2f}"
+        if spec.checkpointing:
+            recomputed = "yes" if result["recomputed"] else "NO"
+        rows.append((
+            label(spec), f"{spec.size} {spec.model}", spec.precision, switch(spec.checkpointing),
+            f"{1 / result['step_s']:.3g}", f"{result['step_s']:.3g} [{min(times):.3g}-{max(times):.3g}] ({len(times)})",
+            vs_clip, f"{result['peak_mb']:.0f}", memory_ratio, recomputed,
+        ))  # fmt: skip
+    print_table(
+        ("task", "model", "precision", "checkpointing", "steps/s", "s/step median [min-max] (steps)",
+         "speed vs CLIP, interleaved (>=1: faster)", "peak MB", "peak ckpt / no ckpt", "recomputed"),
+        rows,
+    )  # fmt: skip
+    for size in dict.fromkeys(spec.size for spec in ok):
+        fixed = {spec.model: result for spec, result in ok.items() if spec.size == size and spec.model != PAIR}
+        print(f"{size}: peaks count the fp32 gradients ("
+              + ", ".join(f"{result['gradients_mb']:.0f} MB {model}" for model, result in fixed.items())
+              + "); AdamW's two moments are allocated before the baseline ("
+              + ", ".join(f"{result['moments_mb']:.0f} MB {model}" for model, result in fixed.items()) + ")")
+    if any(not result.get("exact_rss", True) for result in ok.values()):
+        print("not glibc: peaks include memory the allocator kept after freeing it")
+    print()
+    for spec, seconds in speed:
+        ratio = seconds["CLIP"] / seconds["ours"]
+        verdict = "met" if ratio >= SPEED_TARGET else "MISSED"
+        print(f"target: retrieval step at least as fast as CLIP's ({spec.size}, {spec.precision}, checkpointing "
+              f"{switch(spec.checkpointing)}): {seconds['ours']:.3g} vs {seconds['CLIP']:.3g} s/step interleaved, "
+              f"{ratio:.2f}x -> {verdict}")  # fmt: skip
+    for spec, result, plain in memory:
+        if spec.size != "base" or spec.model != "ours":
+            continue
+        ratio = result["peak_mb"] / plain["peak_mb"]
+        moments = result["moments_mb"]
+        verdict = "met" if ratio <= MEMORY_TARGET else "MISSED"
+        print(f"target: checkpointing halves peak memory at base ({label(spec)}, {spec.precision}): "
+              f"{plain['peak_mb']:.0f} -> {result['peak_mb']:.0f} MB = {ratio:.2f} -> {verdict}; "
+              f"with the AdamW moments {(result['peak_mb'] + moments) / (plain['peak_mb'] + moments):.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="tiny,base", help="comma-separated subset of tiny,base (default both)")
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
+    parser.add_argument("--precisions", default="auto",
+                        help="comma-separated subset of fp32,bf16; auto (default): bf16 at base only on a CPU with "
+                             "native bf16 (AVX512-BF16/AMX), always at tiny")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=None, help="images per step (default 32 tiny, 8 base)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps, median reported (default 5 tiny, 3 base)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed steps first, the first one measuring peak memory (default 1)")
+    parser.add_argument("--budget", type=float, default=240,
+                        help="seconds of timed steps per configuration: fewer steps past it, at least one (240)")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads per child (default 2)")
+    parser.add_argument("--classes", type=int, default=100, help="class names of the classification task (max 200)")
+    parser.add_argument("--caption-vocabulary", choices=("sampled", "exact"), default="sampled",
+                        help="caption targets: sampled (default) or the exact vocabulary (does not fit at base here)")
+    parser.add_argument("--vocabulary-samples", type=int, default=4096, help="random ids of the sampled vocabulary")
+    parser.add_argument("--caption-words", type=int, default=12, help="words per caption (default 12)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per configuration before giving up")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: tiny only, batch 4, 2 steps, 20 classes, sampled vocabulary of 256")
+    args = parser.parse_args()
+
+    def subset(flag: str, value: str, allowed: tuple[str, ...]) -> list[str]:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if not items or any(item not in allowed for item in items):
+            parser.error(f"--{flag} must be a comma-separated subset of {','.join(allowed)}, got {value!r}")
+        return items
+
+    sizes = ["tiny"] if args.quick else subset("sizes", args.sizes, SIZES)
+    tasks = subset("tasks", args.tasks, TASKS)
+    precisions = None if args.precisions == "auto" else subset("precisions", args.precisions, PRECISIONS)
+    if not 1 <= args.classes <= len(ADJECTIVES) * len(NOUNS):
+        parser.error(f"--classes must be in [1, {len(ADJECTIVES) * len(NOUNS)}], got {args.classes}")
+    for name, low in (("batch_size", 2), ("steps", 1), ("threads", 1), ("vocabulary_samples", 1), ("caption_words", 4)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            parser.error(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    if args.warmup < 1 or args.budget <= 0:
+        parser.error("--warmup must be >= 1 (the memory step) and --budget > 0")
+    if args.quick:
+        args.batch_size, args.steps, args.classes, args.vocabulary_samples = 4, args.steps or 2, 20, 256
+
+    native = native_bf16()
+    specs = []
+    for size in sizes:
+        for precision in precisions or (PRECISIONS if size == "tiny" or native else ("fp32",)):
+            for checkpointing in (False, True):
+                for task in tasks:  # our retrieval right before CLIP's, so both see the same machine load
+                    for model in (*MODELS, PAIR) if task == "retrieval" else ("ours",):
+                        specs.append(Spec(
+                            size, task, model, precision, checkpointing,
+                            batch_size=args.batch_size or DEFAULT_BATCH[size],
+                            steps=args.steps or DEFAULT_STEPS[size], warmup=args.warmup, threads=args.threads,
+                            classes=args.classes, vocabulary=args.caption_vocabulary,
+                            vocabulary_samples=args.vocabulary_samples, caption_words=args.caption_words,
+                            budget_s=args.budget,
+                        ))  # fmt: skip
+
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} threads per child, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if native else 'no'} "
+          f"(matmul {matmul_gflops(torch.float32, args.threads):.0f} GFLOPS fp32, "
+          f"{matmul_gflops(torch.bfloat16, args.threads):.0f} bf16); load average {os.getloadavg()[0]:.1f}")
+    print(f"children: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}; random weights, training mode, "
+          "AdamW; peak MB = peak RSS of the first step - RSS before it (model, batch, AdamW moments)")
+    for size in sizes:
+        spec = next(s for s in specs if s.size == size)
+        size_precisions = ", ".join(dict.fromkeys(s.precision for s in specs if s.size == size))
+        vocabulary = ("exact (49,411 targets)" if spec.vocabulary == "exact"
+                      else f"sampled (the batch's words + {spec.vocabulary_samples} random ids)")  # fmt: skip
+        print(f"{size}: batch {spec.batch_size}, {spec.warmup} warm-up step(s), median of {spec.steps} timed steps "
+              f"(fewer past {spec.budget_s:.0f} s); {size_precisions}; {spec.classes} class names; captions of "
+              f"{spec.caption_words} words; caption vocabulary {vocabulary}")
+    if "base" in sizes and precisions is None and not native:
+        print("base bf16 skipped: this CPU has no native bf16, so bf16 matmuls run far slower than fp32 "
+              "(pass --precisions fp32,bf16 to run them anyway)")
+    if any(s.task == "caption" and s.vocabulary == "sampled" for s in specs):
+        print("caption uses the sampled vocabulary: the exact 49,411-entry vocabulary encoded with gradient in every "
+              "step does not fit in this machine's memory at base size")
+    print()
+
+    # Threads that sleep instead of spinning while they wait: on a shared, oversubscribed CPU spinning threads take
+    # the cores from the ones with work and small steps get several times slower (set OMP_WAIT_POLICY to override).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Children fork from a server that has imported the libraries (about 8 s saved per configuration) and nothing
+    # else: no model, no thread pool, so every configuration starts from the same clean process.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(CHILD_IMPORTS)
+    results, total = {}, time.perf_counter()
+    for spec in specs:
+        results[spec] = result = run_spec(context, spec, args.timeout)
+        print(f"  {spec.size} {label(spec)} {spec.precision} checkpointing {switch(spec.checkpointing)}: "
+              f"{summary(result)}", flush=True)
+    print(f"  total {time.perf_counter() - total:.0f} s, load average {os.getloadavg()[0]:.1f}\n")
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
