@@ -7,12 +7,14 @@ computed once and cached, and each step only runs the new tokens. This is exactl
 (`layouts_uniperceiver.caption_training_inputs`) read one position at a time.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
 from transformers.utils import ModelOutput
 
 from .targets_uniperceiver import TargetSet
+from .validation_uniperceiver import check_int
 
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -148,8 +150,11 @@ class UniPerceiverCaptioner:
         beams are ranked. `num_beams=1` is greedy decoding. `use_cache=False` re-encodes the whole sequence at
         every step (slow; for checking the cache).
         """
-        if num_beams < 1 or max_new_tokens < 1:
-            raise ValueError(f"`num_beams` and `max_new_tokens` must be >= 1, got {num_beams}, {max_new_tokens}.")
+        config = self.model.config
+        check_int("num_beams", num_beams, high=len(self.vocabulary), high_means="the vocabulary size")
+        check_int("max_new_tokens", max_new_tokens, high=config.max_position_embeddings, high_means="text positions")
+        if not math.isfinite(length_penalty):
+            raise ValueError(f"`length_penalty` must be a finite number, got {length_penalty}.")
         eos = self.model.config.eos_token_id
         batch_size = pixel_values.shape[0]
         device = pixel_values.device

@@ -1,10 +1,15 @@
 """Configuration of Uni-Perceiver: every architectural choice of the official model, typed."""
 
+import dataclasses
+import difflib
 import math
 
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 # The 11 per-task log-scales of the official predictor, in its order. Each task picks one by name
 # (image classification -> "img_cls", video classification -> "video_cls", MLM and GLUE -> "text_mlm",
@@ -120,6 +125,17 @@ class UniPerceiverConfig(PreTrainedConfig):
         if self.projection_dim is None:
             self.projection_dim = self.hidden_size
         self.logit_scale_tasks = list(self.logit_scale_tasks)
+        # Unknown keywords become plain attributes (transformers' rule); one that is a near-miss of a field is
+        # almost certainly a typo that would otherwise leave the field at its default without a word.
+        fields = [field.name for field in dataclasses.fields(self)]
+        for key in kwargs:
+            if close := difflib.get_close_matches(key, fields, n=1, cutoff=0.8):
+                logger.warning(f"`{key}` is not a config field (did you mean `{close[0]}`?); it has no effect.")
+        if __package__ == "uniperceiver_hf":
+            # Saved folders declare the zero-shot-perception pipeline for remote code; transformers would then insist on
+            # `trust_remote_code` for that task name even though the imported package registers the same pipeline. The
+            # package's own class (never the remote copy) forgets the declaration, which every save writes again.
+            kwargs.pop("custom_pipelines", None)
         super().__post_init__(**kwargs)
 
     @classmethod
@@ -175,8 +191,15 @@ class UniPerceiverConfig(PreTrainedConfig):
         for name in ("drop_path_rate", "attention_dropout", "hidden_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
-        if self.logit_scale_max <= 0:
-            raise ValueError(f"`logit_scale_max` must be positive, got {self.logit_scale_max}.")
+        # Comparisons are written so that NaN fails them too (NaN <= 0 is False).
+        for name in ("layer_norm_eps", "logit_scale_max", "spatial_position_scale"):
+            if not 0.0 < getattr(self, name) < math.inf:
+                raise ValueError(f"`{name}` must be a positive finite number, got {getattr(self, name)}.")
+        if not 0.0 <= self.initializer_range < math.inf:
+            raise ValueError(f"`initializer_range` must be a finite number >= 0, got {self.initializer_range}.")
+        for name in ("logit_scale_init_value", "layer_scale_init_value"):
+            if getattr(self, name) is not None and not math.isfinite(getattr(self, name)):
+                raise ValueError(f"`{name}` must be a finite number, got {getattr(self, name)}.")
         if not self.logit_scale_tasks or len(set(self.logit_scale_tasks)) != len(self.logit_scale_tasks):
             raise ValueError(f"`logit_scale_tasks` must be non-empty and unique, got {self.logit_scale_tasks}.")
         for name in ("num_prompt_tokens", "num_prompt_classes"):

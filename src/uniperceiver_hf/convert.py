@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from .configuration_uniperceiver import LOGIT_SCALE_TASKS, PRESETS, UniPerceiverConfig
+from .files_uniperceiver import read_safetensors, read_torch_file
 from .hub_uniperceiver import converted_model_card
 from .modeling_uniperceiver import UniPerceiverModel
 from .pipeline_uniperceiver import save_for_pipeline
@@ -72,6 +72,18 @@ _LOGIT_SCALE_PATTERN = re.compile(r"^loss_prepare\.logit_scale_(\w+)$")
 # Unused at runtime in the torch layout: the DeepSpeed conversion already folded it into the patch bias.
 _VISUAL_TYPE_KEY = "video_embed.embeddings_type.weight"
 
+# The tensors whose shapes give the architecture's sizes (`infer_config`).
+_SIZE_KEYS = (
+    "token_embed.embeddings.weight",
+    "token_embed.embeddings_pos.position_embeddings.weight",
+    "token_embed.embeddings_token_type.weight",
+    "video_embed.embeddings.weight",
+    "video_embed.embeddings_st_pos.spatial_pos_embed.weight",
+    "video_embed.embeddings_st_pos.temporal_pos_embed.weight",
+    "fused_encoder.layers.0.linear1.weight",
+    "loss_prepare.proj.weight",
+)
+
 # The DeepSpeed layout's names, renamed in this order by substring (official `tools/convert_checkpoint.py`).
 _DS_RENAMES = (
     ("attention.self.qkv_proj.weight", "self_attn.in_proj_weight"),
@@ -101,23 +113,17 @@ def official_to_hf_name(name: str) -> str | None:
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Reads an official checkpoint file (never unpickling arbitrary objects) and returns its state dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"`checkpoint` {str(path)!r} is not a file.")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a pickle with arbitrary objects, or not a torch file at all
-        raise ValueError(
-            f"`checkpoint` {str(path)!r} could not be read with torch.load(weights_only=True): {error}"
-        ) from error
+    if Path(path).suffix == ".safetensors":
+        return read_safetensors(path, "checkpoint")[0]
+    obj = read_torch_file(path, "checkpoint")
     if not isinstance(obj, dict):
         raise ValueError(f"`checkpoint` {str(path)!r} holds a {type(obj).__name__}, not a state dict.")
-    for container in ("model", "module"):
-        if isinstance(obj.get(container), dict):
-            return obj[container] if container == "model" else _from_deepspeed(obj[container])
-    return obj
+    container = next((name for name in ("model", "module") if isinstance(obj.get(name), dict)), None)
+    state_dict = obj[container] if container else obj
+    not_tensors = {key: type(value).__name__ for key, value in state_dict.items() if not torch.is_tensor(value)}
+    if not_tensors:
+        raise ValueError(f"`checkpoint` {str(path)!r} holds values that are not tensors: {not_tensors}.")
+    return _from_deepspeed(state_dict) if container == "module" else state_dict
 
 
 def _from_deepspeed(module: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -139,7 +145,7 @@ def _from_deepspeed(module: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         state_dict[key] = tensor.float()
     # The visual modality embedding is added once, into the patch bias; the torch layout already has it there.
     type_embedding = state_dict.pop(_VISUAL_TYPE_KEY, None)
-    if type_embedding is not None:
+    if type_embedding is not None and "video_embed.embeddings.bias" in state_dict:  # else: a missing key, listed later
         state_dict["video_embed.embeddings.bias"] = state_dict["video_embed.embeddings.bias"] + type_embedding[0]
     return state_dict
 
@@ -151,12 +157,14 @@ def infer_config(
     from `base`, or from the released preset of the same hidden size; a `base` that disagrees with the tensors is
     an error naming the field."""
 
+    missing = [key for key in _SIZE_KEYS if key not in state_dict]
+    if missing:
+        raise ValueError(
+            "The checkpoint does not fit the model (it does not look like a Uni-Perceiver checkpoint):\n  "
+            f"missing keys: {missing} (the sizes are read from them; first keys present: {sorted(state_dict)[:5]})."
+        )
+
     def shape(key: str) -> tuple[int, ...]:
-        if key not in state_dict:
-            raise ValueError(
-                f"`checkpoint` has no {key!r}: it does not look like a Uni-Perceiver checkpoint "
-                f"(first keys: {sorted(state_dict)[:5]})."
-            )
         return tuple(state_dict[key].shape)
 
     vocab_size, hidden_size = shape("token_embed.embeddings.weight")
@@ -285,6 +293,8 @@ def convert_checkpoint(
     """Loads an official checkpoint (plus `extra_checkpoints`, e.g. prompt-tuned keys stored separately) into a
     `UniPerceiverModel`; with `output_dir`, saves it there with its processor, the pipeline's code and a model card
     (README.md) that attributes the reported results to the authors."""
+    if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise ValueError(f"`output_dir` {str(output_dir)!r} exists and is not a folder; nothing was converted.")
     state_dict = dict(read_checkpoint(checkpoint))
     for extra in extra_checkpoints:
         state_dict.update(read_checkpoint(extra))

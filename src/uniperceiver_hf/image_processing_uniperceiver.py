@@ -43,6 +43,21 @@ from transformers.processing_utils import ImagesKwargs, Unpack
 # model trained at another `image_size` scales both (e.g. "imagenet" at 64 px: short side 73, crop 64).
 IMAGE_PRESETS: dict[str, tuple[int, int]] = {"imagenet": (256, 224), "clip": (224, 224)}
 
+# Pixels an image (or all frames of a video clip) may have after the short-side resize, before the crop: about
+# 400 MB as float32 RGB. Only extreme aspect ratios reach it (an image longer than about 500 times its short side;
+# a 100,000 x 2 strip would need 3.3 billion pixels); such inputs are refused rather than allocated.
+MAX_RESIZED_PIXELS = 32_000_000
+
+
+def check_pixel_budget(height: int, width: int, argument: str, frames: int = 1) -> None:
+    """Refuses a resize to `frames` x `height` x `width` pixels beyond `MAX_RESIZED_PIXELS`, before allocating it."""
+    if frames * height * width > MAX_RESIZED_PIXELS:
+        clip = f" x {frames} frames" if frames > 1 else ""
+        raise ValueError(
+            f"`{argument}`: resizing to {height} x {width} pixels{clip} exceeds the budget of {MAX_RESIZED_PIXELS:,} "
+            "pixels (`MAX_RESIZED_PIXELS`): the aspect ratio is too extreme. Crop the input to the region of interest."
+        )
+
 
 class UniPerceiverImageProcessorKwargs(ImagesKwargs, total=False):
     """
@@ -378,6 +393,7 @@ def _resize(planes: list[Image.Image], size: SizeDict, resample: PILImageResampl
         new_height, new_width = size.height, size.width
     else:
         raise ValueError(f"`size` must hold `shortest_edge` or `height` and `width`, got {dict(size)}.")
+    check_pixel_budget(new_height, new_width, "images")
     if (new_width, new_height) == (width, height):
         return planes
     return [p.resize((new_width, new_height), resample) for p in planes]
@@ -402,4 +418,4 @@ def _planes_to_array(planes: list[Image.Image], rescale_factor: float | None) ->
 
 UniPerceiverImageProcessor.register_for_auto_class("AutoImageProcessor")
 
-__all__ = ["IMAGE_PRESETS", "UniPerceiverImageProcessor"]
+__all__ = ["IMAGE_PRESETS", "MAX_RESIZED_PIXELS", "UniPerceiverImageProcessor", "check_pixel_budget"]

@@ -6,6 +6,8 @@ separately, ranked by cosine similarity; an image query counts as correct if any
 
 import torch
 
+from .validation_uniperceiver import check_int
+
 
 def search(query_embeds: torch.Tensor, gallery_embeds: torch.Tensor, top_k: int = 10, chunk_size: int = 4096):
     """The `top_k` gallery rows most similar to each query: `(scores [Q, k], indices [Q, k])`, best first.
@@ -17,8 +19,8 @@ def search(query_embeds: torch.Tensor, gallery_embeds: torch.Tensor, top_k: int 
             "`query_embeds` and `gallery_embeds` must be [Q, D] and [G, D] with the same D, got "
             f"{tuple(query_embeds.shape)} and {tuple(gallery_embeds.shape)}."
         )
-    if not 1 <= top_k <= gallery_embeds.shape[0]:
-        raise ValueError(f"`top_k` must be in [1, {gallery_embeds.shape[0]}] (the gallery size), got {top_k}.")
+    check_int("top_k", top_k, high=gallery_embeds.shape[0], high_means="the gallery size")
+    check_int("chunk_size", chunk_size)
     scores, indices = [], []
     gallery = gallery_embeds.T
     for start in range(0, query_embeds.shape[0], chunk_size):
@@ -32,6 +34,10 @@ def recall_at_k(ranked: torch.Tensor, positives: list[set[int]], ks: tuple[int, 
     """Fraction of queries with at least one correct gallery index among their first K ranked ones."""
     if ranked.shape[0] != len(positives):
         raise ValueError(f"`positives` has {len(positives)} entries for {ranked.shape[0]} queries.")
+    if not ks:
+        raise ValueError("`ks` is empty; give the cut-offs K to report, e.g. (1, 5, 10).")
+    for k in ks:
+        check_int("ks", k)
     if max(ks) > ranked.shape[1]:
         raise ValueError(f"`ks` asks for recall@{max(ks)} but only {ranked.shape[1]} results are ranked per query.")
     rows = ranked.tolist()
@@ -52,6 +58,11 @@ def image_text_recall(
     text_to_image = torch.as_tensor(text_to_image).tolist()
     if len(text_to_image) != text_embeds.shape[0]:
         raise ValueError(f"`text_to_image` has {len(text_to_image)} entries for {text_embeds.shape[0]} captions.")
+    outside = [i for i in text_to_image if type(i) is not int or not 0 <= i < len(image_embeds)]  # bools excluded
+    if outside:
+        raise ValueError(
+            f"`text_to_image` must hold image indices in [0, {len(image_embeds)}) (the gallery), got {outside[:5]}."
+        )
     captions_of = [set() for _ in range(image_embeds.shape[0])]
     for caption, image in enumerate(text_to_image):
         captions_of[image].add(caption)

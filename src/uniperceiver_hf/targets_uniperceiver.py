@@ -9,11 +9,12 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from .files_uniperceiver import read_safetensors
 from .layouts_uniperceiver import vocabulary_target_ids
+from .validation_uniperceiver import check_finite, check_int
 
 _WEIGHT_SAMPLE = 1024  # values per parameter that enter the fingerprint
 
@@ -56,8 +57,13 @@ class TargetSet:
     """
 
     def __init__(self, embeds: torch.Tensor, labels: list[str] | None = None, fingerprint: str | None = None):
-        if embeds.ndim != 2 or embeds.shape[0] == 0:
+        if not torch.is_tensor(embeds) or not embeds.is_floating_point():
+            raise TypeError(f"`embeds` must be a floating-point tensor, got {getattr(embeds, 'dtype', type(embeds))}.")
+        if embeds.ndim != 2 or embeds.shape[0] == 0 or embeds.shape[1] == 0:
             raise ValueError(f"`embeds` must be a non-empty [N, D] tensor, got shape {tuple(embeds.shape)}.")
+        check_finite("embeds", embeds)
+        if isinstance(labels, str):
+            raise TypeError("`labels` must be a list of names, one per target, not a string.")
         if labels is not None and len(labels) != embeds.shape[0]:
             raise ValueError(f"`labels` has {len(labels)} entries for {embeds.shape[0]} targets.")
         self.embeds = embeds
@@ -88,11 +94,14 @@ class TargetSet:
         Columns that are padding in every row of a batch are trimmed, so a few long candidates do not slow down
         the rest. `is_target=False` encodes them as inputs instead (e.g. the image side of a retrieval gallery).
         """
-        if batch_size <= 0:
-            raise ValueError(f"`batch_size` must be positive, got {batch_size}.")
+        check_int("batch_size", batch_size)
         reference = input_ids if input_ids is not None else pixel_values
         if reference is None:
             raise ValueError("Pass `input_ids` and/or `pixel_values` of the targets.")
+        if input_ids is not None and pixel_values is not None and len(input_ids) != len(pixel_values):
+            raise ValueError(
+                f"`input_ids` has {len(input_ids)} rows but `pixel_values` has {len(pixel_values)}; one per target."
+            )
         total = reference.shape[0]
         starts = range(0, total, batch_size)
         show_progress = len(starts) > 8 if show_progress is None else show_progress
@@ -124,7 +133,12 @@ class TargetSet:
         return cls.encode(model, ids, batch_size=batch_size, show_progress=show_progress)
 
     def check_model(self, model) -> None:
-        """Raises if these features were computed by another model (or other weights)."""
+        """Raises if these features were computed by another model (or other weights), or by an unknown one."""
+        if self.fingerprint is None:
+            raise ValueError(
+                "This target set has no model fingerprint, so nothing shows which model encoded it; encode it with "
+                "`TargetSet.encode(model, ...)`, or pass its `.embeds` as `target_embeds` to use it unchecked."
+            )
         if self.fingerprint != model_fingerprint(model):
             raise ValueError(
                 f"This target set was encoded by model {self.fingerprint}, not by the given model "
@@ -137,14 +151,25 @@ class TargetSet:
         save_file({"embeds": self.embeds.detach().contiguous().cpu()}, str(path), metadata=metadata)
 
     @classmethod
-    def load(cls, path: str | Path, model=None) -> "TargetSet":
-        """Reads a saved target set; with `model`, refuses one that another model encoded."""
-        with safe_open(str(path), "pt") as handle:
-            metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
+    def load(cls, path: str | Path, model=None, check_fingerprint: bool = True) -> "TargetSet":
+        """Reads a saved target set and refuses one that another model encoded. `model` is required for that
+        check; `check_fingerprint=False` opts out of it explicitly (e.g. to inspect a file without its model)."""
+        if model is None and check_fingerprint:
+            raise ValueError(
+                f"Pass `model` to check that {str(path)!r} was encoded by it, or `check_fingerprint=False` to load "
+                "it unchecked."
+            )
+        tensors, metadata = read_safetensors(path, "path")
         if "embeds" not in tensors:
-            raise ValueError(f"{str(path)!r} is not a saved TargetSet (no 'embeds' tensor).")
-        target_set = cls(tensors["embeds"], json.loads(metadata.get("labels", "null")), metadata.get("fingerprint"))
+            raise ValueError(f"`path` {str(path)!r} is not a saved TargetSet (no 'embeds' tensor).")
+        try:
+            labels = json.loads(metadata.get("labels", "null"))
+        except ValueError as error:
+            raise ValueError(f"`path` {str(path)!r} has unreadable labels metadata: {error}") from error
+        try:
+            target_set = cls(tensors["embeds"], labels, metadata.get("fingerprint") or None)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"`path` {str(path)!r} is not a valid TargetSet: {error}") from error
         if model is not None:
             target_set.check_model(model)
             target_set.embeds = target_set.embeds.to(next(model.parameters()).device)

@@ -37,6 +37,8 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_processing_utils import VideoProcessorMixin
 
+from .image_processing_uniperceiver import check_pixel_budget
+
 try:  # optional at import time (remote code, environments without PyAV); decoding files needs it
     import av
 except ImportError:  # pragma: no cover - PyAV is a dependency of the package
@@ -327,9 +329,9 @@ def _resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
     height, width = frames.shape[-2:]
     if min(height, width) == short_side:
         return frames
-    return F.interpolate(
-        frames, size=short_side_resize_shape(height, width, short_side), mode="bilinear", align_corners=False
-    )
+    size = short_side_resize_shape(height, width, short_side)
+    check_pixel_budget(*size, "videos", frames=frames.shape[0])
+    return F.interpolate(frames, size=size, mode="bilinear", align_corners=False)
 
 
 def _to_float(frames: torch.Tensor, rescale_factor: float | None) -> torch.Tensor:
@@ -431,6 +433,10 @@ def _open_container(path: str) -> Any:
     if not container.streams.video:
         container.close()
         raise ValueError(f"`videos`: {path!r} has no video stream.")
+    reader = container.format.name
+    if reader == "image2" or reader.endswith("_pipe"):  # FFmpeg's still-image readers (png_pipe, jpeg_pipe, ...)
+        container.close()
+        raise ValueError(f"`videos`: {path!r} is a still image ({reader}), not a video; pass it as `images`.")
     return container
 
 
