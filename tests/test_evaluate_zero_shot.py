@@ -101,3 +101,20 @@ def test_bad_arguments(model_dir, tmp_path):
     unsupported.write_text("<a/>")
     with pytest.raises(ValueError, match="--dataset"):
         run(model_dir, "--task", "text-classification", "--dataset", str(unsupported), "--glue-task", "sst2")
+
+
+def test_class_labels_are_matched_by_name_from_a_saved_folder(model_dir, image_files, tmp_path):
+    import datasets
+
+    names = ["dog", "cat"]  # the dataset's order differs from the `--labels` order below
+    features = datasets.Features(image=datasets.Image(), label=datasets.ClassLabel(names=names))
+    rows = {"image": [Image.open(path) for path in image_files], "label": [0, 1, 1, 0]}
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "saved"))
+    scores = run(model_dir, "--task", "image-classification", "--dataset", str(tmp_path / "saved"),
+                 "--labels", "cat", "dog", "bird", "--batch-size", "3")
+    pipe = pipeline("zero-shot-perception", model=model_dir)
+    predicted = [r[0]["label"] for r in pipe([Image.open(p) for p in image_files], candidate_labels=["cat", "dog", "bird"])]
+    expected = np.mean([p == names[label] for p, label in zip(predicted, rows["label"])])
+    assert scores["accuracy"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="missing: \\['dog'\\]"):
+        run(model_dir, "--task", "image-classification", "--dataset", str(tmp_path / "saved"), "--labels", "cat", "bird")

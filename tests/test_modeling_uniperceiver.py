@@ -1,5 +1,7 @@
 """UniPerceiverModel: behaviour and numbers on tiny random configs (the goldens are in the parity module)."""
 
+import random
+
 import pytest
 import torch
 
@@ -342,12 +344,14 @@ def test_cpu_and_disk_offload_give_the_same_logits(tiny_config, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Bad input: a ValueError that names the argument
+# Bad input: a ValueError (TypeError for a wrong type) that names the argument
 
 
 def bad_inputs(config):
+    """name -> (model keyword arguments, regex the error must match[, error type, default ValueError])."""
     pixels = images(config)
     ids = torch.tensor([[3, 4, 49407]])
+    nan, inf = float("nan"), float("inf")
     return {
         "pixel_values rank": (dict(pixel_values=torch.randn(3, 32, 32)), "pixel_values"),
         "pixel_values channels": (dict(pixel_values=torch.randn(2, 1, 32, 32)), "3 channels"),
@@ -370,17 +374,69 @@ def bad_inputs(config):
         "unknown task": (dict(pixel_values=pixels, task="imagenet"), "task"),
         "target_embeds width": (dict(pixel_values=pixels, target_embeds=torch.randn(3, 7)), "target_embeds"),
         "labels shape": (dict(pixel_values=pixels, labels=torch.tensor([0])), "labels"),
+        "pixel_values NaN": (dict(pixel_values=pixels.index_fill(1, torch.tensor([0]), nan)), "pixel_values.*NaN"),
+        "pixel_values inf in a video": (dict(pixel_values=images(config, frames=2) * inf), "pixel_values.*infinite"),
+        "pixel_values empty batch": (dict(pixel_values=torch.zeros(0, 3, 32, 32)), "pixel_values.*empty"),
+        "target_pixel_values NaN": (dict(pixel_values=pixels, target_pixel_values=pixels * nan), "target_pixel_values"),
+        "input_ids empty batch": (dict(input_ids=torch.zeros(0, 3, dtype=torch.long)), "input_ids.*empty"),
+        "input_ids no tokens": (dict(input_ids=torch.zeros(2, 0, dtype=torch.long)), "input_ids.*empty"),
+        "inputs_embeds NaN": (dict(inputs_embeds=torch.full((1, 2, 32), nan)), "inputs_embeds.*NaN"),
+        "target_embeds NaN": (dict(pixel_values=pixels, target_embeds=torch.full((3, 32), nan)), "target_embeds.*NaN"),
+        "target_embeds inf": (dict(pixel_values=pixels, target_embeds=torch.full((3, 32), -inf)), "target_embeds"),
+        "target_embeds empty": (dict(pixel_values=pixels, target_embeds=torch.zeros(0, 32)), "target_embeds.*empty"),
+        "target_embeds integer": (
+            dict(pixel_values=pixels, target_embeds=torch.zeros(3, 32, dtype=torch.long)), "target_embeds.*int", TypeError
+        ),
+        "target_embeds list": (dict(pixel_values=pixels, target_embeds=[[0.0] * 32]), "target_embeds.*list", TypeError),
+        "labels beyond targets": (dict(pixel_values=pixels, labels=torch.tensor([0, 1])), r"labels.*\[0, 1\).*\[1\]"),
+        "labels negative": (dict(pixel_values=pixels, labels=torch.tensor([-1, 0])), r"labels.*-100"),
+        "labels float": (dict(pixel_values=pixels, labels=torch.tensor([0.0, 0.0])), "labels.*float32", TypeError),
+        "labels list": (dict(pixel_values=pixels, labels=[0, 0]), "labels.*list", TypeError),
+        "task not a string": (dict(pixel_values=pixels, task=["img_cls"]), "task"),
     }
 
 
 @pytest.mark.parametrize("case", list(bad_inputs(UniPerceiverConfig(image_size=32, num_frames=4))))
 def test_bad_input_gets_a_clear_value_error(tiny_model, case):
-    kwargs, message = bad_inputs(tiny_model.config)[case]
+    kwargs, message, *error = bad_inputs(tiny_model.config)[case]
     kwargs.setdefault("target_input_ids", torch.tensor([[3, 49407]]))
-    if "target_embeds" in kwargs:
+    if "target_embeds" in kwargs or "target_pixel_values" in kwargs:
         kwargs.pop("target_input_ids")
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error[0] if error else ValueError, match=message):
         tiny_model(**kwargs)
+
+
+def random_tensor(rng: random.Random) -> torch.Tensor:
+    """A tensor of random rank (0-6), sizes (0-33), dtype and values (normal, large, negative ids, NaN, inf)."""
+    shape = [rng.choice([0, 1, 2, 3, 4, 32, 33]) for _ in range(rng.randint(0, 6))]
+    dtype = rng.choice([torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.long, torch.int8, torch.bool])
+    values = torch.randn(shape, generator=torch.Generator().manual_seed(rng.randrange(2**31))) * rng.choice([1, 100])
+    if rng.random() < 0.2:
+        values.view(-1)[: rng.randint(0, values.numel())] = rng.choice([float("nan"), float("inf")])
+    if not dtype.is_floating_point:
+        values = values.nan_to_num(0, 0, 0) * rng.choice([1, 1000, 1e6])
+    return values.to(dtype)
+
+
+@torch.no_grad()
+def test_random_inputs_give_finite_outputs_of_the_documented_shapes_or_a_clear_error(tiny_model):
+    """Property: whatever tensors arrive, `model(...)` returns finite logits `[N_inputs, N_targets]` or raises
+    ValueError / TypeError (never another error, never NaN)."""
+    rng, outcomes = random.Random(0), {"ok": 0, "refused": 0}
+    targets = torch.tensor([[3, 49407], [4, 49407], [5, 49407]])
+    for _ in range(120):
+        names = ["pixel_values", "input_ids", "attention_mask", "feature_index", "labels"]
+        kwargs = {name: random_tensor(rng) for name in rng.sample(names, rng.randint(1, 3))}
+        if rng.random() < 0.5 and "pixel_values" in kwargs:  # a well-formed image batch, to get past the shape checks
+            kwargs["pixel_values"] = torch.randn(rng.randint(1, 3), 3, 32, 32) * rng.choice([1, 100])
+        try:
+            output = tiny_model(**kwargs, target_input_ids=targets)
+        except (ValueError, TypeError):
+            outcomes["refused"] += 1
+            continue
+        outcomes["ok"] += 1
+        assert output.logits.shape[1] == 3 and torch.isfinite(output.logits).all(), kwargs
+    assert outcomes["ok"] and outcomes["refused"], outcomes
 
 
 def test_bad_target_side_names_the_target_argument(tiny_model):
@@ -388,3 +444,51 @@ def test_bad_target_side_names_the_target_argument(tiny_model):
         tiny_model(pixel_values=images(tiny_model.config), target_pixel_values=torch.randn(2, 3, 8, 8))
     with pytest.raises(ValueError, match="target_input_ids"):
         tiny_model(pixel_values=images(tiny_model.config))
+
+
+@torch.no_grad()
+def test_clip_style_feature_aliases(tiny_model):
+    pixels, ids = images(tiny_model.config), torch.tensor([[5, 6, 49407], [7, 49407, 0]])
+    mask = (ids != 0).long()
+    assert torch.equal(tiny_model.get_image_features(pixels), tiny_model.get_features(pixel_values=pixels))
+    video = images(tiny_model.config, frames=2)
+    assert torch.equal(tiny_model.get_video_features(video), tiny_model.get_features(pixel_values=video))
+    text = tiny_model.get_text_features(ids, mask)
+    assert torch.equal(text, tiny_model.get_features(ids, mask, is_target=True))
+    logits = tiny_model(pixel_values=pixels, target_input_ids=ids, target_attention_mask=mask).logits
+    torch.testing.assert_close(tiny_model.get_image_features(pixels) @ text.T * tiny_model.head.logit_scales("img_cls"),
+                               logits)
+
+
+def test_attention_maps_need_eager_attention(tiny_config):
+    model = UniPerceiverModel(UniPerceiverConfig(**tiny_config.to_diff_dict(), attn_implementation="sdpa")).eval()
+    with pytest.raises(ValueError, match="eager attention"):
+        model.encode(pixel_values=images(model.config), output_attentions=True)
+    model.set_attn_implementation("eager")
+    assert len(model.encode(pixel_values=images(model.config), output_attentions=True).attentions) == 2
+
+
+class _Features(torch.nn.Module):
+    """`get_features` as a module's forward, for `torch.export`."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs):
+        return self.model.get_features(**inputs)
+
+
+@torch.no_grad()
+def test_image_and_text_paths_compile_whole_and_export(tiny_model):
+    """The value checks that read tensor contents are skipped while tracing: one graph, no data-dependent branch."""
+    ids = torch.tensor([[5, 6, 49407], [7, 49407, 0]])
+    for inputs in (dict(pixel_values=images(tiny_model.config)), dict(input_ids=ids, attention_mask=(ids != 0).long())):
+        eager = tiny_model.get_features(**inputs)
+        torch._dynamo.reset()
+        compiled = torch.compile(tiny_model.get_features, fullgraph=True, backend="eager")(**inputs)
+        exported = torch.export.export(_Features(tiny_model), (), inputs).module()(**inputs)
+        torch.testing.assert_close(compiled, eager)
+        torch.testing.assert_close(exported, eager)
+    with pytest.raises(ValueError, match="ids in"):  # eager callers keep the check
+        tiny_model.get_features(input_ids=torch.tensor([[-1, 5]]))

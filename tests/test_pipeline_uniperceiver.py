@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor
+from uniperceiver_hf import UniPerceiverConfig, UniPerceiverImageProcessor, UniPerceiverModel, UniPerceiverProcessor
+from uniperceiver_hf import pipeline_uniperceiver
 from uniperceiver_hf.pipeline_uniperceiver import ZeroShotPerceptionPipeline, input_kind, save_for_pipeline
 from uniperceiver_hf.targets_uniperceiver import TargetSet
 
@@ -136,7 +137,6 @@ def test_one_candidate_scores_one(tiny_pipe):
         (dict(candidate_labels=["a", np.zeros((8, 8, 3), dtype=np.uint8)]), "share one modality"),
         (dict(candidate_labels=["a"], candidate_images=[np.zeros((8, 8, 3))]), "exactly one"),
         (dict(candidate_labels=["a", "b"], hypothesis_template="a photo of"), "hypothesis_template"),
-        (dict(candidate_labels=["a", "b"], top_k=3), "top_k"),
         (dict(candidate_labels=["a", "b"], top_k=0), "top_k"),
         (dict(), "exactly one"),
     ],
@@ -188,31 +188,63 @@ REMOTE = textwrap.dedent(
                 raise ImportError(name)
     sys.meta_path.insert(0, Block())
     from transformers import pipeline
-    pipe = pipeline(model=sys.argv[1], trust_remote_code=True)
-    result = pipe(sys.argv[2], candidate_labels=["tench", "goldfish", "kite"])
-    print(json.dumps(result))
+    image, results = sys.argv[1], []
+    for index, folder in enumerate(sys.argv[2:]):
+        # The one name users type, and (once) the folder's declared task inferred without a name.
+        for task in ("zero-shot-perception",) + ((None,) if index == 0 else ()):
+            pipe = pipeline(task, model=folder, trust_remote_code=True)
+            results.append(pipe(image, candidate_labels=["tench", "goldfish", "kite"]))
+    print(json.dumps(results))
     """
 )
 
 
-def test_saved_folder_runs_the_pipeline_with_and_without_the_package(golden_pipe, golden_dir, tmp_path):
-    folder = tmp_path / "saved"
-    save_for_pipeline(golden_pipe.model, golden_pipe.processor, folder)
+def test_every_save_route_runs_the_pipeline_with_and_without_the_package(golden_pipe, golden_dir, tmp_path,
+                                                                         golden_model_dirs, monkeypatch):
     image = png(golden_dir, 0)
     expected = golden_pipe(image, candidate_labels=["tench", "goldfish", "kite"])
-    local = pipeline("zero-shot-perception", model=str(folder))
-    assert isinstance(local, ZeroShotPerceptionPipeline)
-    assert local(image, candidate_labels=["tench", "goldfish", "kite"]) == expected
+    folders = {"converter": golden_model_dirs["plain"], "save_for_pipeline": tmp_path / "saved",
+               "pipe.save_pretrained": tmp_path / "pipe", "model.save_pretrained": tmp_path / "model",
+               "push_to_hub": tmp_path / "pushed"}
+    save_for_pipeline(golden_pipe.model, golden_pipe.processor, folders["save_for_pipeline"])
+    golden_pipe.save_pretrained(folders["pipe.save_pretrained"])
+    golden_pipe.model.save_pretrained(folders["model.save_pretrained"])  # weights only: the folder is still complete
+    # `push_to_hub` saves into a temporary folder and uploads it: the upload is redirected to a local copy here.
+    from transformers.utils import hub
+
+    monkeypatch.setattr(hub, "hf_api", lambda: type("Api", (), {"create_repo": lambda *a, **k: type(
+        "Repo", (), {"repo_id": "me/model"})})())
+    monkeypatch.setattr(type(golden_pipe.model), "_upload_modified_files",
+                        lambda self, work_dir, *a, **k: __import__("shutil").copytree(work_dir, folders["push_to_hub"]))
+    golden_pipe.model.push_to_hub("me/model")
+    for name, folder in folders.items():
+        local = pipeline("zero-shot-perception", model=str(folder))  # the package imported: no remote code needed
+        assert isinstance(local, ZeroShotPerceptionPipeline), name
+        assert local(image, candidate_labels=["tench", "goldfish", "kite"]) == expected, name
 
     script = tmp_path / "remote.py"
     script.write_text(REMOTE)
     env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run([sys.executable, str(script), str(folder), image], env=env, capture_output=True, text=True,
-                         timeout=300)
+    remote_folders = [folders[name] for name in ("model.save_pretrained", "converter", "pipe.save_pretrained",
+                                                 "push_to_hub")]  # `save_for_pipeline` is the model's save too
+    run = subprocess.run([sys.executable, str(script), image, *map(str, remote_folders)], env=env,
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    remote = __import__("json").loads(run.stdout.strip().splitlines()[-1])
-    assert [r["label"] for r in remote] == [r["label"] for r in expected]
-    torch.testing.assert_close(torch.tensor([r["score"] for r in remote]), torch.tensor([r["score"] for r in expected]))
+    for remote in __import__("json").loads(run.stdout.strip().splitlines()[-1]):
+        assert [r["label"] for r in remote] == [r["label"] for r in expected]
+        torch.testing.assert_close(torch.tensor([r["score"] for r in remote]),
+                                   torch.tensor([r["score"] for r in expected]))
+
+
+def test_a_model_object_finds_its_processor(tiny_config, tmp_path):
+    config = UniPerceiverConfig(**{**tiny_config.to_diff_dict(), "max_position_embeddings": 64})
+    processor = UniPerceiverProcessor(image_processor=UniPerceiverImageProcessor(image_size=32, do_normalize=False))
+    save_for_pipeline(UniPerceiverModel(config).eval(), processor, tmp_path)
+    from_folder = pipeline("zero-shot-perception", model=UniPerceiverModel.from_pretrained(tmp_path))
+    assert from_folder.processor.image_processor.do_normalize is False  # the saved one, not a default
+    in_memory = pipeline("zero-shot-perception", model=UniPerceiverModel(config).eval())
+    assert in_memory.processor.image_processor.crop_size["height"] == 32  # built for the model's config
+    assert len(in_memory(np.zeros((40, 40, 3), np.uint8), candidate_labels=["a", "b"])) == 2
 
 
 def test_candidate_set_saved_and_reused(tiny_pipe, tmp_path, tiny_config):
@@ -238,3 +270,87 @@ def test_shared_candidate_images_are_preprocessed_once_per_call(tiny_pipe, monke
     exemplars = [np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8) for i in range(2)]
     results = tiny_pipe(["one", "two", "three"], candidate_images=exemplars)
     assert len(results) == 3 and len(calls) == 2  # one per candidate image, not per input and candidate
+
+
+def count_input_batches(monkeypatch) -> list[int]:
+    """Patches `get_features` to record the batch size of every input-side call."""
+    sizes = []
+    original = UniPerceiverModel.get_features
+
+    def counting(self, *args, **kwargs):
+        if not kwargs.get("is_target", False):
+            sizes.append(next(v for v in kwargs.values() if torch.is_tensor(v)).shape[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(UniPerceiverModel, "get_features", counting)
+    return sizes
+
+
+def assert_same_results(results, expected):
+    """The same scores per input and label, to float tolerance (batch sizes differ)."""
+    assert len(results) == len(expected)
+    for result, reference in zip(results, expected):
+        labels = [r["label"] for r in reference]
+        torch.testing.assert_close(scores_in_order(result, labels), scores_in_order(reference, labels))
+
+
+def test_batch_size_bounds_each_model_call_and_streams_keep_input_order(tiny_pipe, monkeypatch, capsys):
+    datasets = pytest.importorskip("datasets")
+    from transformers.pipelines.pt_utils import KeyDataset
+
+    images = [np.random.default_rng(i).integers(0, 255, (36, 44, 3), dtype=np.uint8) for i in range(5)]
+    labels = ["cat", "dog", "car"]
+    expected = tiny_pipe(images, candidate_labels=labels)
+    sizes = count_input_batches(monkeypatch)
+    assert_same_results(tiny_pipe(images, candidate_labels=labels, batch_size=2), expected)
+    assert sizes == [2, 2, 1]
+    sizes.clear()
+    streamed = tiny_pipe((image for image in images), candidate_labels=labels, batch_size=3, progress_bar=True)
+    assert not isinstance(streamed, list) and sizes == []  # lazy: nothing runs until it is read
+    assert_same_results(list(streamed), expected)
+    assert sizes == [3, 2]
+    assert "zero-shot-perception" in capsys.readouterr().err  # the progress bar
+    dataset = datasets.Dataset.from_dict({"image": [Image.fromarray(image) for image in images]})
+    for column in (KeyDataset(dataset, "image"), dataset["image"]):
+        sizes.clear()
+        assert_same_results(list(tiny_pipe(column, candidate_labels=labels, batch_size=4)), expected)
+        assert sizes == [4, 1]
+    with pytest.raises(ValueError, match="one column"):
+        list(tiny_pipe(dataset, candidate_labels=labels))  # rows are dicts: pass a column
+    with pytest.raises(ValueError, match="batch_size"):
+        tiny_pipe(images, candidate_labels=labels, batch_size=0)
+
+
+def test_strings_that_look_like_files_are_refused_and_text_can_be_explicit(tiny_pipe):
+    for location in ("missing.jpg", "clips/holiday.MP4", "https://example.com/cat.png", "./photo"):
+        with pytest.raises(ValueError, match="looks like a file path or URL"):
+            tiny_pipe(location, candidate_labels=["a", "b"])
+    assert input_kind({"text": "cat.jpg"}) == "text" and input_kind("a photo of cat.jpg") == "text"
+    assert {r["label"] for r in tiny_pipe({"text": "cat.jpg"}, candidate_labels=["a", "b"])} == {"a", "b"}
+
+
+def test_top_k_beyond_the_candidates_returns_them_all(tiny_pipe):
+    assert [len(r) for r in tiny_pipe(["one", "two"], candidate_labels=["a", "b"], top_k=5)] == [2, 2]
+
+
+def test_long_texts_are_truncated_with_a_warning(tiny_pipe, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(pipeline_uniperceiver.logger, "warning", warnings.append)
+    long_text = " ".join(["word"] * 100)  # 101 ids for 64 text positions
+    result = tiny_pipe(long_text, candidate_labels=["a", "b"])
+    assert len(result) == 2 and len(warnings) == 1 and "truncated to the model's 64" in warnings[0]
+    cut = tiny_pipe(" ".join(["word"] * 63), candidate_labels=["a", "b"])  # the first 63 ids and the EOT
+    assert result == cut and len(warnings) == 1
+
+
+def test_caption_runs_a_list_in_batches(tiny_pipe, monkeypatch):
+    images = [np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8) for i in range(3)]
+    one_by_one = [tiny_pipe.caption(image, max_new_tokens=3)[0] for image in images]
+    sizes = []
+    original = pipeline_uniperceiver.UniPerceiverCaptioner.generate
+    monkeypatch.setattr(pipeline_uniperceiver.UniPerceiverCaptioner, "generate",
+                        lambda self, pixels, *a, **k: sizes.append(len(pixels)) or original(self, pixels, *a, **k))
+    batched = tiny_pipe.caption(images, max_new_tokens=3, batch_size=2)
+    assert sizes == [2, 1] and [c["generated_text"] for c in batched] == [c["generated_text"] for c in one_by_one]
+    torch.testing.assert_close(torch.tensor([c["score"] for c in batched]),
+                               torch.tensor([c["score"] for c in one_by_one]))

@@ -279,7 +279,7 @@ def test_return_tensors_follows_transformers(processor, pngs):
     assert plain["input_ids"] == [[320, 2368, EOT]] and plain["target_attention_mask"] == [[1, 1, 0], [1, 1, 1]]
     assert plain["labels"] == [1] and isinstance(plain["pixel_values"], list)
     assert plain["pixel_values"][0].shape == (3, 224, 224) and isinstance(plain["pixel_values"][0], np.ndarray)
-    as_numpy = processor(images=pngs[:1], text=["a cat"], return_tensors="np")
+    as_numpy = processor(images=pngs[:1], text=["a cat"], task="downstream", return_tensors="np")
     assert isinstance(as_numpy["input_ids"], np.ndarray) and as_numpy["pixel_values"].shape == (1, 3, 224, 224)
     assert isinstance(processor.vqa(pngs[:1], ["what?"])["input_ids"], torch.Tensor)
     assert processor.vqa(pngs[:1], ["what?"], return_tensors=None)["feature_index"] == [2]  # what ? <SPE> EOT
@@ -316,37 +316,123 @@ def test_vocabulary_targets(processor):
     assert targets["target_input_ids"][320].tolist() == [320, EOT] and targets["target_attention_mask"].all()
 
 
-def test_bad_input(processor, pngs, tmp_path):
-    cases = [
-        (lambda: processor(), "images"),
-        (lambda: processor(text=None, images=None), "images"),
-        (lambda: processor(images=pngs, videos=np.zeros((8, 8, 8, 3), np.uint8)), "videos"),
-        (lambda: processor(text=["a", 3]), "text"),
-        (lambda: processor(text=[]), "text"),
-        (lambda: processor(images=pngs, text=["only one"]), "text"),
-        (lambda: processor(images=pngs, targets=["cat", None]), "targets"),
-        (lambda: processor(images=pngs, targets=[]), "targets"),
-        (lambda: processor(images=pngs, targets=["cat"], labels=[0]), "labels"),
-        (lambda: processor(images=[Image.new("RGB", (0, 0))]), "images"),
-        (lambda: processor(images=np.full((4, 4, 3), np.nan, np.float32)), "images"),
-        (lambda: processor(images=str(tmp_path / "missing.png")), "images"),
-        (lambda: processor(videos=str(tmp_path / "missing.mp4")), "videos"),
-        (lambda: processor.caption_training(None, images=pngs), "captions"),
-        (lambda: processor.masked_lm([["line", 5]]), "texts"),
-    ]
-    for call, name in cases:
-        with pytest.raises(ValueError, match=name):
-            call()
-    with pytest.raises(ValueError, match="tf is not a valid TensorType"):
-        processor(images=pngs, return_tensors="tf")
-    with pytest.raises(ValueError, match="max_length"):
-        processor(text="a", padding="max_length")
-    with pytest.raises(ValueError, match="padding"):
-        processor(text=["a", "a b c"], padding=False, return_tensors="pt")
-    assert processor(images=pngs, return_tensors="pt")["pixel_values"].shape == (2, 3, 224, 224)
-    # Empty and whitespace-only texts are valid: they encode to EOT alone, as in the original.
-    blank = processor(text=["", "   "], targets=[" "])
-    assert blank["input_ids"] == [[EOT], [EOT]] and blank["target_input_ids"] == [[EOT]]
+def still_image(tmp_path):
+    path = tmp_path / "still.png"
+    Image.new("RGB", (40, 30)).save(path)
+    return str(path)
+
+
+# (call(processor, images, tmp_path), error type, regex naming the argument)
+BAD_PROCESSOR_CALLS = {
+    "nothing": (lambda p, im, tmp: p(), ValueError, "images"),
+    "all None": (lambda p, im, tmp: p(text=None, images=None), ValueError, "images"),
+    "images and videos": (lambda p, im, tmp: p(images=im, videos=np.zeros((8, 8, 8, 3), np.uint8)), ValueError, "videos"),
+    "text not a string": (lambda p, im, tmp: p(text=["a", 3]), ValueError, "text"),
+    "text empty list": (lambda p, im, tmp: p(text=[]), ValueError, "text"),
+    "text blank": (lambda p, im, tmp: p(text=["a", "  "]), ValueError, "`text` item 1 is an empty string"),
+    "text count": (lambda p, im, tmp: p(images=im, text=["only one"]), ValueError, "text"),
+    "targets None item": (lambda p, im, tmp: p(images=im, targets=["cat", None]), ValueError, "targets"),
+    "targets empty": (lambda p, im, tmp: p(images=im, targets=[]), ValueError, "targets"),
+    "targets blank": (lambda p, im, tmp: p(images=im, targets=["cat", ""]), ValueError, "`targets` item 1"),
+    "labels count": (lambda p, im, tmp: p(images=im, targets=["cat"], labels=[0]), ValueError, "labels"),
+    "labels beyond targets": (lambda p, im, tmp: p(images=im, targets=["a", "b"], labels=[0, 2]), ValueError,
+                              "`labels` must be at least 0 and at most 1"),
+    "labels negative": (lambda p, im, tmp: p(images=im, targets=["a", "b"], labels=[-1, 0]), ValueError, "`labels`"),
+    "labels float": (lambda p, im, tmp: p(images=im, targets=["a", "b"], labels=[0.5, 1]), TypeError, "`labels`"),
+    "labels string": (lambda p, im, tmp: p(images=im, targets=["a", "b"], labels="01"), TypeError, "`labels`"),
+    "image 0 pixels": (lambda p, im, tmp: p(images=[Image.new("RGB", (0, 0))]), ValueError, "images"),
+    "image NaN": (lambda p, im, tmp: p(images=np.full((4, 4, 3), np.nan, np.float32)), ValueError, "images"),
+    "image extreme aspect": (lambda p, im, tmp: p(images=Image.new("RGB", (100_000, 2))), ValueError,
+                             "`images`.*MAX_RESIZED_PIXELS"),
+    "image missing file": (lambda p, im, tmp: p(images=str(tmp / "missing.png")), ValueError, "images"),
+    "images empty list": (lambda p, im, tmp: p(images=[]), ValueError, "images"),
+    "video missing file": (lambda p, im, tmp: p(videos=str(tmp / "missing.mp4")), ValueError, "videos"),
+    "video is a still image": (lambda p, im, tmp: p(videos=still_image(tmp)), ValueError, "`videos`.*still image"),
+    "video extreme aspect": (lambda p, im, tmp: p(videos=np.zeros((8, 2, 40_000, 3), np.uint8)), ValueError,
+                             "`videos`.*MAX_RESIZED_PIXELS"),
+    "return_tensors": (lambda p, im, tmp: p(images=im, return_tensors="tf"), ValueError, "tf is not a valid TensorType"),
+    "padding max_length": (lambda p, im, tmp: p(text="a", padding="max_length"), ValueError, "max_length"),
+    "unpadded tensors": (lambda p, im, tmp: p(text=["a", "a b c"], padding=False, return_tensors="pt"), ValueError,
+                         "padding"),
+    "captions None": (lambda p, im, tmp: p.caption_training(None, images=im), ValueError, "captions"),
+    "caption max_length": (lambda p, im, tmp: p.caption_training(["a cat"], max_length=1), ValueError, "max_length"),
+    "texts item": (lambda p, im, tmp: p.masked_lm([["line", 5]]), ValueError, "texts"),
+    "mask_probability above 1": (lambda p, im, tmp: p.masked_lm(["a b"], mask_probability=1.5), ValueError,
+                                 "mask_probability"),
+    "mask_probability NaN": (lambda p, im, tmp: p.masked_lm(["a b"], mask_probability=float("nan")), ValueError,
+                             "mask_probability"),
+    "masked_lm max_length": (lambda p, im, tmp: p.masked_lm(["a b"], max_length=1), ValueError, "max_length"),
+    "questions None": (lambda p, im, tmp: p.vqa(im, None), ValueError, "questions"),
+    "vqa max_length": (lambda p, im, tmp: p.vqa(im, ["q", "q"], max_length=1), ValueError, "max_length"),
+    "vqa max_length type": (lambda p, im, tmp: p.vqa(im, ["q", "q"], max_length="23"), TypeError, "max_length"),
+    "vqa labels beyond answers": (lambda p, im, tmp: p.vqa(im, ["q", "q"], ["yes"], labels=[0, 1]), ValueError,
+                                  "`labels`.*at most 0"),
+    "glue task name": (lambda p, im, tmp: p.text_classification("imdb", ["a"]), ValueError, "task_name"),
+    "glue pair missing": (lambda p, im, tmp: p.text_classification("rte", ["a"]), ValueError, "second_sentences"),
+    "glue labels": (lambda p, im, tmp: p.text_classification("sst2", ["a", "b"], labels=[0, 2]), ValueError, "labels"),
+    "glue max_length": (lambda p, im, tmp: p.text_classification("sst2", ["a"], max_length=3), ValueError,
+                        "max_length"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PROCESSOR_CALLS))
+def test_bad_input(processor, pngs, tmp_path, case):
+    call, error, pattern = BAD_PROCESSOR_CALLS[case]
+    with pytest.raises(error, match=pattern):
+        call(processor, pngs, tmp_path)
+
+
+def test_blank_texts_in_task_layouts_are_the_originals_eot(processor):
+    """The task layouts keep the original's rule: a blank text is EOT alone (training data has them)."""
+    assert processor.caption_training(["", " "])["input_ids"][:, 0].tolist() == [EOT, EOT]
+    assert processor.vqa(None, [""])["input_ids"].tolist() == [[SPE, EOT]]
+
+
+def random_image(rng: random.Random):
+    """An image of random kind (PIL mode, NumPy or torch), layout, size (0-70 px a side), dtype and values."""
+    height, width = rng.choice([0, 1, 3, 70]), rng.choice([0, 1, 5, 64])
+    channels = rng.choice([None, 1, 2, 3, 4])
+    shape = (height, width) if channels is None else rng.choice([(height, width, channels), (channels, height, width)])
+    array = np.random.default_rng(rng.randrange(2**32)).normal(0.5, rng.choice([0.1, 100]), shape)
+    if rng.random() < 0.2 and array.size:
+        array.flat[0] = rng.choice([np.nan, np.inf])
+    dtype = rng.choice([np.uint8, np.uint16, np.float32, np.float64, np.int32, np.bool_])
+    with np.errstate(invalid="ignore", over="ignore"):
+        array = array.astype(dtype)
+    kind = rng.choice(["numpy", "torch", "pil"])
+    if kind == "torch":
+        return torch.from_numpy(np.ascontiguousarray(array))
+    if kind == "pil" and dtype == np.uint8 and channels in (None, 3, 4) and shape[-1] == (channels or width):
+        return Image.fromarray(array)
+    return array
+
+
+def test_random_inputs_give_the_documented_outputs_or_a_clear_error(processor):
+    """Property: random images, texts and targets give finite `pixel_values` `[B, 3, 224, 224]` and ids inside the
+    vocabulary, or raise ValueError / TypeError (never another error)."""
+    rng, outcomes = random.Random(0), {"ok": 0, "refused": 0}
+    words = ["a", "", " ", "cat", "\u00e9t\u00e9", "&amp;", "<|spe|>", "x" * 300, "\x00", "\U0001f600"]
+    for _ in range(60):
+        kwargs = {}
+        if rng.random() < 0.7:
+            kwargs["images"] = [random_image(rng) for _ in range(rng.randint(1, 2))]
+        if rng.random() < 0.5:
+            kwargs["text"] = rng.choice([rng.choice(words), [rng.choice(words) for _ in range(rng.randint(0, 2))], 7])
+        if rng.random() < 0.6:
+            kwargs["targets"] = rng.choice([rng.choice(words), [rng.choice(words) for _ in range(rng.randint(0, 3))]])
+        try:
+            inputs = processor(**kwargs, return_tensors="pt")
+        except (ValueError, TypeError):
+            outcomes["refused"] += 1
+            continue
+        outcomes["ok"] += 1
+        if "pixel_values" in inputs:
+            pixels = inputs["pixel_values"]
+            assert pixels.shape[1:] == (3, 224, 224) and torch.isfinite(pixels).all(), kwargs
+        for key in ("input_ids", "target_input_ids"):
+            if key in inputs:
+                assert 0 <= inputs[key].min() and inputs[key].max() < len(processor.tokenizer), kwargs
+    assert outcomes["ok"] and outcomes["refused"], outcomes
 
 
 def test_save_and_load(processor, tmp_path, pngs):
@@ -392,3 +478,20 @@ print(json.dumps({{
     expected = processor.vqa([str(image)], ["What &amp; where?"], ["red"])
     assert report["input_ids"] == expected["input_ids"].tolist()
     assert report["pixel_sum"] == pytest.approx(float(expected["pixel_values"].double().sum()), abs=1e-6)
+
+
+def test_the_clip_form_call_says_which_call_to_use(processor, pngs):
+    """`processor(text=labels, images=images)` (CLIP's form) would be fused VQA-style inputs: it is refused with the
+    call that scores images against texts; that call gives `[images, texts]` logits."""
+    with pytest.raises(ValueError, match="targets=texts"):
+        processor(text=["a cat", "a dog"], images=pngs, padding=True, return_tensors="pt")
+    inputs = processor(images=pngs, targets=["a cat", "a dog", "a car"], return_tensors="pt")
+    assert inputs["pixel_values"].shape[0] == 2 and inputs["target_input_ids"].shape[0] == 3
+
+
+def test_truncation_cuts_to_the_model_max_length(processor):
+    assert processor.tokenizer.model_max_length == 512  # the released text position table
+    long_text = " ".join(["word"] * 600)
+    cut = processor(text=[long_text, "a cat"], truncation=True, return_tensors="pt")
+    assert cut["input_ids"].shape == (2, 512) and cut["input_ids"][0, -1].item() == EOT  # the final EOT is kept
+    assert len(processor(text=[long_text])["input_ids"][0]) == 601  # no truncation unless asked

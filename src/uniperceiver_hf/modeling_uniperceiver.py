@@ -6,6 +6,7 @@ input and target sequences are encoded by the same weights, read out at a `<SPE>
 """
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -21,6 +22,7 @@ from transformers.utils import ModelOutput
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_uniperceiver import SPECIAL_TOKEN_FIELDS, UniPerceiverConfig
+from .validation_uniperceiver import check_finite
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Outputs
@@ -432,7 +434,7 @@ class UniPerceiverLogitScales(nn.ParameterDict):
     __call__ = nn.Module.__call__
 
     def forward(self, task: str) -> torch.Tensor:
-        if task not in self:
+        if not isinstance(task, str) or task not in self:
             raise ValueError(f"`task` must be one of {list(self)}, got {task!r}.")
         return self[task].exp().clamp(max=self.logit_scale_max)
 
@@ -479,8 +481,28 @@ class UniPerceiverSimilarityHead(nn.Module):
 # Models
 
 
-def _requested_outputs(output_hidden_states: bool | list[int] | None, output_attentions: bool | None) -> dict:
-    """The `output_*` arguments that were given; `capture_outputs` takes the config's value for the others."""
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _kind(value) -> str:
+    """A tensor's dtype, or any other value's type name, for error messages."""
+    return str(value.dtype) if torch.is_tensor(value) else type(value).__name__
+
+
+def _requested_outputs(
+    config: UniPerceiverConfig, output_hidden_states: bool | list[int] | None, output_attentions: bool | None
+) -> dict:
+    """The `output_*` arguments that were given; `capture_outputs` takes the config's value for the others.
+
+    Attention maps exist only with eager attention: SDPA never materialises the weights, so asking for them there is
+    an error rather than an empty tuple."""
+    wants_attentions = output_attentions if output_attentions is not None else config.output_attentions
+    if wants_attentions and config._attn_implementation != "eager":
+        raise ValueError(
+            f"`output_attentions=True` needs eager attention: {config._attn_implementation!r} attention does not compute "
+            "the attention weights. Load the model with `attn_implementation=\"eager\"` (or call "
+            "`model.set_attn_implementation(\"eager\")`) to get them; the outputs are the same."
+        )
     flags = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
     return {name: value for name, value in flags.items() if value is not None}
 
@@ -575,6 +597,16 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding):
         self.embeddings.text.word_embeddings = value
 
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        """As `PreTrainedModel.save_pretrained` (so also `push_to_hub`), plus what `pipeline(model=folder,
+        trust_remote_code=True)` needs without this package: the pipeline's code, declared in `custom_pipelines`,
+        and the processor for this model's config when the folder holds none (save your own before or after)."""
+        from .pipeline_uniperceiver import save_pipeline_files  # the pipeline imports the processor, not the model
+
+        if kwargs.get("is_main_process", True) and not os.path.isfile(save_directory):
+            save_pipeline_files(self, save_directory)
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def resize_token_embeddings(
         self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
     ) -> nn.Embedding:
@@ -611,6 +643,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
     ) -> None:
         config = self.config
+        # Checks that read tensor contents force a data-dependent branch: skipped while torch.compile / torch.export
+        # trace, so that compiled and exported graphs stay whole (eager callers keep every error).
+        read_values = not torch.compiler.is_compiling()
         if input_ids is not None and inputs_embeds is not None:
             raise ValueError(f"Pass either `{prefix}input_ids` or `{prefix}inputs_embeds`, not both.")
         if input_ids is None and inputs_embeds is None and pixel_values is None:
@@ -639,6 +674,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                     f"`{prefix}pixel_values` has {pixel_values.shape[1]} frames; the temporal position table holds "
                     f"1 to {config.num_frames} (`num_frames`)."
                 )
+            if pixel_values.shape[0] == 0:
+                raise ValueError(f"`{prefix}pixel_values` is an empty batch (batch size 0).")
+            check_finite(f"{prefix}pixel_values", pixel_values)
         if input_ids is None and inputs_embeds is None:
             for name, value in (("attention_mask", attention_mask), ("position_ids", position_ids)):
                 if value is not None:
@@ -652,16 +690,17 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                 raise ValueError(f"`{text}` must be a floating-point tensor of shape [B, L, {config.hidden_size}].")
             if inputs_embeds.shape[-1] != config.hidden_size:
                 raise ValueError(f"`{text}` must have {config.hidden_size} features, got {inputs_embeds.shape[-1]}.")
+            check_finite(text, inputs_embeds)
             batch_size, length = inputs_embeds.shape[:2]
         else:
             text = f"{prefix}input_ids"
             if not torch.is_tensor(input_ids) or input_ids.ndim != 2 or input_ids.is_floating_point():
                 raise ValueError(f"`{text}` must be an integer tensor of shape [B, L].")
             batch_size, length = input_ids.shape
-            if length and (input_ids.min() < 0 or input_ids.max() >= config.vocab_size):
+            if input_ids.numel() and read_values and (input_ids.min() < 0 or input_ids.max() >= config.vocab_size):
                 raise ValueError(f"`{text}` must hold ids in [0, {config.vocab_size}).")
-        if length == 0:
-            raise ValueError(f"`{text}` is empty (length 0).")
+        if length == 0 or batch_size == 0:
+            raise ValueError(f"`{text}` is empty (shape {(batch_size, length)}).")
         if pixel_values is not None and pixel_values.shape[0] != batch_size:
             raise ValueError(
                 f"`{text}` has batch size {batch_size} but `{prefix}pixel_values` has "
@@ -675,7 +714,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         if position_ids is not None:
             if position_ids.shape != (batch_size, length):
                 raise ValueError(f"`{prefix}position_ids` must have the shape of `{text}` {(batch_size, length)}.")
-            if position_ids.min() < 0 or position_ids.max() >= config.max_position_embeddings:
+            if read_values and (position_ids.min() < 0 or position_ids.max() >= config.max_position_embeddings):
                 raise ValueError(f"`{prefix}position_ids` must be in [0, {config.max_position_embeddings}).")
         if attention_mask is not None:
             if attention_mask.shape not in ((batch_size, length), (batch_size, length, length)):
@@ -686,7 +725,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             keeps = attention_mask.bool()
             if attention_mask.ndim == 3:
                 keeps = keeps.any(dim=1)
-            if pixel_values is None and not keeps.any(dim=-1).all():
+            if read_values and pixel_values is None and not keeps.any(dim=-1).all():
                 raise ValueError(f"`{prefix}attention_mask` masks every token of at least one sequence.")
         if feature_index is not None:
             if feature_index.dtype == torch.bool:
@@ -700,8 +739,39 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                     f"`{prefix}feature_index` must be an integer tensor [B] (one text position per example) or a "
                     f"boolean tensor [B, L]; got dtype {feature_index.dtype}, shape {tuple(feature_index.shape)}."
                 )
-            elif feature_index.min() < 0 or feature_index.max() >= length:
+            elif read_values and (feature_index.min() < 0 or feature_index.max() >= length):
                 raise ValueError(f"`{prefix}feature_index` must be in [0, {length}) (positions inside the text).")
+
+    def _checked_target_embeds(self, target_embeds: torch.Tensor) -> torch.Tensor:
+        """`target_embeds` if it is a non-empty, finite `[N_targets, projection_dim]` float tensor."""
+        if not torch.is_tensor(target_embeds) or not target_embeds.is_floating_point():
+            raise TypeError(
+                f"`target_embeds` must be a floating-point tensor (`TargetSet.embeds`), got {_kind(target_embeds)}."
+            )
+        dim = self.config.projection_dim
+        if target_embeds.ndim != 2 or target_embeds.shape[0] == 0 or target_embeds.shape[1] != dim:
+            raise ValueError(
+                f"`target_embeds` must be a non-empty [N_targets, {self.config.projection_dim}] tensor, "
+                f"got shape {tuple(target_embeds.shape)}."
+            )
+        check_finite("target_embeds", target_embeds)
+        return target_embeds
+
+    @staticmethod
+    def _check_labels(labels: torch.Tensor, num_inputs: int, num_targets: int) -> None:
+        """`labels` must be one integer target index in `[0, num_targets)` (or -100, ignored) per input row."""
+        if not torch.is_tensor(labels) or labels.dtype not in _INTEGER_DTYPES:
+            raise TypeError(f"`labels` must be an integer tensor of target indices, got {_kind(labels)}.")
+        if labels.shape != (num_inputs,):
+            raise ValueError(
+                f"`labels` must have one target index per input row, shape {(num_inputs,)}; got {tuple(labels.shape)}."
+            )
+        if not torch.compiler.is_compiling():
+            bad = labels[(labels != -100) & ((labels < 0) | (labels >= num_targets))]
+            if bad.numel():
+                raise ValueError(
+                    f"`labels` must be target indices in [0, {num_targets}) or -100 (ignored); got {bad[:5].tolist()}."
+                )
 
     # -- one side -------------------------------------------------------------------------------------------------
 
@@ -813,7 +883,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             inputs_embeds,
             is_target,
             return_dict=True,
-            **_requested_outputs(output_hidden_states, output_attentions),
+            **_requested_outputs(self.config, output_hidden_states, output_attentions),
         )
         embeds, projected, _ = self.head(side.feature_hidden_state)
         return replace(side, embeds=embeds, projected_features=projected)
@@ -829,6 +899,24 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
     ) -> torch.Tensor:
         """The L2-normalised features `[N, projection_dim]` of one side (see `encode` for the arguments)."""
         return self.encode(input_ids, attention_mask, position_ids, pixel_values, feature_index, is_target).embeds
+
+    # CLIP's names, as thin aliases of `get_features`: one encoder serves every modality, read at the prefix `<SPE>`.
+    # As in CLIP's zero-shot use, visual features default to the input side and text features to the candidate side
+    # (they differ only for prompt-tuned models with separate target prompts); `is_target` chooses.
+
+    def get_image_features(self, pixel_values: torch.Tensor, is_target: bool = False) -> torch.Tensor:
+        """Features `[B, projection_dim]` of images `[B, 3, H, W]`."""
+        return self.get_features(pixel_values=pixel_values, is_target=is_target)
+
+    def get_video_features(self, pixel_values: torch.Tensor, is_target: bool = False) -> torch.Tensor:
+        """Features `[B, projection_dim]` of videos `[B, T, 3, H, W]`."""
+        return self.get_features(pixel_values=pixel_values, is_target=is_target)
+
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, is_target: bool = True
+    ) -> torch.Tensor:
+        """Features `[B, projection_dim]` of texts `[B, L]` (ids without the prefix `<SPE>`)."""
+        return self.get_features(input_ids=input_ids, attention_mask=attention_mask, is_target=is_target)
 
     # -- both sides -----------------------------------------------------------------------------------------------
 
@@ -904,7 +992,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         text = input_ids if input_ids is not None else inputs_embeds
         task = task if task is not None else self.default_task(pixel_values, text)
-        recording = _requested_outputs(output_hidden_states, output_attentions)
+        recording = _requested_outputs(self.config, output_hidden_states, output_attentions)
 
         inputs = self._encode_side(
             input_ids,
@@ -930,10 +1018,8 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             target_embeds = targets.embeds
         elif any(t is not None for t in (target_input_ids, target_attention_mask, target_pixel_values)):
             raise ValueError("Pass either `target_embeds` or the target side tensors, not both.")
-        elif target_embeds.ndim != 2 or target_embeds.shape[-1] != self.config.projection_dim:
-            raise ValueError(
-                f"`target_embeds` must be [N_targets, {self.config.projection_dim}], got {tuple(target_embeds.shape)}."
-            )
+        else:
+            target_embeds = self._checked_target_embeds(target_embeds)
 
         use_classifier_head = self.head.classifier is not None if use_classifier_head is None else use_classifier_head
         if use_classifier_head:
@@ -949,11 +1035,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
 
         loss = None
         if labels is not None:
-            if labels.shape != logits.shape[:1]:
-                raise ValueError(
-                    f"`labels` must have one target index per input row, shape {tuple(logits.shape[:1])}; "
-                    f"got {tuple(labels.shape)}."
-                )
+            self._check_labels(labels, *logits.shape)
             loss = F.cross_entropy(logits.float(), labels.to(logits.device), ignore_index=-100)
 
         output = UniPerceiverOutput(

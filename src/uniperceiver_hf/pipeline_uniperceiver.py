@@ -21,38 +21,64 @@ with the same candidates only encodes the inputs.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import re
+import string
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 from transformers import Pipeline
 from transformers.dynamic_module_utils import custom_object_save
+from transformers.utils import logging
 
 from .captioning_uniperceiver import UniPerceiverCaptioner, strip_after_eos
-from .processing_uniperceiver import GLUE_LABEL_WORDS, glue_task_key
+from .processing_uniperceiver import GLUE_LABEL_WORDS, UniPerceiverProcessor, glue_task_key
 from .targets_uniperceiver import TargetSet, model_fingerprint
+from .validation_uniperceiver import check_int
+
+logger = logging.get_logger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".gif")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VISUAL_SCALES = {"image": "img_cls", "video": "video_cls"}
+DEFAULT_BATCH_SIZE = 32  # inputs per model call when neither the call nor the pipeline sets `batch_size`
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def _looks_like_location(text: str) -> bool:
+    """A URL, or one word ending in an image/video suffix or starting like a path: meant as a file, not as text."""
+    if _URL.match(text):
+        return True
+    if any(space.isspace() for space in text):
+        return False
+    return text.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS) or text.startswith(("/", "./", "../", "~/"))
 
 
 def input_kind(item: Any) -> str:
     """`image`, `video`, `text`, `text_pair` or `vqa`: which layout an input gets.
 
-    A string naming an existing file is an image, or a video by its extension; any other string is text.
+    A string naming an existing file is an image, or a video by its extension. A string that looks like a file
+    (a URL, or one word with an image/video suffix or a path prefix) but names none is an error, never text;
+    any other string is text. `{"text": s}` is text whatever `s` looks like.
     """
     if isinstance(item, dict):
         if "question" in item and "image" in item:
             return "vqa"
         if "text" in item and "text_pair" in item:
             return "text_pair"
+        if set(item) == {"text"} and isinstance(item["text"], str):
+            return "text"
         raise ValueError(
-            "A dict input must be {'image': ..., 'question': ...} (VQA) or {'text': ..., 'text_pair': ...}; "
-            f"got keys {sorted(item)}."
+            "A dict input must be {'image': ..., 'question': ...} (VQA), {'text': ..., 'text_pair': ...} or "
+            f"{{'text': ...}} (a string scored as text); got keys {sorted(item)}. For a dataset, pass one column: "
+            "`dataset['image']` or `KeyDataset(dataset, 'image')`."
         )
     if isinstance(item, tuple) and len(item) == 2 and all(isinstance(part, str) for part in item):
         return "text_pair"
@@ -62,6 +88,11 @@ def input_kind(item: Any) -> str:
             return "video" if path.lower().endswith(VIDEO_EXTENSIONS) else "image"
         if not isinstance(item, str):
             raise ValueError(f"Input path {path!r} does not exist.")
+        if _looks_like_location(item):
+            raise ValueError(
+                f"Input {item!r} looks like a file path or URL but no such file can be read (URLs are not "
+                "downloaded). Pass an existing file or an image object, or `{'text': ...}` to score the string as text."
+            )
         if not item.strip():
             raise ValueError("A text input is empty.")
         return "text"
@@ -76,6 +107,44 @@ def input_kind(item: Any) -> str:
     if isinstance(item, (list, tuple)) and item and all(isinstance(frame, Image.Image) for frame in item):
         return "video"
     raise ValueError(f"Unsupported input of type {type(item).__name__}: expected an image, a video, a text or a pair.")
+
+
+def _is_stream(inputs: Any) -> bool:
+    """A generator, a dataset column, a `KeyDataset` or any other collection of inputs, rather than one input."""
+    if isinstance(inputs, (str, bytes, dict, tuple, os.PathLike, np.ndarray, torch.Tensor, Image.Image)):
+        return False
+    return isinstance(inputs, Iterable) or (hasattr(inputs, "__len__") and hasattr(inputs, "__getitem__"))
+
+
+def _processor_for(model) -> UniPerceiverProcessor:
+    """The processor saved beside a model's weights (a folder or a cached Hub repository), else the one built for the
+    model's config (the shipped tokenizer, the model's image size and frame count)."""
+    source = model.name_or_path
+    if source and os.path.isdir(source):
+        if os.path.isfile(os.path.join(source, "processor_config.json")):
+            return UniPerceiverProcessor.from_pretrained(source)
+    elif source:
+        try:
+            return UniPerceiverProcessor.from_pretrained(source)
+        except OSError:
+            pass
+    logger.info(f"No saved processor found for {source!r}: using the default processor for the model's config.")
+    return UniPerceiverProcessor.for_model_config(model.config)
+
+
+def check_template(template: Any) -> None:
+    """A `hypothesis_template` must hold exactly one `{}` (where the label goes); literal braces are doubled."""
+    fields = None
+    if isinstance(template, str):
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        except ValueError:  # unbalanced braces
+            pass
+    if fields != [""]:
+        raise ValueError(
+            f"`hypothesis_template` must be a string with exactly one '{{}}' where the label goes (write literal "
+            f"braces as '{{{{' and '}}}}'), got {template!r}."
+        )
 
 
 @dataclass
@@ -103,15 +172,18 @@ class ZeroShotPerceptionPipeline(Pipeline):
     `pipe(inputs, candidate_videos=[...])` or `pipe(inputs, candidate_set=TargetSet)` (features encoded once,
     possibly loaded from a file) returns, per input, the candidates sorted by probability (softmax over the
     candidates at the model's temperature): `[{"label": ..., "score": ...}, ...]`. `candidate_names` names
-    image, video or set candidates (default: a string candidate's own text, otherwise its index). A single
-    candidate scores 1.0. The pipeline scores by similarity only: a prompt-tuned linear head is not applied.
+    image, video or set candidates (default: a string candidate's own text, e.g. a file path, otherwise its index in
+    the candidate list: PIL images and arrays are labelled 0, 1, ...). A single candidate scores 1.0; `top_k` keeps
+    the best k (all of them when there are fewer). The pipeline scores by similarity only: a prompt-tuned linear head is not applied.
     `adapter=UniPerceiverAdapter` runs that call on the model with a prompt-tuning adapter applied (built once,
     sharing the model's frozen weights; its candidate features are cached apart from the plain model's).
 
     `pipe.caption(images)` generates captions; `pipe.fill_mask(text)` predicts words written as `<|spe|>`.
     """
 
-    _load_processor = True
+    # `None`: transformers tries to load the processor but leaves a failure to `__init__`, which then finds it beside
+    # the model's weights (`pipeline(model=model_object)`) or builds the one for the model's config.
+    _load_processor = None
     _load_image_processor = False
     _load_feature_extractor = False
     _load_tokenizer = False
@@ -119,19 +191,50 @@ class ZeroShotPerceptionPipeline(Pipeline):
     def __init__(self, *args, target_cache_size: int = 32, **kwargs):
         super().__init__(*args, **kwargs)
         if self.processor is None:
-            raise ValueError("The zero-shot-perception pipeline needs the model's `UniPerceiverProcessor`.")
+            self.processor = _processor_for(self.model)
         self.target_cache_size = target_cache_size
         self._target_cache: OrderedDict[tuple, TargetSet] = OrderedDict()
 
     # -- transformers plumbing ------------------------------------------------------------------------------------
 
-    def __call__(self, inputs: Any, **kwargs: Any) -> list:
-        """One input gives its list of `{"label", "score"}`; a list of inputs gives one such list per input."""
+    def __call__(self, inputs: Any, batch_size: int | None = None, progress_bar: bool | None = None, **kwargs: Any):
+        """One input gives its list of `{"label", "score"}`. A list gives one such list per input; a generator, a
+        `KeyDataset`, a dataset column or any other iterable gives a generator of them, in input order.
+
+        Lists and streams run `batch_size` inputs per model call (default: the pipeline's `batch_size`, else 32), so
+        memory stays flat however many inputs there are. `progress_bar` shows a tqdm bar (default: when the inputs
+        have a length and fill more than 8 batches).
+        """
+        batch_size = self._batch_size if batch_size is None else batch_size
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
         if isinstance(inputs, list):
             if not inputs:
                 raise ValueError("`inputs` is an empty list.")
-            return super().__call__(_Batch(inputs), **kwargs)
+            return list(self._stream(inputs, batch_size, progress_bar, kwargs))
+        if _is_stream(inputs):
+            return self._stream(inputs, batch_size, progress_bar, kwargs)
         return super().__call__(_Batch([inputs]), **kwargs)[0]
+
+    def _stream(self, inputs: Iterable, batch_size: int, progress_bar: bool | None, kwargs: dict) -> Iterator[list]:
+        """Results of `inputs`, in order, from one pipeline run per `batch_size` inputs."""
+        total = len(inputs) if hasattr(inputs, "__len__") else None
+        items = inputs if isinstance(inputs, Iterable) else (inputs[i] for i in range(total))  # e.g. `KeyDataset`
+        show = progress_bar if progress_bar is not None else total is not None and total > 8 * batch_size
+        iterator = iter(items)
+        with tqdm(total=total, desc="zero-shot-perception", unit="input", disable=not show) as bar:
+            while chunk := list(itertools.islice(iterator, batch_size)):
+                yield from super().__call__(_Batch(chunk), **kwargs)
+                bar.update(len(chunk))
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """Saves the model (weights, remote code, the pipeline's declaration) with this pipeline's processor."""
+        if os.path.isfile(save_directory):
+            raise ValueError(f"`save_directory` {os.fspath(save_directory)!r} is a file, not a folder.")
+        os.makedirs(save_directory, exist_ok=True)
+        self.processor.save_pretrained(save_directory)
+        self.model.save_pretrained(save_directory, **kwargs)
 
     def _sanitize_parameters(
         self,
@@ -193,7 +296,8 @@ class ZeroShotPerceptionPipeline(Pipeline):
             return modality, [candidates] * batch_size, [list(set_names)] * batch_size
         argument = {"text": "candidate_labels", "image": "candidate_images", "video": "candidate_videos"}[modality]
         if modality == "text" and isinstance(candidates, str):
-            candidates = [candidates]
+            # As transformers' zero-shot-classification: "cat, dog" is two labels.
+            candidates = [label.strip() for label in candidates.split(",") if label.strip()]
         if not isinstance(candidates, (list, tuple)) or not candidates:
             raise ValueError(f"`{argument}` must be a non-empty list of candidates.")
         per_input = all(isinstance(c, list) for c in candidates) and len(candidates) == batch_size
@@ -207,6 +311,8 @@ class ZeroShotPerceptionPipeline(Pipeline):
                         "`candidate_labels` must all be strings: the candidates of one call share one modality; "
                         "pass images as `candidate_images` and videos as `candidate_videos`."
                     )
+                if not all(c.strip() for c in candidate_list):
+                    raise ValueError(f"`candidate_labels` has an empty label: {candidate_list}.")
                 if len(set(candidate_list)) != len(candidate_list):
                     raise ValueError(f"`candidate_labels` has duplicates: {candidate_list}.")
         if names is None:
@@ -292,8 +398,10 @@ class ZeroShotPerceptionPipeline(Pipeline):
         if hypothesis_template is not None and modality != "text":
             raise ValueError("`hypothesis_template` applies to text candidates only.")
         templates = [hypothesis_template or "{}"] if not isinstance(hypothesis_template, list) else hypothesis_template
-        if not templates or not all(isinstance(t, str) and "{}" in t for t in templates):
-            raise ValueError(f"`hypothesis_template` must contain '{{}}' where the label goes, got {templates!r}.")
+        if not templates:
+            raise ValueError("`hypothesis_template` is an empty list; give at least one template.")
+        for template in templates:
+            check_template(template)
         groups = {}
         for kind in dict.fromkeys(kinds):
             rows = [i for i, k in enumerate(kinds) if k == kind]
@@ -310,6 +418,8 @@ class ZeroShotPerceptionPipeline(Pipeline):
             pixel_values = self._pixels(kind, items, preset, crops, argument="inputs")
             return dict(inputs={"pixel_values": pixel_values}, scale=scale, views=pixel_values.shape[0] // len(items))
         text_scale = logit_scale_task or ("text_mlm" if modality in ("text", "set") else "retrieve")
+        if kind == "text":
+            items = [item["text"] if isinstance(item, dict) else item for item in items]
         if kind == "vqa":
             layout = self.processor.vqa([i["image"] for i in items], [i["question"] for i in items])
             names, scale = ("pixel_values", "input_ids", "attention_mask", "feature_index"), logit_scale_task or "downstream"
@@ -321,7 +431,14 @@ class ZeroShotPerceptionPipeline(Pipeline):
             layout = self.processor.text_classification(glue_task, items)
             names, scale = ("input_ids", "attention_mask", "feature_index"), text_scale
         else:
-            layout = self.processor(text=items, return_tensors="pt")
+            limit = self.model.config.max_position_embeddings
+            longest = max(len(ids) for ids in self.processor.text_ids(items))
+            if longest > limit:
+                logger.warning(
+                    f"A text input has {longest} tokens; it is truncated to the model's {limit} text positions "
+                    "(its first tokens and the final end-of-text are kept)."
+                )
+            layout = self.processor(text=items, truncation=True, max_length=limit, return_tensors="pt")
             names, scale = ("input_ids", "attention_mask"), text_scale
         return dict(inputs={name: layout[name] for name in names}, scale=scale, views=1)
 
@@ -359,8 +476,6 @@ class ZeroShotPerceptionPipeline(Pipeline):
     def postprocess(self, model_outputs: dict, top_k: int | None = None) -> list[list[dict]]:
         results = []
         for probabilities, names in zip(model_outputs["probabilities"], model_outputs["candidates"].names):
-            if top_k is not None and top_k > len(names):
-                raise ValueError(f"`top_k` ({top_k}) is larger than the number of candidates ({len(names)}).")
             order = probabilities.argsort(descending=True)[: top_k or len(names)].tolist()
             scores = probabilities.tolist()
             results.append([{"label": names[i], "score": scores[i]} for i in order])
@@ -374,28 +489,41 @@ class ZeroShotPerceptionPipeline(Pipeline):
         return self._cached(("vocabulary", fingerprint), lambda: TargetSet.vocabulary(self.model))
 
     def caption(
-        self, images: Any, num_beams: int = 2, max_new_tokens: int = 21, length_penalty: float = 2.0
+        self,
+        images: Any,
+        num_beams: int = 2,
+        max_new_tokens: int = 21,
+        length_penalty: float = 2.0,
+        batch_size: int = 8,
     ) -> list[dict]:
         """Captions for an image or video (or a list of them): `[{"generated_text": ..., "score": ...}]`.
 
-        A list is a batch (give a video's frames as one array or a file path). The defaults are the original's
-        zero-shot settings (beam 2, 21 steps, length penalty 2.0).
+        A list is decoded `batch_size` at a time (give a video's frames as one array or a file path). The defaults are
+        the original's zero-shot settings (beam 2, 21 steps, length penalty 2.0).
         """
         items = images if isinstance(images, list) else [images]
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
         kinds = {input_kind(item) for item in items}
         if len(kinds) != 1 or not kinds <= {"image", "video"}:
             raise ValueError("`images` must be images or videos, one kind per call.")
         (kind,) = kinds
-        pixel_values = self._pixels(kind, items, "clip", num_spatial_crops=1, argument="images")
         captioner = UniPerceiverCaptioner(self.model, self.vocabulary())
-        output = captioner.generate(pixel_values.to(self.device), num_beams, max_new_tokens, length_penalty)
-        texts = self.processor.tokenizer.batch_decode(strip_after_eos(output.sequences, self.model.config.eos_token_id))
-        return [{"generated_text": t.strip(), "score": s.item()} for t, s in zip(texts, output.sequences_scores)]
+        results = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            pixel_values = self._pixels(kind, chunk, "clip", num_spatial_crops=1, argument="images")
+            output = captioner.generate(pixel_values.to(self.device), num_beams, max_new_tokens, length_penalty)
+            ids = strip_after_eos(output.sequences, self.model.config.eos_token_id)
+            texts = self.processor.tokenizer.batch_decode(ids)
+            results += [{"generated_text": t.strip(), "score": s.item()} for t, s in zip(texts, output.sequences_scores)]
+        return results
 
     def fill_mask(self, text: str, top_k: int = 5) -> list[list[dict]]:
         """Predicts every `<|spe|>` of `text` against the vocabulary: one list of `{"token", "score"}` per mask."""
         if not isinstance(text, str) or "<|spe|>" not in text:
             raise ValueError("`text` must be a string with at least one `<|spe|>` where a word is to be predicted.")
+        check_int("top_k", top_k, high=self.model.config.vocab_size, high_means="the vocabulary size")
         (ids,) = self.processor.encode([text])
         spe = self.model.config.spe_token_id
         input_ids = torch.tensor([ids], device=self.device)
@@ -411,18 +539,19 @@ class ZeroShotPerceptionPipeline(Pipeline):
         ]
 
 
-# The task name saved folders declare for remote code. It differs from the registered "zero-shot-perception" on
-# purpose: transformers asks for `trust_remote_code` whenever the requested task is declared by the folder, so a
-# separate name keeps `pipeline("zero-shot-perception", model=folder)` free of remote code when the package is
-# imported, while `pipeline(model=folder, trust_remote_code=True)` finds the declared one without it.
-REMOTE_TASK = "uniperceiver-zero-shot-perception"
+# The one task name, for the package's registry and for remote code alike: saved folders declare it in
+# `custom_pipelines`, so that `pipeline("zero-shot-perception", model=folder, trust_remote_code=True)` and
+# `pipeline(model=folder, trust_remote_code=True)` work without the package. (With the package imported, its config
+# class drops the declaration on load, so the registered pipeline needs no remote code; see `UniPerceiverConfig`.)
+PIPELINE_TASK = "zero-shot-perception"
+REMOTE_TASK = PIPELINE_TASK
 
 
-def save_for_pipeline(model, processor, directory: str | os.PathLike) -> None:
-    """Saves the model, its processor and the pipeline's code: `pipeline("zero-shot-perception", model=directory)`
-    then works with the package imported, and `pipeline(model=directory, trust_remote_code=True)` without it."""
+def save_pipeline_files(model, directory: str | os.PathLike) -> None:
+    """What `model.save_pretrained` adds for the pipeline: its code (declared in the model's config) and, when the
+    folder holds no processor yet, the processor for the model's config."""
     model.config.custom_pipelines = {
-        REMOTE_TASK: {
+        PIPELINE_TASK: {
             "impl": f"{__name__.split('.')[-1]}.{ZeroShotPerceptionPipeline.__name__}",
             "pt": ("AutoModel",),
             "type": "multimodal",
@@ -430,8 +559,16 @@ def save_for_pipeline(model, processor, directory: str | os.PathLike) -> None:
     }
     os.makedirs(directory, exist_ok=True)
     custom_object_save(ZeroShotPerceptionPipeline, directory)
-    model.save_pretrained(directory)
+    if not os.path.isfile(os.path.join(directory, "processor_config.json")):
+        UniPerceiverProcessor.for_model_config(model.config).save_pretrained(directory)
+
+
+def save_for_pipeline(model, processor, directory: str | os.PathLike) -> None:
+    """Saves `processor`, then the model (weights, remote code, the pipeline's code): `pipeline("zero-shot-perception",
+    model=directory)` works with the package imported, and with `trust_remote_code=True` without it."""
+    os.makedirs(directory, exist_ok=True)
     processor.save_pretrained(directory)
+    model.save_pretrained(directory)
 
 
-__all__ = ["ZeroShotPerceptionPipeline", "input_kind", "save_for_pipeline"]
+__all__ = ["ZeroShotPerceptionPipeline", "input_kind", "save_for_pipeline", "save_pipeline_files"]

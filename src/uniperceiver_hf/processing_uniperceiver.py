@@ -38,6 +38,7 @@ from transformers.video_processing_utils import VideoProcessorMixin
 from .image_processing_uniperceiver import UniPerceiverImageProcessor, UniPerceiverImageProcessorKwargs
 from .layouts_uniperceiver import caption_training_inputs, pad_token_sequences, vocabulary_target_ids
 from .tokenization_uniperceiver import SPE_TOKEN, UniPerceiverTokenizer
+from .validation_uniperceiver import check_int
 from .video_processing_uniperceiver import UniPerceiverVideoProcessor, UniPerceiverVideoProcessorKwargs
 
 # Sequence lengths of the released configs (`MODEL.MAX_SEQ_LEN`).
@@ -96,23 +97,37 @@ def truncate_keeping_last(ids: list[int], max_length: int | None) -> list[int]:
     return ids[: max_length - 1] + ids[-1:]
 
 
-def _text_list(value: Any, name: str, allow_lists: bool = False) -> list[Any]:
-    """A string or a list of strings (or of lists of strings) as a non-empty list; anything else names `name`."""
+def _text_list(value: Any, name: str, allow_lists: bool = False, allow_blank: bool = False) -> list[Any]:
+    """A string or a list of strings (or of lists of strings) as a non-empty list; anything else names `name`.
+    Blank strings are refused unless `allow_blank`: the task layouts keep the original's rule, where a blank text is
+    `EOT` alone (training data has them), but a blank text to classify or a blank candidate is a mistake."""
     if value is None:
         raise ValueError(f"`{name}` is required.")
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)) and value:
-        for item in value:
-            ok = isinstance(item, str) or (
-                allow_lists and isinstance(item, (list, tuple)) and item and all(isinstance(x, str) for x in item)
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError(f"`{name}` must be a string or a non-empty list of strings, got {value!r}.")
+    for index, item in enumerate(items):
+        ok = isinstance(item, str) or (
+            allow_lists and isinstance(item, (list, tuple)) and item and all(isinstance(x, str) for x in item)
+        )
+        if not ok:
+            raise ValueError(
+                f"`{name}` must be a string or a list of strings; got an item of type {type(item).__name__}."
             )
-            if not ok:
-                raise ValueError(
-                    f"`{name}` must be a string or a list of strings; got an item of type {type(item).__name__}."
-                )
-        return list(value)
-    raise ValueError(f"`{name}` must be a string or a non-empty list of strings, got {value!r}.")
+        if not allow_blank and isinstance(item, str) and not item.strip():
+            raise ValueError(f"`{name}` item {index} is an empty string ({item!r}); every entry needs some text.")
+    return list(items)
+
+
+def _label_list(labels: Any, batch: int, num_targets: int | None) -> list[int]:
+    """`labels` as one target index per example, each in `[0, num_targets)` when the number of targets is known."""
+    labels = labels.tolist() if hasattr(labels, "tolist") else labels  # tensors and NumPy arrays
+    if isinstance(labels, str) or not isinstance(labels, Sequence):
+        raise TypeError(f"`labels` must be a list of target indices, got {type(labels).__name__}.")
+    if len(labels) != batch:
+        raise ValueError(f"`labels` has {len(labels)} entries for {batch} examples.")
+    last = None if num_targets is None else num_targets - 1
+    return [check_int("labels", label, low=0, high=last, high_means="the last target index") for label in labels]
 
 
 def _pad_rows(
@@ -218,11 +233,25 @@ class UniPerceiverProcessor(ProcessorMixin):
             output.setdefault("auto_map", {self._auto_class: f"{module}.{type(self).__name__}"})
         return output
 
+    @classmethod
+    def for_model_config(cls, config: Any) -> "UniPerceiverProcessor":
+        """The shipped tokenizer (cut at the model's `max_position_embeddings` with `truncation=True`) and image and
+        video processors at the model's input size and frame count: the processor of a model saved without one."""
+        size = config.image_size
+        return cls(
+            image_processor=UniPerceiverImageProcessor(image_size=size),
+            tokenizer=UniPerceiverTokenizer(model_max_length=config.max_position_embeddings),
+            video_processor=UniPerceiverVideoProcessor(
+                num_frames=config.num_frames, size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+            ),
+        )
+
     # -- building blocks -----------------------------------------------------------------------------------------
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """The original's `encode` of each text (cleaned BPE ids, no start or end token)."""
-        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        # `verbose=False`: the callers cut long texts themselves, so the tokenizer's "longer than the maximum" is noise.
+        return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
 
     def text_ids(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
         """`encode(text + " <|endoftext|>")` of each text, cut to `max_length` keeping the EOT (class names,
@@ -333,12 +362,22 @@ class UniPerceiverProcessor(ProcessorMixin):
             if images is None and videos is None:
                 task = "text_mlm"
             elif text is not None:
+                if targets is None and target_images is None and target_videos is None:
+                    # CLIP's `processor(text=labels, images=images)` would silently become fused VQA-style inputs.
+                    raise ValueError(
+                        "`text` with `images`/`videos` builds one fused sequence per image (visual + text, as VQA) "
+                        "and needs candidates (`targets=...`) or an explicit `task=`. To score images against texts "
+                        "as CLIP does, pass the texts as candidates: `processor(images=..., targets=texts, "
+                        "return_tensors='pt')`; `model(**inputs).logits` is then [images, texts]."
+                    )
                 task = "downstream"
             else:
                 task = "img_cls" if images is not None else "video_cls"
         max_length = text_kwargs.get("max_length")
         if max_length is None and task in ("retrieve", "caption"):
             max_length = CAPTION_MAX_LENGTH
+        if max_length is None and text_kwargs.get("truncation") in (True, "longest_first", "only_first"):
+            max_length = self.tokenizer.model_max_length  # the model's text position table
         cut = max_length if text_kwargs.get("truncation") not in (False, "do_not_truncate") else None
         images_kwargs["preset"] = images_kwargs.get("preset") or ("imagenet" if task == "img_cls" else "clip")
         videos_kwargs["num_spatial_crops"] = videos_kwargs.get("num_spatial_crops") or (3 if task == "video_cls" else 1)
@@ -363,9 +402,9 @@ class UniPerceiverProcessor(ProcessorMixin):
             single_view = {**videos_kwargs, "num_spatial_crops": 1}
             data.update(self._pixels(target_images, target_videos, images_kwargs, single_view, prefix="target_")[0])
         if labels is not None:
-            if len(labels) != batch:
-                raise ValueError(f"`labels` has {len(labels)} entries for {batch} examples.")
-            data["labels"] = [int(label) for label in labels for _ in range(views)]
+            candidates = data.get("target_input_ids", data.get("target_pixel_values"))
+            num_targets = None if candidates is None else len(candidates)
+            data["labels"] = [label for label in _label_list(labels, batch, num_targets) for _ in range(views)]
         if return_task or any(key.startswith("target_") for key in data):
             data["task"] = task
         return self._output(data, text_kwargs.get("return_tensors"))
@@ -382,7 +421,8 @@ class UniPerceiverProcessor(ProcessorMixin):
         """Visual question answering: the image ("clip" preset) and `encode(question)[:max_length - 2] +
         [<SPE>, EOT]`, read at that `<SPE>` (`feature_index` = length - 2), against the candidate `answers`.
         `images=None` builds the text side only (training pipelines bring their own augmented pixels)."""
-        questions = _text_list(questions, "questions")
+        questions = _text_list(questions, "questions", allow_blank=True)
+        check_int("max_length", max_length, low=2, high_means="room for `<SPE>` and EOT")
         data, batch, _ = self._pixels(images, None, {"preset": "clip"}, {})
         if images is not None and len(questions) != batch:
             raise ValueError(f"`questions` has {len(questions)} entries for {batch} images.")
@@ -398,7 +438,8 @@ class UniPerceiverProcessor(ProcessorMixin):
         if answers is not None:
             data.update(self.target_inputs(answers))
         if labels is not None:
-            data["labels"] = torch.as_tensor(list(labels), dtype=torch.long)
+            num_answers = len(data["target_input_ids"]) if answers is not None else None
+            data["labels"] = torch.tensor(_label_list(labels, len(questions), num_answers), dtype=torch.long)
         return self._output(data, return_tensors)
 
     def text_classification(
@@ -418,7 +459,8 @@ class UniPerceiverProcessor(ProcessorMixin):
         (QNLI: to what the first leaves) and the first part to the rest, each keeping its last id.
         """
         key = glue_task_key(task_name)
-        firsts = _text_list(sentences, "sentences")
+        firsts = _text_list(sentences, "sentences", allow_blank=True)
+        check_int("max_length", max_length, low=4)  # the template's "<SPE> . EOT" and the word before it
         sequences, spe_positions = [], []
         if key in _GLUE_SINGLE_SUFFIX:
             if second_sentences is not None:
@@ -430,7 +472,7 @@ class UniPerceiverProcessor(ProcessorMixin):
                 spe_positions.append(len(ids) - 3)
                 sequences.append(ids)
         else:
-            seconds = _text_list(second_sentences, "second_sentences")
+            seconds = _text_list(second_sentences, "second_sentences", allow_blank=True)
             if len(seconds) != len(firsts):
                 raise ValueError(f"`second_sentences` has {len(seconds)} entries for {len(firsts)} `sentences`.")
             drop_period, middle, second_takes_rest = _GLUE_PAIR_TEMPLATE[key]
@@ -457,7 +499,8 @@ class UniPerceiverProcessor(ProcessorMixin):
             **self.target_inputs(list(GLUE_LABEL_WORDS[key])),
         }
         if labels is not None:
-            data["labels"] = torch.as_tensor(list(labels), dtype=torch.long)
+            labels = _label_list(labels, len(firsts), len(GLUE_LABEL_WORDS[key]))
+            data["labels"] = torch.tensor(labels, dtype=torch.long)
         return self._output(data, return_tensors)
 
     def masked_lm(
@@ -480,7 +523,11 @@ class UniPerceiverProcessor(ProcessorMixin):
         (their original ids, flattened in the order the model reads the features out, to score against
         `vocabulary_targets()`). Nothing guarantees a chosen word in a short text, as in the original.
         """
-        examples = [[t] if isinstance(t, str) else list(t) for t in _text_list(texts, "texts", allow_lists=True)]
+        texts = _text_list(texts, "texts", allow_lists=True, allow_blank=True)
+        check_int("max_length", max_length, low=2)
+        if not 0.0 <= mask_probability <= 1.0:  # NaN fails too
+            raise ValueError(f"`mask_probability` must be a probability in [0, 1], got {mask_probability}.")
+        examples = [[t] if isinstance(t, str) else list(t) for t in texts]
         rng = generator if generator is not None else random
         spe, vocab_size = self.tokenizer.convert_tokens_to_ids(SPE_TOKEN), len(self.tokenizer)
         sequences, targets = [], []
@@ -542,7 +589,8 @@ class UniPerceiverProcessor(ProcessorMixin):
         """Auto-regressive captioning (training) as the original: `caption + EOT` cut to `max_length`, followed by
         one `<SPE>` per word; `<SPE>_i` sees the image and the words before i and is scored against the vocabulary
         (`vocabulary_targets()`) with `labels` = word i. Without images or videos it is the text-only layout."""
-        captions = _text_list(captions, "captions")
+        captions = _text_list(captions, "captions", allow_blank=True)
+        check_int("max_length", max_length, low=2)
         data, batch, _ = self._pixels(images, videos, {"preset": "clip"}, {"num_spatial_crops": 1})
         if batch and len(captions) != batch:
             raise ValueError(f"`captions` has {len(captions)} entries for {batch} images or videos.")

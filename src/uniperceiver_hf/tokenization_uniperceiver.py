@@ -34,6 +34,7 @@ _PLAIN_ASCII = re.compile(r"[\t\n\r\x20-\x25\x27-\x7e]*")
 # plain vocabulary entry here, not an added token: the text "<|mask|>" is split into pieces as there.
 # `<|gen|>` and `<|spe|>` are recognised in text and stay single ids.
 MASK_TOKEN, GEN_TOKEN, SPE_TOKEN = "<|mask|>", "<|gen|>", "<|spe|>"
+TEXT_POSITIONS = 512  # `max_position_embeddings` of the released models
 EXTRA_TOKEN_IDS = {MASK_TOKEN: 49408, GEN_TOKEN: 49409, SPE_TOKEN: 49410}
 
 
@@ -126,6 +127,8 @@ class UniPerceiverTokenizer(CLIPTokenizer):
                 raise ValueError(f"`vocab` must map its {len(vocab)} tokens to the ids 0..{len(vocab) - 1} exactly.")
         if extra_special_tokens is None:
             extra_special_tokens = [GEN_TOKEN]
+        # The released models' text position table: what `truncation=True` cuts to unless `max_length` says otherwise.
+        kwargs.setdefault("model_max_length", TEXT_POSITIONS)
         super().__init__(
             vocab=vocab,
             merges=merges,
