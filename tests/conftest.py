@@ -247,3 +247,45 @@ def make_training_recipe(training_corpus: Path) -> dict:
             {"name": "txt_cls", "type": "text_classification", "dataset": {"path": text}, "batch_size": 4},
         ],
     }
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Hostile files: whatever reads them must refuse them without running their code
+
+
+class _Payload:
+    """Unpickling this calls `open(marker, "w")`: the marker file appears iff the pickle's code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+@pytest.fixture
+def hostile_files(tmp_path) -> tuple[dict[str, Path], Path]:
+    """`({name: path}, marker)`: pickles carrying a payload (raw, inside a torch zip, named `.safetensors`, nested in
+    a state dict), a truncated torch archive, a truncated safetensors file and random bytes. None of them may ever
+    create `marker`."""
+    import pickle
+
+    from safetensors.torch import save_file
+
+    marker = tmp_path / "PAYLOAD_RAN"
+    payload = _Payload(marker)
+    files = {name: tmp_path / name for name in (
+        "raw_pickle.pth", "torch_zip.pth", "pickle.safetensors", "nested.pt", "truncated.pth", "truncated.safetensors",
+        "random.bin",
+    )}
+    files["raw_pickle.pth"].write_bytes(pickle.dumps({"model": payload}))
+    files["pickle.safetensors"].write_bytes(pickle.dumps(payload))
+    torch.save(payload, files["torch_zip.pth"])
+    torch.save({"model": {"token_embed.embeddings.weight": torch.zeros(2, 2), "extra": payload}}, files["nested.pt"])
+    torch.save({"model": {"w": torch.zeros(64, 64)}}, tmp_path / "whole.pth")
+    files["truncated.pth"].write_bytes((tmp_path / "whole.pth").read_bytes()[:300])
+    save_file({"embeds": torch.zeros(64, 64)}, str(tmp_path / "whole.safetensors"))
+    files["truncated.safetensors"].write_bytes((tmp_path / "whole.safetensors").read_bytes()[:100])
+    files["random.bin"].write_bytes(bytes(range(256)) * 4)
+    assert not marker.exists()
+    return files, marker

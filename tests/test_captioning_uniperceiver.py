@@ -95,3 +95,37 @@ def test_vocabulary_must_come_from_the_same_model(tiny_model, tiny_config):
         UniPerceiverCaptioner(tiny_model, vocabulary)
     with pytest.raises(ValueError, match="num_beams"):
         UniPerceiverCaptioner(other, vocabulary).generate(pixels(tiny_config), num_beams=0)
+
+
+def image(captioner, value=0.0):
+    size = captioner.model.config.image_size
+    return torch.full((1, 3, size, size), value)
+
+
+# (call(captioner), error type, regex naming the argument)
+BAD_CAPTIONER_CALLS = {
+    "num_beams zero": (lambda c: c.generate(image(c), num_beams=0), ValueError, "num_beams"),
+    "num_beams float": (lambda c: c.generate(image(c), num_beams=2.0), TypeError, "num_beams"),
+    "num_beams bool": (lambda c: c.generate(image(c), num_beams=True), TypeError, "num_beams"),
+    "num_beams beyond the vocabulary": (lambda c: c.generate(image(c), num_beams=49412), ValueError,
+                                        "num_beams.*49411.*vocabulary"),
+    "max_new_tokens zero": (lambda c: c.generate(image(c), max_new_tokens=0), ValueError, "max_new_tokens"),
+    "max_new_tokens beyond the positions": (lambda c: c.generate(image(c), max_new_tokens=513), ValueError,
+                                            "max_new_tokens.*512.*text positions"),
+    "length_penalty NaN": (lambda c: c.generate(image(c), length_penalty=float("nan")), ValueError, "length_penalty"),
+    "pixel_values NaN": (lambda c: c.generate(image(c, float("nan")), max_new_tokens=1), ValueError, "pixel_values"),
+    "pixel_values size": (lambda c: c.generate(torch.zeros(1, 3, 8, 8), max_new_tokens=1), ValueError, "pixel_values"),
+    "vocabulary size": (lambda c: UniPerceiverCaptioner(c.model, TargetSet(c.vocabulary.embeds[:10])), ValueError,
+                        "vocabulary"),
+    "vocabulary of other weights": (
+        lambda c: UniPerceiverCaptioner(c.model, TargetSet(c.vocabulary.embeds, fingerprint="0" * 16)), ValueError,
+        "encoded by model",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CAPTIONER_CALLS))
+def test_bad_input(golden_captioner, case):
+    call, error, pattern = BAD_CAPTIONER_CALLS[case]
+    with pytest.raises(error, match=pattern):
+        call(golden_captioner)

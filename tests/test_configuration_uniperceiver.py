@@ -5,6 +5,8 @@ import math
 
 import pytest
 from huggingface_hub.errors import StrictDataclassClassValidationError
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging
 
 from uniperceiver_hf import UniPerceiverConfig
 from uniperceiver_hf.configuration_uniperceiver import LOGIT_SCALE_TASKS
@@ -48,13 +50,36 @@ def test_presets():
         (dict(spe_token_id=50000), ["spe_token_id", "vocab_size"]),
         (dict(logit_scale_tasks=["img_cls", "img_cls"]), ["logit_scale_tasks"]),
         (dict(num_prompt_tokens=-1), ["num_prompt_tokens"]),
+        # Non-finite or out-of-range floats would give NaN logits or a torch error later.
+        (dict(layer_norm_eps=0.0), ["layer_norm_eps"]),
+        (dict(layer_norm_eps=-1e-5), ["layer_norm_eps"]),
+        (dict(layer_norm_eps=math.nan), ["layer_norm_eps"]),
+        (dict(layer_norm_eps=math.inf), ["layer_norm_eps"]),
+        (dict(logit_scale_init_value=math.nan), ["logit_scale_init_value"]),
+        (dict(logit_scale_init_value=-math.inf), ["logit_scale_init_value"]),
+        (dict(logit_scale_max=math.nan), ["logit_scale_max"]),
+        (dict(initializer_range=-0.02), ["initializer_range"]),
+        (dict(initializer_range=math.nan), ["initializer_range"]),
+        (dict(layer_scale_init_value=math.inf), ["layer_scale_init_value"]),
+        (dict(spatial_position_scale=0.0), ["spatial_position_scale"]),
+        (dict(spatial_position_scale=math.nan), ["spatial_position_scale"]),
+        (dict(drop_path_rate=math.nan), ["drop_path_rate"]),
     ],
 )
 def test_validate_architecture_names_the_fields(overrides, fields):
     with pytest.raises(StrictDataclassClassValidationError) as error:
         UniPerceiverConfig(**overrides)
+    assert isinstance(error.value.__cause__, ValueError)
     for field in fields:
         assert f"`{field}`" in str(error.value)
+
+
+def test_a_near_miss_of_a_field_name_is_warned_about():
+    logger = logging.get_logger("uniperceiver_hf.configuration_uniperceiver")
+    with CaptureLogger(logger) as captured:
+        config = UniPerceiverConfig(hiden_size=64, some_custom_key=1)
+    assert "`hiden_size` is not a config field (did you mean `hidden_size`?)" in captured.out
+    assert "some_custom_key" not in captured.out and config.hidden_size == 768
 
 
 def test_save_and_load_round_trip(tmp_path):

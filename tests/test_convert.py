@@ -208,3 +208,57 @@ def test_disagreeing_copies_of_shared_tensors(official, tmp_path):
     sd["s_token_bias"], sd["token_embed.s_token_bias"] = torch.zeros(1, 64), torch.ones(1, 64)
     with pytest.raises(ValueError, match="one shared parameter"):
         convert_checkpoint(save(sd, tmp_path, "bias.pth"), config=TINY)
+
+
+def test_hostile_files_are_refused_without_running_their_code(hostile_files):
+    files, marker = hostile_files
+    for name, path in files.items():
+        with pytest.raises(ValueError, match=f"`checkpoint` '{path}'") as error:
+            convert_checkpoint(path, config=TINY)
+        assert "weights_only=False" not in str(error.value), name
+    assert not marker.exists()
+
+
+def saved(obj, path):
+    torch.save(obj, path)
+    return path
+
+
+def deepspeed_file_without(official, key, path):
+    module = to_deepspeed({k: v.float() for k, v in official.items()}, torch.zeros(1, 64))["module"]
+    module.pop(key)
+    return saved({"module": module}, path)
+
+
+# name -> (checkpoint file (official state dict, folder) -> path, `config`, regex the ValueError must match)
+BAD_CHECKPOINTS = {
+    "deepspeed missing the patch bias": (
+        lambda sd, tmp: deepspeed_file_without(sd, "video_embed.embeddings.bias", tmp / "ds.pt"), TINY,
+        r"missing keys: \['embeddings.visual.patch_embedding.bias'\]",
+    ),
+    "deepspeed missing a size key": (
+        lambda sd, tmp: deepspeed_file_without(sd, "predictor.proj.weight", tmp / "ds.pt"), TINY,
+        r"missing keys: \['loss_prepare.proj.weight'\]",
+    ),
+    "non-tensor value": (lambda sd, tmp: save({**sd, "epoch": 3}, tmp), TINY, r"not tensors: \{'epoch': 'int'\}"),
+    "list instead of a dict": (lambda sd, tmp: saved([torch.zeros(1)], tmp / "list.pth"), TINY,
+                               "holds a list, not a state dict"),
+    "missing file": (lambda sd, tmp: tmp / "absent.pth", TINY, "`checkpoint`.*not a file"),
+    "folder as checkpoint": (lambda sd, tmp: tmp, TINY, "`checkpoint`.*not a file"),
+    "unknown config": (lambda sd, tmp: save(sd, tmp), "huge", "`config`.*huge"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CHECKPOINTS))
+def test_bad_checkpoints(official, tmp_path, case):
+    make_file, config, pattern = BAD_CHECKPOINTS[case]
+    with pytest.raises(ValueError, match=pattern):
+        convert_checkpoint(make_file(official, tmp_path), config=config)
+
+
+def test_an_output_that_is_a_file_is_refused_before_converting(golden_dir, tmp_path, monkeypatch):
+    output = tmp_path / "taken"
+    output.write_text("not a folder")
+    monkeypatch.setattr("uniperceiver_hf.convert.read_checkpoint", lambda path: pytest.fail("converted first"))
+    with pytest.raises(ValueError, match="`output_dir`.*not a folder"):
+        main(["--checkpoint", str(golden_dir / "tiny_model_checkpoint.pth"), "--output", str(output)])

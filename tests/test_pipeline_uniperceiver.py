@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
+from conftest import TINY_CONFIG
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverImageProcessor, UniPerceiverModel, UniPerceiverProcessor
 from uniperceiver_hf import pipeline_uniperceiver
 from uniperceiver_hf.pipeline_uniperceiver import ZeroShotPerceptionPipeline, input_kind, save_for_pipeline
@@ -22,13 +23,22 @@ def golden_pipe(golden_model_dirs):
     return pipeline("zero-shot-perception", model=model, processor=UniPerceiverProcessor())
 
 
-@pytest.fixture
-def tiny_pipe(tiny_config):
+def make_tiny_pipe():
     """A random tiny model at the processor's 224 px and 8 frames."""
     torch.manual_seed(0)
-    config = UniPerceiverConfig(**{**tiny_config.to_diff_dict(), "image_size": 224, "num_frames": 8,
-                                   "max_position_embeddings": 64})
+    config = UniPerceiverConfig(**{**TINY_CONFIG, "image_size": 224, "num_frames": 8, "max_position_embeddings": 64})
     return pipeline("zero-shot-perception", model=UniPerceiverModel(config).eval(), processor=UniPerceiverProcessor())
+
+
+@pytest.fixture
+def tiny_pipe():
+    return make_tiny_pipe()
+
+
+@pytest.fixture(scope="module")
+def shared_tiny_pipe():
+    """`tiny_pipe` built once per module, for calls that must leave it unchanged (bad input)."""
+    return make_tiny_pipe()
 
 
 def png(golden_dir, index):
@@ -129,21 +139,60 @@ def test_one_candidate_scores_one(tiny_pipe):
     assert tiny_pipe("some text", candidate_labels=["only"]) == [{"label": "only", "score": 1.0}]
 
 
-@pytest.mark.parametrize(
-    "kwargs,message",
-    [
-        (dict(candidate_labels=[]), "non-empty"),
-        (dict(candidate_labels=["a", "a"]), "duplicates"),
-        (dict(candidate_labels=["a", np.zeros((8, 8, 3), dtype=np.uint8)]), "share one modality"),
-        (dict(candidate_labels=["a"], candidate_images=[np.zeros((8, 8, 3))]), "exactly one"),
-        (dict(candidate_labels=["a", "b"], hypothesis_template="a photo of"), "hypothesis_template"),
-        (dict(candidate_labels=["a", "b"], top_k=0), "top_k"),
-        (dict(), "exactly one"),
-    ],
-)
-def test_bad_candidates(tiny_pipe, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        tiny_pipe("a text", **kwargs)
+def unfingerprinted_set():
+    return TargetSet(torch.nn.functional.normalize(torch.randn(2, 32), dim=-1), ["a", "b"])
+
+
+# (call(pipe), regex naming the argument); every one is a ValueError.
+BAD_PIPELINE_CALLS = {
+    "no labels": (lambda pipe: pipe("a text", candidate_labels=[]), "non-empty"),
+    "only commas": (lambda pipe: pipe("a text", candidate_labels=" , ,"), "candidate_labels.*non-empty"),
+    "duplicate labels": (lambda pipe: pipe("a text", candidate_labels=["a", "a"]), "duplicates"),
+    "blank label": (lambda pipe: pipe("a text", candidate_labels=["a", " "]), "candidate_labels.*empty label"),
+    "mixed modalities": (lambda pipe: pipe("a text", candidate_labels=["a", np.zeros((8, 8, 3), np.uint8)]),
+                         "share one modality"),
+    "two kinds of candidates": (lambda pipe: pipe("a", candidate_labels=["a"], candidate_images=[np.zeros((8, 8, 3))]),
+                                "exactly one"),
+    "no candidates": (lambda pipe: pipe("a text"), "exactly one"),
+    "template without {}": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a photo of"),
+                            "hypothesis_template"),
+    "template with two {}": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="{} or {}"),
+                             "hypothesis_template.*exactly one"),
+    "template named field": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a {label}"),
+                             "hypothesis_template"),
+    "template indexed field": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a {0} {1}"),
+                               "hypothesis_template"),
+    "template unbalanced brace": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a {} {"),
+                                  "hypothesis_template"),
+    "template not a string": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template=["{}", 5]),
+                              "hypothesis_template"),
+    "template empty list": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template=[]),
+                            "hypothesis_template"),
+    "top_k zero": (lambda pipe: pipe("a text", candidate_labels=["a", "b"], top_k=0), "top_k"),
+    "top_k string": (lambda pipe: pipe("a text", candidate_labels=["a", "b"], top_k="2"), "top_k"),
+    "candidate_set type": (lambda pipe: pipe("a text", candidate_set=["a", "b"]), "candidate_set"),
+    "candidate_set unfingerprinted": (lambda pipe: pipe("a text", candidate_set=unfingerprinted_set()), "fingerprint"),
+    "candidate_names length": (lambda pipe: pipe("a text", candidate_labels=["a", "b"], candidate_names=["x"]),
+                               "candidate_names"),
+    "unknown scale": (lambda pipe: pipe("a text", candidate_labels=["a", "b"], logit_scale_task="nope"), "task"),
+    "empty text": (lambda pipe: pipe("  ", candidate_labels=["a", "b"]), "empty"),
+    "empty batch": (lambda pipe: pipe([], candidate_labels=["a"]), "empty list"),
+    "fill_mask top_k zero": (lambda pipe: pipe.fill_mask("a <|spe|> .", top_k=0), "top_k"),
+    "fill_mask top_k beyond the vocabulary": (lambda pipe: pipe.fill_mask("a <|spe|> .", top_k=49412), "top_k.*49411"),
+    "fill_mask without a mask": (lambda pipe: pipe.fill_mask("no mask here"), "text"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PIPELINE_CALLS))
+def test_bad_input(shared_tiny_pipe, case):
+    call, pattern = BAD_PIPELINE_CALLS[case]
+    with pytest.raises(ValueError, match=pattern):
+        call(shared_tiny_pipe)
+
+
+def test_comma_separated_labels_are_split_as_in_zero_shot_classification(tiny_pipe):
+    result = tiny_pipe("a text", candidate_labels="cat, dog ,bird")
+    assert sorted(entry["label"] for entry in result) == ["bird", "cat", "dog"]
 
 
 def test_corrupt_image_in_a_batch_names_the_item(tiny_pipe, tmp_path):
