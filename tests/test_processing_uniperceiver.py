@@ -112,7 +112,8 @@ def test_video_classification_layout(processor, golden_index, goldens):
     frames = goldens["pre/video/frames_uint8_thwc"].numpy()
     class_names = golden_index["cases"]["video_classification"]["class_names"]
     inputs = processor(videos=frames, targets=class_names, labels=[2], return_tensors="pt")
-    assert torch.equal(inputs["pixel_values"], goldens["pre/video/test_views"])  # 3 views as rows
+    # The resize sums in an order that depends on the thread count: one thread lands 2e-7 from the golden views.
+    torch.testing.assert_close(inputs["pixel_values"], goldens["pre/video/test_views"], atol=1e-6, rtol=0)  # 3 views
     assert torch.equal(inputs["target_input_ids"], goldens["video_classification/target_ids"])
     assert inputs["labels"].tolist() == [2, 2, 2] and inputs["task"] == "video_cls"
 
@@ -253,7 +254,7 @@ def test_caption_rules(processor, pngs, goldens):
     text_only = processor.caption_training("a cat")
     assert "pixel_values" not in text_only and text_only["task"] == "text_caption"
     video = processor.caption_training(["a video"], videos=goldens["pre/video/frames_uint8_thwc"].numpy())
-    assert torch.equal(video["pixel_values"][0], goldens["pre/video/test_views"][1])  # one centre crop
+    torch.testing.assert_close(video["pixel_values"][0], goldens["pre/video/test_views"][1], atol=1e-6, rtol=0)  # centre
 
 
 def test_plain_inputs(processor, pngs, goldens):
