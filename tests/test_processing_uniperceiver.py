@@ -254,7 +254,7 @@ def test_caption_rules(processor, pngs, goldens):
     text_only = processor.caption_training("a cat")
     assert "pixel_values" not in text_only and text_only["task"] == "text_caption"
     video = processor.caption_training(["a video"], videos=goldens["pre/video/frames_uint8_thwc"].numpy())
-    torch.testing.assert_close(video["pixel_values"][0], goldens["pre/video/test_views"][1], atol=1e-6, rtol=0)  # centre
+    torch.testing.assert_close(video["pixel_values"][0], goldens["pre/video/test_views"][1], atol=1e-6, rtol=0)
 
 
 def test_plain_inputs(processor, pngs, goldens):
