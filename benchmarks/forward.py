@@ -5,13 +5,14 @@ see sequences of the same length: 197 tokens per 224 px image (a prefix token pl
 text of L ids (ours adds the prefix `<SPE>`, so CLIP is given L + 1 ids). CLIP's transformers implementation is
 therefore a fair yardstick: our model should be at least as fast, and bf16 should be well ahead of fp32.
 
-Measured in one run, with random weights, in fp32 and bf16: our model with SDPA and with eager attention, and
-`CLIPVisionModel` / `CLIPTextModel` with SDPA, on a batch of images and a batch of short texts (all-ones attention
+Measured in one run, with random weights, in fp32 and bf16: our model with SDPA and with eager attention (and, with
+`--compile`, `torch.compile(model.get_features, fullgraph=True)` of the SDPA model; its compilation happens in the
+warm-up and is not timed), and `CLIPVisionModel` / `CLIPTextModel` with SDPA, on a batch of images and a batch of short texts (all-ones attention
 masks, as a padded batch would pass). Every contender is warmed up, then timed once per round, round after round,
 so that machine noise falls on all of them alike; the median over rounds is reported. Peak memory is not reported:
 on CPU the only cheap probe, the process' max RSS, never goes down and so cannot be attributed to one model.
 
-    python benchmarks/forward.py [--runs N] [--warmup N] [--threads N] [--quick]
+    python benchmarks/forward.py [--runs N] [--warmup N] [--threads N] [--quick] [--compile] [--dtypes fp32,bf16]
 """
 
 import argparse
@@ -54,6 +55,7 @@ PATCH_SIZE = 16
 VOCAB_SIZE = 49408  # CLIP's BPE vocabulary; random ids are drawn below it so both models accept them
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 CLIP = "CLIP (sdpa)"
+COMPILED = "ours (sdpa, compiled)"
 
 
 @dataclass
@@ -99,19 +101,23 @@ def make_inputs(setup: Setup) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
     }
 
 
-def make_call(model: torch.nn.Module, inputs: dict[str, torch.Tensor], dtype: torch.dtype) -> Callable[[], object]:
+def make_call(
+    model: torch.nn.Module, inputs: dict[str, torch.Tensor], dtype: torch.dtype, compiled: bool = False
+) -> Callable[[], object]:
     inputs = {name: value.to(dtype) if value.is_floating_point() else value for name, value in inputs.items()}
     if isinstance(model, UniPerceiverModel):
-        return lambda: model.get_features(**inputs)
+        # One compiled function per input kind: the image and text graphs are compiled separately.
+        features = torch.compile(model.get_features, fullgraph=True) if compiled else model.get_features
+        return lambda: features(**inputs)
     return lambda: model(**inputs)
 
 
-def build_contenders(setup: Setup) -> list[Contender]:
+def build_contenders(setup: Setup, dtypes: list[str], compile_sdpa: bool) -> list[Contender]:
     """Every (input, dtype, model); the bf16 models are cast copies of the fp32 ones."""
     models = build_models(setup)
     inputs = make_inputs(setup)
     contenders = []
-    for dtype_name, dtype in DTYPES.items():
+    for dtype_name, dtype in ((name, DTYPES[name]) for name in dtypes):
         cast = {}  # one cast per model object, so ours stays shared between inputs
         for input_name, named_models in models.items():
             for name, model in named_models.items():
@@ -120,6 +126,9 @@ def build_contenders(setup: Setup) -> list[Contender]:
                 kwargs = inputs[input_name]["CLIP" if name == CLIP else "ours"]
                 call = make_call(cast[id(model)], kwargs, dtype)
                 contenders.append(Contender(input_name, dtype_name, name, call, []))
+                if compile_sdpa and name == "ours (sdpa)":
+                    call = make_call(cast[id(model)], kwargs, dtype, compiled=True)
+                    contenders.append(Contender(input_name, dtype_name, COMPILED, call, []))
     return contenders
 
 
@@ -156,14 +165,23 @@ def report(contenders: list[Contender]) -> None:
     rows.sort(key=lambda row: (row[0], list(DTYPES).index(row[1])))
     print_table(("input", "dtype", "model", "median ms", "ratio vs CLIP (same input, same dtype)"), rows)
 
+    compiled = [c for c in contenders if c.model == COMPILED]
+    if compiled:
+        print_table(
+            ("input", "dtype", "eager ms (sdpa)", "compiled ms", "compiled speed-up"),
+            [(c.input, c.dtype, f"{median(by_key[(c.input, c.dtype, 'ours (sdpa)')]):.2f}", f"{median(c):.2f}",
+              f"{median(by_key[(c.input, c.dtype, 'ours (sdpa)')]) / median(c):.2f}x") for c in compiled],
+        )
+
     speedups = []
     for c in contenders:
-        if c.dtype == "fp32":
+        if c.dtype == "fp32" and (c.input, "bf16", c.model) in by_key:
             bf16 = by_key[(c.input, "bf16", c.model)]
             speedups.append((c.input, c.model, f"{median(c):.2f}", f"{median(bf16):.2f}",
                              f"{median(c) / median(bf16):.2f}x"))
     speedups.sort(key=lambda row: row[0])
-    print_table(("input", "model", "fp32 ms", "bf16 ms", "bf16 speed-up vs fp32"), speedups)
+    if speedups:
+        print_table(("input", "model", "fp32 ms", "bf16 ms", "bf16 speed-up vs fp32"), speedups)
 
 
 def main() -> None:
@@ -172,6 +190,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per contender first (default 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="tiny model and batches, for a smoke run")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile(fullgraph=True) of ours")
+    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated among fp32,bf16 (default both)")
     args = parser.parse_args()
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be >= 1 and --warmup >= 0")
@@ -185,7 +205,10 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
     print(f"{name}: {setup.encoder}, {setup.images} images of {setup.image_size} px, {setup.texts} texts of "
           f"{setup.text_ids} ids (+1 prefix); warmup {args.warmup}, median of {args.runs} rounds\n")
-    contenders = build_contenders(setup)
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    if not dtypes or any(d not in DTYPES for d in dtypes):
+        parser.error(f"--dtypes must be a comma-separated subset of {','.join(DTYPES)}")
+    contenders = build_contenders(setup, dtypes, args.compile)
     with torch.inference_mode():
         measure(contenders, args.warmup, args.runs)
     print()

@@ -177,7 +177,7 @@ def image_features(model, processor, split: datasets.Dataset, args) -> torch.Ten
         for batch in batches(split, args.batch_size, [args.image_column]):
             images = [as_image(v) for v in batch[args.image_column]]
             pixel_values = processor(images=images, task="retrieve", return_tensors="pt")["pixel_values"]
-            features.append(model.get_image_features(pixel_values.to(model.device)))
+            features.append(model.get_image_features(pixel_values.to(model.device)).pooler_output)
             bar.update(len(images))
     return torch.cat(features)
 

@@ -129,3 +129,28 @@ def test_bad_input(golden_captioner, case):
     call, error, pattern = BAD_CAPTIONER_CALLS[case]
     with pytest.raises(error, match=pattern):
         call(golden_captioner)
+
+
+def test_the_cache_is_allocated_once_and_reordered_only_when_beams_move(tiny_model, monkeypatch):
+    from uniperceiver_hf.captioning_uniperceiver import KeyValueCache
+
+    vocabulary = TargetSet(torch.nn.functional.normalize(torch.randn(tiny_model.config.vocab_size, 32), dim=-1))
+    captioner = UniPerceiverCaptioner(tiny_model, vocabulary)
+    reorders, allocations = [], []
+    original_reorder, original_init = KeyValueCache.reorder, KeyValueCache.__init__
+    monkeypatch.setattr(KeyValueCache, "reorder", lambda self, rows: reorders.append(rows) or original_reorder(self, rows))
+    monkeypatch.setattr(KeyValueCache, "__init__", lambda self, *a: allocations.append(1) or original_init(self, *a))
+    images = pixels(tiny_model.config)
+    greedy = captioner.generate(images, num_beams=1, max_new_tokens=5)
+    assert reorders == [] and allocations == [1]  # one beam never moves
+    beams = captioner.generate(images, num_beams=2, max_new_tokens=5)
+    assert 1 <= len(reorders) <= 5  # the first step always spreads each image over its beams
+    assert torch.equal(beams.beam_sequences, captioner.generate(images, 2, 5, use_cache=False).beam_sequences)
+    assert greedy.sequences.shape == (2, 5)
+
+
+def test_the_vocabulary_is_read_in_the_model_dtype(tiny_model):
+    vocabulary = TargetSet(torch.nn.functional.normalize(torch.randn(tiny_model.config.vocab_size, 32), dim=-1))
+    captioner = UniPerceiverCaptioner(tiny_model.to(torch.bfloat16), vocabulary)
+    assert captioner.vocabulary_embeds.dtype == torch.bfloat16 and vocabulary.embeds.dtype == torch.float32
+    assert captioner.generate(pixels(tiny_model.config).bfloat16(), num_beams=2, max_new_tokens=3).sequences.shape == (2, 3)

@@ -144,3 +144,18 @@ class UniPerceiverModelTest(ModelTesterMixin, unittest.TestCase):
     @unittest.skip("The special-id defaults are ids of the real 49,411-entry vocabulary; the tiny one must set them.")
     def test_model_forward_default_config_values(self):
         pass
+
+
+def _skip_text_features_output(self, *args):
+    """Upstream reads `config.text_config` of a CLIP-like composite config; one shared encoder has no sub-configs."""
+
+
+# The upstream test is expanded over `return_dict` (True, False, None) into three methods; each is skipped.
+for _index in range(3):
+    setattr(
+        UniPerceiverModelTest,
+        f"test_get_text_features_output_{_index}",
+        unittest.skip("reads `config.text_config`; the shared encoder has no sub-configs (see test_modeling_uniperceiver)")(
+            _skip_text_features_output
+        ),
+    )

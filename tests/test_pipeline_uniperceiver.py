@@ -368,6 +368,11 @@ def test_batch_size_bounds_each_model_call_and_streams_keep_input_order(tiny_pip
         list(tiny_pipe(dataset, candidate_labels=labels))  # rows are dicts: pass a column
     with pytest.raises(ValueError, match="batch_size"):
         tiny_pipe(images, candidate_labels=labels, batch_size=0)
+    # One candidate list per input follows its input into its batch; an error names the input by its position.
+    per_input = tiny_pipe(["one", "two", "three"], candidate_labels=[["a"], ["b", "c"], ["d", "e", "f"]], batch_size=2)
+    assert [sorted(r["label"] for r in result) for result in per_input] == [["a"], ["b", "c"], ["d", "e", "f"]]
+    with pytest.raises(ValueError, match="`inputs` item 4"):
+        tiny_pipe(images[:4] + ["missing.png"], candidate_labels=labels, batch_size=2)
 
 
 def test_strings_that_look_like_files_are_refused_and_text_can_be_explicit(tiny_pipe):

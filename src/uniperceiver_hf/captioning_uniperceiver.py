@@ -16,7 +16,54 @@ from transformers.utils import ModelOutput
 from .targets_uniperceiver import TargetSet
 from .validation_uniperceiver import check_int
 
-KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class _LayerCache:
+    """One layer's view of a `KeyValueCache`: what the attention's `past_key_value.update` calls."""
+
+    def __init__(self, cache: "KeyValueCache", index: int):
+        self.cache, self.index = cache, index
+
+    def update(self, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cache.write(self.index, key, value)
+
+
+class KeyValueCache:
+    """Every layer's keys and values `[N, capacity, hidden_size]`, allocated once for the whole caption.
+
+    A step writes its tokens' keys and values in place after the kept ones and attends to the filled part, so no
+    step copies the cache; `advance` then keeps the step's word, and the step `<SPE>`'s slot is overwritten by the
+    next step. Rows are sequences (beams); `reorder` gathers the rows of the surviving beams.
+    """
+
+    def __init__(self, presents: list[tuple[torch.Tensor, torch.Tensor]], capacity: int):
+        key = presents[0][0]
+        self.length = key.shape[1]
+        self.buffers = []
+        for new_key, new_value in presents:
+            buffer = key.new_empty(2, key.shape[0], capacity, key.shape[-1])
+            buffer[0, :, : self.length], buffer[1, :, : self.length] = new_key, new_value
+            self.buffers.append(buffer)
+        self.layers = [_LayerCache(self, index) for index in range(len(presents))]
+
+    @property
+    def rows(self) -> int:
+        return self.buffers[0].shape[1]
+
+    def write(self, index: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stores layer `index`'s keys and values of the step's tokens after the kept ones; returns all of them."""
+        end = self.length + key.shape[1]
+        buffer = self.buffers[index]
+        buffer[0, :, self.length : end], buffer[1, :, self.length : end] = key, value
+        return buffer[0, :, :end], buffer[1, :, :end]
+
+    def advance(self, count: int) -> None:
+        """Keeps the first `count` tokens the last step wrote."""
+        self.length += count
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Keeps the given rows in this order (beams that survived, possibly repeated)."""
+        self.buffers = [buffer[:, rows] for buffer in self.buffers]
 
 
 @dataclass
@@ -53,22 +100,26 @@ class UniPerceiverCaptioner:
                 f"{model.config.vocab_size}-entry vocabulary."
             )
         self.vocabulary = vocabulary
+        # Cast once: every step reads all 49,411 rows, so they stay in the model's dtype (bf16 halves the reads).
+        weight = next(model.parameters())
+        self.vocabulary_embeds = vocabulary.embeds.to(device=weight.device, dtype=weight.dtype)
         self.logit_scale = model.head.logit_scales(task)
 
     # -- the two ways of computing one step's logits ------------------------------------------------------------
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         features, _, _ = self.model.head(hidden)
-        return features @ self.vocabulary.embeds.to(features).T * self.logit_scale
+        return features @ self.vocabulary_embeds.to(features).T * self.logit_scale
 
-    def start(self, pixel_values: torch.Tensor) -> KeyValues:
-        """Encodes `[<SPE>, visual tokens]` and returns every layer's keys and values: the cache to decode from."""
+    def start(self, pixel_values: torch.Tensor, max_new_tokens: int) -> KeyValueCache:
+        """Encodes `[<SPE>, visual tokens]` into a cache with room for `max_new_tokens` decoding steps."""
         self.model._check_side("", None, None, None, pixel_values, None)
         if pixel_values.ndim == 4:
             pixel_values = pixel_values.unsqueeze(1)
         embeds = self.model.embeddings(None, None, pixel_values)
-        _, cache = self.model.encoder(embeds)
-        return cache
+        _, presents = self.model.encoder(embeds)
+        # A step holds the cached tokens, its word and its <SPE>: the last step needs length + max_new_tokens + 1.
+        return KeyValueCache(presents, embeds.shape[1] + max_new_tokens + 1)
 
     def step_inputs(
         self, previous_words: torch.Tensor | None, position: int, batch_size: int, past_length: int, device, dtype
@@ -87,23 +138,15 @@ class UniPerceiverCaptioner:
             mask = self.model.additive_attention_mask(allowed, dtype)
         return self.model.embeddings(ids, positions, None, add_prefix=False), mask
 
-    def step(self, cache: KeyValues, previous_words: torch.Tensor | None, position: int) -> tuple[torch.Tensor, KeyValues]:
-        """Logits `[N, V]` of the `<SPE>` at text position `position`, and the cache extended by `previous_words`
-        (only the word is cached, never the step `<SPE>`)."""
-        first = cache[0][0]
-        embeds, mask = self.step_inputs(previous_words, position, *first.shape[:2], first.device, first.dtype)
-        hidden, presents = self.model.encoder(embeds, mask, past_key_values=cache)
+    def step(self, cache: KeyValueCache, previous_words: torch.Tensor | None, position: int) -> torch.Tensor:
+        """Logits `[N, V]` of the `<SPE>` at text position `position`; the cache keeps `previous_words` (only the
+        word is cached, never the step `<SPE>`)."""
+        buffer = cache.buffers[0]
+        embeds, mask = self.step_inputs(previous_words, position, cache.rows, cache.length, buffer.device, buffer.dtype)
+        hidden, _ = self.model.encoder(embeds, mask, past_key_values=cache.layers)
         if previous_words is not None:
-            cache = [
-                (torch.cat([key, new_key[:, :1]], dim=1), torch.cat([value, new_value[:, :1]], dim=1))
-                for (key, value), (new_key, new_value) in zip(cache, presents)
-            ]
-        return self._logits(hidden[:, -1]), cache
-
-    @staticmethod
-    def reorder(cache: list[tuple[torch.Tensor, ...]], rows: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
-        """The cache rows of the surviving beams, in their new order."""
-        return [tuple(tensor[rows] for tensor in layer) for layer in cache]
+            cache.advance(1)
+        return self._logits(hidden[:, -1])
 
     def recompute_step(self, pixel_values: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
         """Logits `[N, V]` of the next `<SPE>` after `words` (`[N, t]`), re-encoding the whole sequence.
@@ -127,11 +170,10 @@ class UniPerceiverCaptioner:
     @torch.no_grad()
     def teacher_forced_logits(self, pixel_values: torch.Tensor, caption_ids: torch.Tensor) -> torch.Tensor:
         """Logits `[B, T, V]` of each `<SPE>_t` given the true words before it (through the cache)."""
-        cache, logits = self.start(pixel_values), []
+        cache, logits = self.start(pixel_values, caption_ids.shape[1]), []
         for position in range(caption_ids.shape[1]):
             previous = caption_ids[:, position - 1] if position else None
-            step_logits, cache = self.step(cache, previous, position)
-            logits.append(step_logits)
+            logits.append(self.step(cache, previous, position))
         return torch.stack(logits, dim=1)
 
     @torch.no_grad()
@@ -158,7 +200,7 @@ class UniPerceiverCaptioner:
         eos = self.model.config.eos_token_id
         batch_size = pixel_values.shape[0]
         device = pixel_values.device
-        cache = self.start(pixel_values) if use_cache else None
+        cache = self.start(pixel_values, max_new_tokens) if use_cache else None
         beams = 1
         scores = torch.zeros(batch_size, 1, device=device)
         finished = torch.zeros(batch_size, 1, dtype=torch.bool, device=device)
@@ -167,7 +209,7 @@ class UniPerceiverCaptioner:
             flat_sequences = sequences.flatten(0, 1)
             if use_cache:
                 previous = flat_sequences[:, -1] if position else None
-                logits, cache = self.step(cache, previous, position)
+                logits = self.step(cache, previous, position)
             else:
                 pixels = pixel_values.repeat_interleave(beams, dim=0)
                 logits = self.recompute_step(pixels, flat_sequences)
@@ -184,8 +226,10 @@ class UniPerceiverCaptioner:
             sequences = torch.cat([sequences.gather(1, beam_index[..., None].expand(-1, -1, position)), words[..., None]], -1)
             finished = finished.gather(1, beam_index) | (words == eos)
             if use_cache:
-                rows = beam_index + torch.arange(batch_size, device=device)[:, None] * beams
-                cache = self.reorder(cache, rows.flatten())
+                rows = (beam_index + torch.arange(batch_size, device=device)[:, None] * beams).flatten()
+                # Beams often keep their order (one clear best continuation each): then the rows stay where they are.
+                if len(rows) != cache.rows or not torch.equal(rows, torch.arange(len(rows), device=device)):
+                    cache.reorder(rows)
             beams = num_beams
 
         if length_penalty > 0:
@@ -206,4 +250,4 @@ def strip_after_eos(sequences: torch.Tensor, eos_token_id: int) -> list[list[int
     return result
 
 
-__all__ = ["CaptionOutput", "UniPerceiverCaptioner", "strip_after_eos"]
+__all__ = ["CaptionOutput", "KeyValueCache", "UniPerceiverCaptioner", "strip_after_eos"]

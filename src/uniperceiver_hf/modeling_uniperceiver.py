@@ -18,11 +18,14 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.utils import ModelOutput, logging
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_uniperceiver import SPECIAL_TOKEN_FIELDS, UniPerceiverConfig
 from .validation_uniperceiver import check_finite
+
+logger = logging.get_logger(__name__)
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Outputs
@@ -250,9 +253,11 @@ class UniPerceiverAttention(nn.Module):
     """Multi-head self-attention with a fused q|k|v projection (the layout of the official `in_proj_weight`).
 
     `prefix_states` (already normalised) are prepended to the keys and values only: the deep prompts of prompt
-    tuning never act as queries and produce no outputs (paper appendix C). `past_key_value` holds the keys and
-    values of earlier tokens of the same sequence (caption decoding); the keys and values of the new tokens are
-    returned so that a caller can cache them. Key order: prompts, past, new. Returns the output, the attention
+    tuning never act as queries and produce no outputs (paper appendix C). `past_key_value` is a layer's cache of
+    the keys and values of earlier tokens of the same sequence (caption decoding; see
+    `captioning_uniperceiver.KeyValueCache`): `past_key_value.update(key, value)` stores the new tokens' keys and
+    values after the earlier ones and returns all of them. The new ones are also returned, so that a caller can build
+    a cache from them. Key order: prompts, past, new. Returns the output, the attention
     weights (eager attention only; recorded by `output_attentions`) and the new keys/values.
     """
 
@@ -272,14 +277,13 @@ class UniPerceiverAttention(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         prefix_states: torch.Tensor | None = None,
-        past_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
+        past_key_value=None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
         batch_size, length, _ = hidden_states.shape
         query, key, value = self.in_proj(hidden_states).split(self.hidden_size, dim=-1)
         present = (key, value)
         if past_key_value is not None:
-            key = torch.cat([past_key_value[0], key], dim=1)
-            value = torch.cat([past_key_value[1], value], dim=1)
+            key, value = past_key_value.update(key, value)
         if prefix_states is not None:
             # The prompts' query rows are computed too (a few rows), so that `in_proj` runs only through its forward.
             _, prefix_key, prefix_value = self.in_proj(prefix_states).split(self.hidden_size, dim=-1)
@@ -378,7 +382,7 @@ class UniPerceiverEncoderLayer(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         is_target: bool = False,
-        past_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
+        past_key_value=None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Returns the new hidden states and this layer's keys/values of the new tokens."""
         prompts = self.prompts(is_target)
@@ -405,7 +409,7 @@ class UniPerceiverEncoder(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         is_target: bool = False,
-        past_key_values: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        past_key_values: list | None = None,
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """Returns the last hidden states and each layer's keys/values of the new tokens."""
         presents = []
@@ -494,14 +498,14 @@ def _requested_outputs(
 ) -> dict:
     """The `output_*` arguments that were given; `capture_outputs` takes the config's value for the others.
 
-    Attention maps exist only with eager attention: SDPA never materialises the weights, so asking for them there is
-    an error rather than an empty tuple."""
+    Attention maps exist only with eager attention: SDPA never materialises the weights, and asking for them there
+    says so (once) rather than leaving an empty tuple unexplained, as transformers' own SDPA function does."""
     wants_attentions = output_attentions if output_attentions is not None else config.output_attentions
     if wants_attentions and config._attn_implementation != "eager":
-        raise ValueError(
+        logger.warning_once(
             f"`output_attentions=True` needs eager attention: {config._attn_implementation!r} attention does not compute "
-            "the attention weights. Load the model with `attn_implementation=\"eager\"` (or call "
-            "`model.set_attn_implementation(\"eager\")`) to get them; the outputs are the same."
+            "the attention weights, so `attentions` stays empty. Load the model with `attn_implementation=\"eager\"` "
+            "(or call `model.set_attn_implementation(\"eager\")`) to get them; the outputs are the same."
         )
     flags = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
     return {name: value for name, value in flags.items() if value is not None}
@@ -900,23 +904,59 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         """The L2-normalised features `[N, projection_dim]` of one side (see `encode` for the arguments)."""
         return self.encode(input_ids, attention_mask, position_ids, pixel_values, feature_index, is_target).embeds
 
-    # CLIP's names, as thin aliases of `get_features`: one encoder serves every modality, read at the prefix `<SPE>`.
-    # As in CLIP's zero-shot use, visual features default to the input side and text features to the candidate side
-    # (they differ only for prompt-tuned models with separate target prompts); `is_target` chooses.
+    # CLIP's names, as thin aliases of `encode` returning what transformers' CLIP returns: a `BaseModelOutputWithPooling`
+    # whose `pooler_output` is the features `[B, projection_dim]` (here L2-normalised: those of `get_features`). As in
+    # CLIP's zero-shot use, visual features default to the input side and text features to the candidate side (they
+    # differ only for prompt-tuned models with separate target prompts); `is_target` chooses.
 
-    def get_image_features(self, pixel_values: torch.Tensor, is_target: bool = False) -> torch.Tensor:
-        """Features `[B, projection_dim]` of images `[B, 3, H, W]`."""
-        return self.get_features(pixel_values=pixel_values, is_target=is_target)
+    def _pooled(self, encoded: UniPerceiverEncoderOutput, return_dict: bool | None) -> BaseModelOutputWithPooling:
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=encoded.last_hidden_state,
+            pooler_output=encoded.embeds,
+            hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
+        )
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
-    def get_video_features(self, pixel_values: torch.Tensor, is_target: bool = False) -> torch.Tensor:
-        """Features `[B, projection_dim]` of videos `[B, T, 3, H, W]`."""
-        return self.get_features(pixel_values=pixel_values, is_target=is_target)
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        is_target: bool = False,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Images `[B, 3, H, W]`: `pooler_output` holds their features `[B, projection_dim]`."""
+        encoded = self.encode(pixel_values=pixel_values, is_target=is_target,
+                              output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        return self._pooled(encoded, return_dict)
+
+    def get_video_features(
+        self,
+        pixel_values_videos: torch.Tensor,
+        is_target: bool = False,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Videos `[B, T, 3, H, W]` (transformers' name for video pixels): `pooler_output` holds their features."""
+        encoded = self.encode(pixel_values=pixel_values_videos, is_target=is_target,
+                              output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        return self._pooled(encoded, return_dict)
 
     def get_text_features(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, is_target: bool = True
-    ) -> torch.Tensor:
-        """Features `[B, projection_dim]` of texts `[B, L]` (ids without the prefix `<SPE>`)."""
-        return self.get_features(input_ids=input_ids, attention_mask=attention_mask, is_target=is_target)
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        is_target: bool = True,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Texts `[B, L]` (ids without the prefix `<SPE>`): `pooler_output` holds their features."""
+        encoded = self.encode(input_ids, attention_mask, is_target=is_target,
+                              output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        return self._pooled(encoded, return_dict)
 
     # -- both sides -----------------------------------------------------------------------------------------------
 

@@ -159,10 +159,27 @@ class _Candidates:
 
 
 class _Batch:
-    """Inputs processed together in one model call; transformers would run a plain list one item at a time."""
+    """Inputs processed together in one model call; transformers would run a plain list one item at a time. `start`
+    is the position of the first one among all the call's inputs (errors name an input by that position)."""
 
-    def __init__(self, items: list):
+    def __init__(self, items: list, start: int = 0):
         self.items = items
+        self.start = start
+
+
+# Arguments that may hold one candidate list per input: a chunk of the inputs gets its own slice of them.
+PER_INPUT_ARGUMENTS = ("candidate_labels", "candidate_images", "candidate_videos", "candidate_names")
+
+
+def _arguments_for_chunk(kwargs: dict, total: int | None, start: int, size: int) -> dict:
+    """The call's keyword arguments for inputs `start:start + size`, with per-input candidate lists sliced."""
+    chunk = dict(kwargs)
+    for name in PER_INPUT_ARGUMENTS:
+        value = kwargs.get(name)
+        per_input = isinstance(value, list) and value and all(isinstance(v, list) for v in value)
+        if per_input and len(value) == total:
+            chunk[name] = value[start : start + size]
+    return chunk
 
 
 class ZeroShotPerceptionPipeline(Pipeline):
@@ -206,9 +223,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         have a length and fill more than 8 batches).
         """
         batch_size = self._batch_size if batch_size is None else batch_size
-        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        batch_size = check_int("batch_size", DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
         if isinstance(inputs, list):
             if not inputs:
                 raise ValueError("`inputs` is an empty list.")
@@ -222,11 +237,13 @@ class ZeroShotPerceptionPipeline(Pipeline):
         total = len(inputs) if hasattr(inputs, "__len__") else None
         items = inputs if isinstance(inputs, Iterable) else (inputs[i] for i in range(total))  # e.g. `KeyDataset`
         show = progress_bar if progress_bar is not None else total is not None and total > 8 * batch_size
-        iterator = iter(items)
+        iterator, start = iter(items), 0
         with tqdm(total=total, desc="zero-shot-perception", unit="input", disable=not show) as bar:
             while chunk := list(itertools.islice(iterator, batch_size)):
-                yield from super().__call__(_Batch(chunk), **kwargs)
+                arguments = _arguments_for_chunk(kwargs, total, start, len(chunk))
+                yield from super().__call__(_Batch(chunk, start), **arguments)
                 bar.update(len(chunk))
+                start += len(chunk)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
         """Saves the model (weights, remote code, the pipeline's declaration) with this pipeline's processor."""
@@ -355,10 +372,13 @@ class ZeroShotPerceptionPipeline(Pipeline):
         key = (modality, fingerprint, tuple(pixel_values.shape), hashlib.sha256(pixel_values.numpy().tobytes()).hexdigest())
         return self._cached(key, lambda: TargetSet.encode(model, pixel_values=pixel_values, batch_size=32))
 
-    def _pixels(self, modality: str, items: list, preset: str, num_spatial_crops: int, argument: str) -> torch.Tensor:
-        """Pixel rows of images or videos, processed one by one so that an error names the item it is about."""
+    def _pixels(
+        self, modality: str, items: list, preset: str, num_spatial_crops: int, argument: str, positions=None
+    ) -> torch.Tensor:
+        """Pixel rows of images or videos, processed one by one so that an error names the item it is about (by its
+        position in `positions`, default its index)."""
         rows = []
-        for index, item in enumerate(items):
+        for index, item in zip(positions or range(len(items)), items):
             try:
                 if modality == "image":
                     pixels = self.processor.image_processor([item], preset=preset, return_tensors="pt")["pixel_values"]
@@ -385,8 +405,13 @@ class ZeroShotPerceptionPipeline(Pipeline):
         logit_scale_task=None,
         adapter=None,
     ) -> dict:
-        inputs = inputs.items
-        kinds = [input_kind(item) for item in inputs]
+        start, inputs = inputs.start, inputs.items
+        kinds = []
+        for position, item in enumerate(inputs, start):
+            try:
+                kinds.append(input_kind(item))
+            except ValueError as error:
+                raise ValueError(f"`inputs` item {position}: {error}") from error
         if glue_task is None and "text_pair" in kinds:
             glue_task = "rte"  # sentence pairs default to the entailment template
         if glue_task is not None and candidate_labels is candidate_images is candidate_videos is candidate_set is None:
@@ -406,16 +431,21 @@ class ZeroShotPerceptionPipeline(Pipeline):
         for kind in dict.fromkeys(kinds):
             rows = [i for i, k in enumerate(kinds) if k == kind]
             items = [inputs[i] for i in rows]
-            groups[kind] = dict(rows=rows, **self._input_layout(kind, items, modality, glue_task, logit_scale_task))
+            positions = [start + row for row in rows]
+            layout = self._input_layout(kind, items, positions, modality, glue_task, logit_scale_task)
+            groups[kind] = dict(rows=rows, **layout)
         return dict(groups=groups, candidates=_Candidates(modality, candidate_lists, name_lists, templates))
 
-    def _input_layout(self, kind: str, items: list, modality: str, glue_task, logit_scale_task) -> dict:
-        """The processor's layout for one kind of input, the logit scale it uses and its views per input."""
+    def _input_layout(
+        self, kind: str, items: list, positions: list[int], modality: str, glue_task, logit_scale_task
+    ) -> dict:
+        """The processor's layout for one kind of input (at these positions among the call's inputs), the logit scale
+        it uses and its views per input."""
         if kind in ("image", "video"):
             scale = logit_scale_task or (VISUAL_SCALES[kind] if modality in ("text", "set") else "retrieve")
             preset = "imagenet" if scale == "img_cls" else "clip"
             crops = 3 if scale == "video_cls" else 1
-            pixel_values = self._pixels(kind, items, preset, crops, argument="inputs")
+            pixel_values = self._pixels(kind, items, preset, crops, argument="inputs", positions=positions)
             return dict(inputs={"pixel_values": pixel_values}, scale=scale, views=pixel_values.shape[0] // len(items))
         text_scale = logit_scale_task or ("text_mlm" if modality in ("text", "set") else "retrieve")
         if kind == "text":
@@ -502,8 +532,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         the original's zero-shot settings (beam 2, 21 steps, length penalty 2.0).
         """
         items = images if isinstance(images, list) else [images]
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        check_int("batch_size", batch_size)
         kinds = {input_kind(item) for item in items}
         if len(kinds) != 1 or not kinds <= {"image", "video"}:
             raise ValueError("`images` must be images or videos, one kind per call.")
