@@ -131,6 +131,8 @@ def test_image_candidates_and_per_input_lists(tiny_pipe):
     assert {r["label"] for r in result} == {"zero", "one", "two"}
     text_query = tiny_pipe("a photo", candidate_images=exemplars, top_k=2)
     assert len(text_query) == 2 and all(isinstance(r["label"], int) for r in text_query)
+    pil = tiny_pipe("a photo", candidate_images=[Image.fromarray(e) for e in exemplars])
+    assert sorted(r["label"] for r in pil) == [0, 1, 2]  # PIL candidates are labelled by their index
     per_input = tiny_pipe(["first text", "second text"], candidate_labels=[["a", "b"], ["c", "d", "e"]])
     assert [len(r) for r in per_input] == [2, 3] and {r["label"] for r in per_input[1]} == {"c", "d", "e"}
 
