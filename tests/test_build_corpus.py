@@ -238,8 +238,10 @@ def test_digits_rows(built):
             image = np.asarray(row["image"])
             colours, counts = np.unique(image.reshape(-1, 3), axis=0, return_counts=True)
             if " on " in row["caption"]:  # the most common colour is the named background
-                assert row["caption"].split(" on ")[-1].split()[-2 if "background" in row["caption"] else -1] \
-                    == nearest_colour(colours[counts.argmax()])
+                background = row["caption"].split(" on ")[-1].split()[-2 if "background" in row["caption"] else -1]
+                assert background == nearest_colour(colours[counts.argmax()])
+                assert background in corpus_module.PAPER_COLOURS  # dark ink on light paper
+                assert any(ink in row["caption"].split() for ink in corpus_module.INK_COLOURS)
         assert sorted(dataset["label"]) == sorted(list(range(10)) * (2 if split == "train" else 1))
 
 

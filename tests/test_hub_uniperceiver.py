@@ -273,3 +273,18 @@ def test_fp16_weights_are_stored_in_half_and_load_in_float(tiny_model, tiny_conf
     assert loaded.dtype == torch.float32 and tiny_model.dtype == torch.float32  # the given model is not cast
     original = tiny_model.head.projection.weight
     torch.testing.assert_close(loaded.head.projection.weight, original.half().float())
+
+
+def test_a_folder_without_remote_code_declares_none_and_loads_with_the_package(tiny_model, tiny_config, tmp_path):
+    folder = prepare_hub_folder(tiny_model, tmp_path / "kept", converted_model_card("tiny.pth", tiny_config),
+                                processor=UniPerceiverProcessor(), remote_code=False)
+    assert not list(folder.glob("*.py"))
+    for path in folder.glob("*.json"):
+        assert "auto_map" not in path.read_text() and "custom_pipelines" not in path.read_text(), path.name
+    assert isinstance(AutoProcessor.from_pretrained(folder), UniPerceiverProcessor)
+    torch.testing.assert_close(AutoModel.from_pretrained(folder).head.projection.weight,
+                               tiny_model.head.projection.weight)
+    scores = pipeline("zero-shot-perception", model=str(folder))("a red car", candidate_labels=["car", "tree"])
+    assert sorted(entry["label"] for entry in scores) == ["car", "tree"]
+    pushed = main(["--model", str(folder), "--output", str(tmp_path / "push")])  # the Hub copy gets its code back
+    assert (pushed / "modeling_uniperceiver.py").is_file() and "auto_map" in (pushed / "config.json").read_text()

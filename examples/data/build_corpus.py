@@ -74,6 +74,10 @@ COLOURS = {
     "pink": (240, 150, 190),
     "brown": (115, 75, 40),
 }
+# Digits are written in a dark ink on a light paper colour: with the polarity fixed, a small model learns the
+# shapes within minutes (random ink-on-background pairs leave it at chance for hundreds of steps).
+PAPER_COLOURS = ("white", "yellow", "pink")
+INK_COLOURS = ("black", "blue", "purple", "brown", "red")
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 MOTIONS = ("moving left", "moving right", "moving up", "moving down", "growing", "shrinking", "turning",
            "fading out")
@@ -241,10 +245,12 @@ def _luminance(rgb: tuple[int, int, int]) -> float:
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 
 
-def random_colour(rng: random.Random, contrast_with: tuple[int, int, int] | None = None) -> tuple[str, tuple]:
-    """A named colour, jittered by up to 12 per channel; with `contrast_with`, one at least 90 luminance levels away."""
-    names = [name for name, rgb in COLOURS.items()
-             if contrast_with is None or abs(_luminance(rgb) - _luminance(contrast_with)) >= 90]
+def random_colour(rng: random.Random, contrast_with: tuple[int, int, int] | None = None,
+                  among: Sequence[str] = tuple(COLOURS)) -> tuple[str, tuple]:
+    """A named colour of `among`, jittered by up to 12 per channel; with `contrast_with`, one at least 90 luminance
+    levels away."""
+    names = [name for name in among
+             if contrast_with is None or abs(_luminance(COLOURS[name]) - _luminance(contrast_with)) >= 90]
     name = rng.choice(names)
     return name, _jitter(COLOURS[name], 12, rng)
 
@@ -333,9 +339,9 @@ def load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
 
 def random_digit_image(pixels: np.ndarray, size: int, rng: random.Random) -> tuple[Image.Image, str, str]:
     """The 8x8 digit upscaled (bilinear) to 55-80% of the side, turned up to 15 degrees, placed anywhere inside,
-    in a named ink colour on a contrasting named background."""
-    background, background_rgb = random_colour(rng)
-    ink, ink_rgb = random_colour(rng, contrast_with=COLOURS[background])
+    in a named dark ink on a named light paper colour."""
+    background, background_rgb = random_colour(rng, among=PAPER_COLOURS)
+    ink, ink_rgb = random_colour(rng, contrast_with=COLOURS[background], among=INK_COLOURS)
     side = round(rng.uniform(0.55, 0.8) * size)
     mask = Image.fromarray((pixels.astype(np.float32) * (255 / 16)).round().astype(np.uint8), "L")
     mask = mask.resize((side, side), Image.Resampling.BILINEAR)

@@ -43,7 +43,7 @@ CORPUS = "emoji-digits-fortunes"  # the name `examples/data/build_corpus.py` giv
 DEFAULT_MODEL_NAME = "uniperceiver-tiny-emoji"
 RAW_METRICS = ("bleu", "cider")  # reported as scores, not as fractions shown in per cent
 TRAIN_COMMANDS = (
-    "python examples/data/build_corpus.py --output data/corpus\n"
+    "python examples/data/build_corpus.py --output data/corpus --renders 6\n"
     "python examples/pretrain.py --recipe examples/recipes/default_model.yaml --output-dir runs/default"
 )
 CITATION = """@article{zhu2021uni,
@@ -458,6 +458,7 @@ def prepare_hub_folder(
     card: ModelCard | None = None,
     processor: UniPerceiverProcessor | None = None,
     fp16_weights: bool = False,
+    remote_code: bool = True,
 ) -> Path:
     """Writes a folder ready to push: weights (safetensors), config with `auto_map` and `custom_pipelines`, the
     remote-code files, the processor files and README.md (`card`, default: the model folder's own README.md).
@@ -465,7 +466,8 @@ def prepare_hub_folder(
     A folder is loaded in its saved dtype, with its own processor unless `processor` is given; a model object
     needs `processor`. `output_dir` must be new or empty, so that nothing stale is pushed with it.
     `fp16_weights` stores the weights in float16 (half the file) while the config keeps `dtype: float32`, so that
-    `from_pretrained` loads them in float32 for CPU inference.
+    `from_pretrained` loads them in float32 for CPU inference. `remote_code=False` leaves out the code files and
+    what declares them (see `strip_remote_code`).
     """
     readme = None
     if isinstance(model_dir_or_model, UniPerceiverModel):
@@ -501,8 +503,29 @@ def prepare_hub_folder(
         config = json.loads(config_path.read_text())
         config["dtype"] = "float32"
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    if not remote_code:
+        strip_remote_code(output_dir)
     card.save(output_dir / "README.md")
     return output_dir
+
+
+def strip_remote_code(folder: str | os.PathLike) -> None:
+    """Removes the remote-code files of a saved folder and every `auto_map` / `custom_pipelines` entry that declares
+    them. For a model kept inside this repository, where the installed package is the code: copies would go stale."""
+    folder = Path(folder)
+    for path in folder.glob("*.py"):
+        path.unlink()
+
+    def without_declarations(value):
+        if isinstance(value, dict):
+            return {k: without_declarations(v) for k, v in value.items() if k not in ("auto_map", "custom_pipelines")}
+        return value
+
+    for path in folder.glob("*.json"):
+        data = json.loads(path.read_text())
+        stripped = without_declarations(data)
+        if stripped != data:
+            path.write_text(json.dumps(stripped, indent=2, sort_keys=True) + "\n")
 
 
 def _read_claims(claims_path: str | os.PathLike) -> dict:
@@ -538,6 +561,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--model-name", help="the model's name in the card (default: the model folder's name)")
     parser.add_argument("--model-id", help="what the card's usage examples load (e.g. org/name)")
     parser.add_argument("--fp16", action="store_true", help="store the weights in float16 (loaded as float32)")
+    parser.add_argument("--no-remote-code", action="store_true",
+                        help="leave out the code files (a folder kept beside the package, e.g. models/)")
     args = parser.parse_args(argv)
     card = None
     if args.claims or args.converted:
@@ -547,7 +572,8 @@ def main(argv: list[str] | None = None) -> Path:
             card = default_model_card(_read_claims(args.claims), name, config=config, model_id=args.model_id)
         else:
             card = converted_model_card(args.converted, config, model_id=args.model_id)
-    output = prepare_hub_folder(args.model, args.output, card, fp16_weights=args.fp16)
+    output = prepare_hub_folder(args.model, args.output, card, fp16_weights=args.fp16,
+                                remote_code=not args.no_remote_code)
     print(f"Wrote {output}: {', '.join(sorted(p.name for p in output.iterdir()))}")
     return output
 
