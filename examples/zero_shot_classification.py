@@ -1,88 +1,154 @@
-"""Zero-shot image classification with Uni-Perceiver: scores a few images against a few text labels.
+"""The main job: Uni-Perceiver perceiving images, a video and a text with no task-specific training.
 
     python examples/zero_shot_classification.py [--model DIR | --checkpoint PATH] [--images ...] [--labels ...]
 
-`--model` takes a converted folder, `--checkpoint` an official checkpoint (converted on the fly). Without either,
-the example runs the tiny official test checkpoint that sits beside the project when it is there, or else a
-randomly initialised tiny model; both give meaningless scores and the example says so. Without `--images` it
-draws three simple pictures itself, so it runs offline with nothing downloaded.
+Without options it runs the package's default model (`models/uniperceiver-tiny-emoji`, trained by
+`examples/pretrain.py --recipe examples/recipes/default_model.yaml` on emoji, handwritten digits, moving-emoji clips
+and fortunes) on inputs it makes itself, offline: drawn shapes against emoji names, handwritten digits against the
+digit names and as a question, a drawn clip against the motions, a text against topics, captions and a retrieval.
+`--images` (with `--labels`) scores and captions your own images instead. `--model` takes any converted
+folder, `--checkpoint` an official checkpoint (converted on the fly).
 """
 
 import argparse
 import tempfile
 from pathlib import Path
 
-import torch
+import numpy as np
 from PIL import Image, ImageDraw
 from transformers import pipeline
 
 import uniperceiver_hf  # noqa: F401  (registers the Auto classes and the pipeline)
-from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor
 from uniperceiver_hf.convert import convert_checkpoint
-from uniperceiver_hf.pipeline_uniperceiver import save_for_pipeline
 
-GOLDEN_CHECKPOINT = Path(__file__).resolve().parents[2] / "shared/reference/golden/tiny_model_checkpoint.pth"
-DEFAULT_LABELS = ["a red circle", "a blue square", "green stripes"]
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "uniperceiver-tiny-emoji"
+# Emoji names of the default model's pre-training data, which the drawn shapes resemble.
+SHAPE_LABELS = ["red circle", "blue square", "yellow circle", "green square", "purple circle"]
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+MOTIONS = ["moving left", "moving right", "moving up", "moving down", "growing", "shrinking", "turning"]
+TOPICS = ["computers", "food", "law", "science", "startrek", "work"]
+TEXT = "The only way to learn a new programming language is by writing programs in it."
+SIZE = 128
 
 
-def drawn_images() -> dict[str, Image.Image]:
-    """Three pictures matching the default labels."""
-    circle = Image.new("RGB", (256, 256), "white")
-    ImageDraw.Draw(circle).ellipse((48, 48, 208, 208), fill=(220, 30, 30))
-    square = Image.new("RGB", (256, 256), "white")
-    ImageDraw.Draw(square).rectangle((56, 56, 200, 200), fill=(30, 60, 220))
-    stripes = Image.new("RGB", (256, 256), "white")
-    for x in range(0, 256, 32):
-        ImageDraw.Draw(stripes).rectangle((x, 0, x + 15, 255), fill=(30, 180, 60))
-    return {"drawn: red circle": circle, "drawn: blue square": square, "drawn: green stripes": stripes}
+def drawn_shapes() -> dict[str, Image.Image]:
+    """A red circle, a blue square and a yellow circle, each on a plain light background."""
+    shapes = {}
+    for name, shape, fill, background in (
+        ("red circle", "ellipse", (220, 35, 35), (240, 240, 240)),
+        ("blue square", "rectangle", (40, 80, 215), (245, 215, 50)),
+        ("yellow circle", "ellipse", (245, 210, 40), (45, 85, 210)),
+    ):
+        image = Image.new("RGB", (SIZE, SIZE), background)
+        getattr(ImageDraw.Draw(image), shape)((24, 24, SIZE - 24, SIZE - 24), fill=fill)
+        shapes[f"drawn: {name}"] = image
+    return shapes
+
+
+def handwritten_digits(which: tuple[int, ...] = (3, 7)) -> dict[str, Image.Image]:
+    """scikit-learn's handwritten digits (8 x 8 scans, upscaled), written in black on white."""
+    from sklearn.datasets import load_digits  # noqa: PLC0415 (installed with the demo's extras)
+
+    digits = load_digits()
+    images = {}
+    for digit in which:
+        scan = digits.images[list(digits.target).index(digit)]
+        ink = Image.fromarray((scan * (255 / 16)).astype(np.uint8), "L").resize((80, 80), Image.Resampling.BILINEAR)
+        image = Image.new("RGB", (SIZE, SIZE), (242, 242, 242))
+        image.paste((22, 22, 22), (24, 24), ink)
+        images[f"handwritten {DIGITS[digit]}"] = image
+    return images
+
+
+def moving_clip(frames: int = 16) -> np.ndarray:
+    """A red circle crossing a white frame from right to left: `[T, H, W, 3]` uint8."""
+    clip = []
+    for index in range(frames):
+        frame = Image.new("RGB", (SIZE, SIZE), (240, 240, 240))
+        x = round((SIZE - 48) * (1 - index / (frames - 1)))
+        ImageDraw.Draw(frame).ellipse((x, 40, x + 48, 88), fill=(220, 35, 35))
+        clip.append(np.asarray(frame))
+    return np.stack(clip)
 
 
 def load_model_folder(args, workdir: Path) -> tuple[str, str]:
     """(folder to load, a sentence saying what it is)."""
     if args.model:
-        return args.model, f"the converted model in {args.model}"
+        return args.model, f"the model in {args.model}"
     if args.checkpoint:
         convert_checkpoint(args.checkpoint, workdir, args.config)
         return str(workdir), f"the official checkpoint {args.checkpoint}, converted on the fly"
-    if GOLDEN_CHECKPOINT.is_file():
-        tiny = UniPerceiverConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
-        convert_checkpoint(GOLDEN_CHECKPOINT, workdir, tiny)
-        return str(workdir), (
-            f"the tiny official TEST checkpoint ({GOLDEN_CHECKPOINT}): random weights, so the scores are "
-            "meaningless; pass --checkpoint with a released Uni-Perceiver checkpoint for real predictions"
-        )
-    torch.manual_seed(0)
-    tiny = UniPerceiverConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
-    save_for_pipeline(UniPerceiverModel(tiny).eval(), UniPerceiverProcessor(), workdir)
-    return str(workdir), (
-        "a RANDOMLY INITIALISED tiny model (no checkpoint given or found), so the scores are meaningless; pass "
-        "--checkpoint with a released Uni-Perceiver checkpoint for real predictions"
-    )
+    if not (DEFAULT_MODEL / "config.json").is_file():
+        raise SystemExit(f"The default model is missing from {DEFAULT_MODEL}; pass --model or --checkpoint.")
+    return str(DEFAULT_MODEL), f"the default model {DEFAULT_MODEL.name} (see its MODEL_CARD.md for what it can do)"
+
+
+def show(title: str, names, results, top_k: int = 3) -> None:
+    """Each input's best `top_k` candidates as a bar chart."""
+    print(f"\n== {title}")
+    for name, result in zip(names, results):
+        print(f"{name}")
+        width = max(len(entry["label"]) for entry in result[:top_k])
+        for entry in result[:top_k]:
+            print(f"    {entry['label']:<{width}}  {entry['score']:.3f}  {'#' * round(30 * entry['score'])}")
+
+
+def show_captions(perceive, images: dict) -> None:
+    """A caption for each image: beam search over the whole vocabulary (encoded once, on first use)."""
+    print("\n== Captions (beam search over the vocabulary)")
+    width = max(len(name) for name in images)
+    for name, caption in zip(images, perceive.caption(list(images.values()))):
+        print(f"{name:<{width}}  {caption['generated_text']}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model", help="a converted model folder")
+    source.add_argument("--model", help="a converted or trained model folder (default: the shipped default model)")
     source.add_argument("--checkpoint", help="an official Uni-Perceiver checkpoint (.pth / .pt)")
     parser.add_argument("--config", help="with --checkpoint: 'base', 'large' or a config JSON")
-    parser.add_argument("--images", nargs="+", help="image files (default: three drawn pictures)")
-    parser.add_argument("--labels", nargs="+", default=DEFAULT_LABELS, help="candidate labels")
+    parser.add_argument("--images", nargs="+", help="image files (default: three drawn shapes)")
+    parser.add_argument("--labels", nargs="+", default=SHAPE_LABELS, help="candidate labels for the images")
     parser.add_argument("--template", default="{}", help="prompt template for the labels, e.g. 'a photo of {}.'")
     args = parser.parse_args(argv)
+    if args.model and not Path(args.model).is_dir():
+        parser.error(f"--model: no such folder: {args.model}")
+    if args.images:
+        missing = [path for path in args.images if not Path(path).is_file()]
+        if missing:
+            parser.error(f"--images: no such file: {', '.join(missing)}")
 
     with tempfile.TemporaryDirectory() as workdir:
         folder, description = load_model_folder(args, Path(workdir))
         print(f"Model: {description}.")
-        classify = pipeline("zero-shot-perception", model=folder)
-        images = {path: path for path in args.images} if args.images else drawn_images()
-        results = classify(list(images.values()), candidate_labels=args.labels, hypothesis_template=args.template)
-    width = max(len(label) for label in args.labels)
-    for name, result in zip(images, results):
-        print(f"\n{name}")
-        for entry in result:
-            print(f"  {entry['label']:<{width}}  {entry['score']:.3f}  {'#' * round(40 * entry['score'])}")
+        try:
+            perceive = pipeline("zero-shot-perception", model=folder)
+        except OSError as error:
+            raise SystemExit(f"error: --model: cannot load {folder!r}: {error}") from None
+    images = {path: path for path in args.images} if args.images else drawn_shapes()
+    try:
+        results = perceive(list(images.values()), candidate_labels=args.labels, hypothesis_template=args.template)
+    except ValueError as error:  # an image that cannot be decoded, an empty label: say which, no traceback
+        raise SystemExit(f"error: {error}") from None
+    show("Images against labels", images, results)
+    if args.images:
+        show_captions(perceive, images)
+        return
 
+    digits = handwritten_digits()
+    show("Handwritten digits against the digit names", digits,
+         perceive(list(digits.values()), candidate_labels=DIGITS))
+    questions = [{"image": image, "question": "what number is this?"} for image in digits.values()]
+    show('Visual question answering: "what number is this?"', digits,
+         perceive(questions, candidate_labels=DIGITS))
+    show("A clip against the motions", ["drawn: a red circle moving left"],
+         [perceive(moving_clip(), candidate_labels=MOTIONS)])
+    show("A text against topics", [TEXT], [perceive(TEXT, candidate_labels=TOPICS)])
+    gallery = {**images, **digits}
+    show_captions(perceive, gallery)
+    query = "a handwritten digit seven"
+    ranked = perceive(query, candidate_images=list(gallery.values()), candidate_names=list(gallery))
+    show(f'Retrieval: "{query}" against the pictures above', [query], [ranked])
 
 if __name__ == "__main__":
     main()

@@ -27,7 +27,6 @@ from uniperceiver_hf.hub_uniperceiver import (
     write_model_card_file,
 )
 from uniperceiver_hf.pipeline_uniperceiver import REMOTE_TASK, save_for_pipeline
-from uniperceiver_hf.trainer_uniperceiver import processor_for
 
 # Made-up numbers in the shape `examples/evaluate_default_model.py` writes: for these tests only.
 SAMPLE_CLAIMS = {
@@ -151,7 +150,7 @@ def test_write_model_card_file(tmp_path):
 
 
 def test_prepare_hub_folder_checks_its_arguments(tiny_model, tiny_config, tmp_path):
-    processor = processor_for(tiny_config)
+    processor = UniPerceiverProcessor.for_model_config(tiny_config)
     card = default_model_card(SAMPLE_CLAIMS, "tiny")
     with pytest.raises(ValueError, match="processor"):
         prepare_hub_folder(tiny_model, tmp_path / "a", card)
@@ -211,7 +210,8 @@ def test_folder_loads_by_repo_id_from_a_hub_cache_with_and_without_the_package(
     tiny_model, tiny_config, tmp_path, monkeypatch
 ):
     trained = tmp_path / "trained"
-    save_for_pipeline(tiny_model, processor_for(tiny_config), trained)  # what train_recipe leaves in `final`
+    # What train_recipe leaves in `final`.
+    save_for_pipeline(tiny_model, UniPerceiverProcessor.for_model_config(tiny_config), trained)
     claims = tmp_path / "claims.json"
     claims.write_text(json.dumps(SAMPLE_CLAIMS))
     folder = main(["--model", str(trained), "--output", str(tmp_path / "push"), "--claims", str(claims),

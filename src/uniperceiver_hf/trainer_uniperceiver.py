@@ -22,11 +22,9 @@ from .configuration_uniperceiver import UniPerceiverConfig
 from .data_uniperceiver import MultiTaskDataset, load_recipe_datasets
 from .pipeline_uniperceiver import save_for_pipeline
 from .pretraining_uniperceiver import UniPerceiverForPreTraining
-from .image_processing_uniperceiver import UniPerceiverImageProcessor
 from .processing_uniperceiver import UniPerceiverProcessor
 from .prompt_tuning_uniperceiver import few_shot_subset
 from .recipe_uniperceiver import Recipe, RecipeError
-from .video_processing_uniperceiver import UniPerceiverVideoProcessor
 
 # Parameters that are embeddings in all but name: no weight decay on them.
 _NO_DECAY_NAMES = ("spe_bias", "prompt_embeddings", "target_prompt_embeddings", "spatial_position_embeddings")
@@ -105,17 +103,6 @@ class UniPerceiverTrainer(Trainer):
         super().log(logs, start_time)
 
 
-def processor_for(config: UniPerceiverConfig) -> UniPerceiverProcessor:
-    """The shipped tokenizer with image and video processors at the model's input size and frame count."""
-    size = config.image_size
-    return UniPerceiverProcessor(
-        image_processor=UniPerceiverImageProcessor(image_size=size),
-        video_processor=UniPerceiverVideoProcessor(
-            num_frames=config.num_frames, size={"shortest_edge": size}, crop_size={"height": size, "width": size}
-        ),
-    )
-
-
 def build_config(recipe: Recipe) -> UniPerceiverConfig:
     """The architecture a recipe trains from scratch: `model: {preset: base, <field>: value, ...}`."""
     settings = dict(recipe.model)
@@ -141,8 +128,8 @@ def train_recipe(
     """Trains a model on a recipe and saves the result as a pipeline-ready folder `output_dir/final`.
 
     Every dataset, column and class list is checked before the first step. `model` defaults to a new model of the
-    recipe's `model` section, `processor` to `processor_for(model.config)`; `training_overrides` are `TrainingArguments`
-    fields on top of the recipe's `training` section (whose defaults are the paper's optimisation).
+    recipe's `model` section, `processor` to `UniPerceiverProcessor.for_model_config(model.config)`;
+    `training_overrides` are `TrainingArguments` fields on top of the recipe's `training` section (whose defaults are the paper's optimisation).
     `data_fraction` keeps an exact, reproducible fraction of every task's split, per class where the task has
     classes (the paper's 1 % / 10 % few-shot settings).
     """
@@ -160,7 +147,7 @@ def train_recipe(
     if model is None:
         torch.manual_seed(recipe.seed)
         model = UniPerceiverForPreTraining(build_config(recipe))
-    processor = processor if processor is not None else processor_for(model.config)
+    processor = processor if processor is not None else UniPerceiverProcessor.for_model_config(model.config)
     collator = UniPerceiverCollator(recipe, task_datasets, processor, model.config)
     overrides = dict(training_overrides)
     if max_steps is not None:
@@ -195,4 +182,4 @@ def train_recipe(
     return trainer
 
 
-__all__ = ["UniPerceiverTrainer", "build_config", "no_weight_decay_parameter_names", "processor_for", "train_recipe"]
+__all__ = ["UniPerceiverTrainer", "build_config", "no_weight_decay_parameter_names", "train_recipe"]
