@@ -33,6 +33,7 @@ SAMPLE_CLAIMS = {
     "command": "python examples/evaluate_default_model.py --model runs/default/final --output runs/claims",
     "rows": [
         dict(task="emoji classification", metric="accuracy", value=0.4213, chance=0.0005, section="zero-shot", n=900),
+        dict(task="digit classification", metric="accuracy", value=0.12, chance=0.1, section="zero-shot", n=269),
         dict(task="emoji retrieval, image->text R@1", metric="i2t_R@1", value=0.25, chance=0.0011,
              section="zero-shot", n=900),
         dict(task="emoji retrieval, image->text R@5", metric="i2t_R@5", value=0.5, chance=0.0056,
@@ -84,6 +85,8 @@ def test_default_card_round_trips_every_measured_row(tmp_path):
     assert "| zero-shot | emoji classification | accuracy | 42.1% | 0.1% | 900 |" in text
     assert "| zero-shot | emoji VQA (answer list) | accuracy | 61.0% | 30.0% (majority answer) | 900 |" in text
     assert "| emoji captioning, CIDEr | cider | 1.234 | - |" in text
+    assert "At least twice the chance level: emoji classification; emoji retrieval, image->text R@1;" in text
+    assert "Under 1.5 times the chance level, so not shown by this model: digit classification." in text
     for needle in (SAMPLE_CLAIMS["command"], "python examples/data/build_corpus.py --output data/corpus",
                    "--recipe examples/recipes/default_model.yaml --output-dir runs/default", "zero-shot-perception",
                    "trust_remote_code=True", 'pipeline("zero-shot-perception", model="org/uniperceiver-tiny")',

@@ -173,6 +173,16 @@ def _eval_result(row: dict) -> EvalResult:
     )
 
 
+def _findings(rows: list[dict]) -> str:
+    """Which rows beat their chance level clearly (2x or more) and which do not (under 1.5x), said plainly."""
+    def titles(keep) -> str:
+        chosen = [_title(row) for row in rows if row["chance"] and keep(row["value"] / row["chance"])]
+        return "; ".join(dict.fromkeys(chosen)) or "none"
+
+    return (f"At least twice the chance level: {titles(lambda ratio: ratio >= 2)}. Under 1.5 times the chance level, "
+            f"so not shown by this model: {titles(lambda ratio: ratio < 1.5)}.")
+
+
 def _results_table(rows: list[dict]) -> str:
     lines = ["| section | task | metric | result | chance | n |", "|---|---|---|---|---|---|"]
     for row in rows:
@@ -285,11 +295,11 @@ Results are per cent (BLEU and CIDEr: raw scores); chance is the score of a unif
 
 {_results_table(rows)}
 
-**What these numbers show.** The paper's formulation works end to end at toy scale in this code: one encoder,
-trained on a mixture of tasks, scores inputs against candidate sets, including categories and a motion it never saw
-in pre-training (the paper's generalisation to novel categories, section 4.4) and a task it was never trained on,
-before and after prompt tuning or fine-tuning on a small fraction of its data (the structure of the paper's
-Tables 2-9). Compare each number with the chance level beside it.
+**What these numbers show.** The paper's formulation runs end to end at toy scale in this code: one encoder,
+trained on a mixture of tasks, scores inputs against candidate sets, on the pre-training tasks, on categories and
+a motion it never saw in pre-training (the paper's generalisation to novel categories, section 4.4), and on a task
+it was never trained on, before and after prompt tuning or fine-tuning on a small fraction of its data (the
+structure of the paper's Tables 2-9). {_findings(rows)}
 
 **What they do not show.** This is a toy-scale model trained for under an hour on a CPU, on synthetic renders,
 and it is evaluated on test splits of the same synthetic distribution (one emoji font, 8x8 digits, plain
