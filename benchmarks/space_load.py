@@ -37,8 +37,9 @@ def running_app(model: str | None = None, startup_timeout: float = 240.0, log_pa
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
-               HF_HUB_OFFLINE="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    env.setdefault("OMP_NUM_THREADS", "1")
     if model:
         env["UNIPERCEIVER_MODEL"] = model
     log_path = log_path or Path(tempfile.mkdtemp(prefix="space-log-")) / "app.log"
@@ -101,7 +102,7 @@ class LoadResult:
 
 
 def run_load(url: str, pid: int, files: dict[str, str], requests: int = 200, concurrency: int = 8) -> LoadResult:
-    """`requests` calls cycling through `request_mix`, `concurrency` in flight; memory read after warm-up and at the end."""
+    """`requests` calls cycling through `request_mix`, `concurrency` in flight; memory read after warm-up and at end."""
     mix = request_mix(files)
     local = threading.local()
     latencies, failures, outputs = [], [], []

@@ -69,7 +69,7 @@ def friendly(handler):
         try:
             return handler(*args)
         except ValueError as error:
-            raise gr.Error(str(error), title="Cannot do that") from None
+            raise gr.Error(str(error), print_exception=False) from None
 
     return wrapped
 
@@ -110,7 +110,9 @@ def read_image(payload, what: str = "image") -> Image.Image:
                 )
             return on_white(image)
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
-        raise ValueError(f"The {what} is not a readable image file (corrupt, truncated or of an unknown format).")
+        raise ValueError(
+            f"The {what} is not a readable image file (corrupt, truncated or of an unknown format)."
+        ) from None
 
 
 def on_white(image: Image.Image) -> Image.Image:
@@ -146,7 +148,9 @@ def read_video(payload) -> str:
             width, height = stream.codec_context.width, stream.codec_context.height
             next(container.decode(stream))  # one frame proves the stream decodes
     except (av.FFmpegError, StopIteration, OSError):
-        raise ValueError("The video is not a readable video file (corrupt, truncated or of an unknown format).")
+        raise ValueError(
+            "The video is not a readable video file (corrupt, truncated or of an unknown format)."
+        ) from None
     if seconds > MAX_VIDEO_SECONDS:
         raise ValueError(f"The video lasts {seconds:.0f} s; the limit is {MAX_VIDEO_SECONDS} s.")
     if frames > MAX_VIDEO_FRAMES:
@@ -263,7 +267,8 @@ class Handlers:
         if exemplar_files:
             images, names = exemplars(exemplar_files)
             return as_scores(self.perceive(item, candidate_images=images, candidate_names=names))
-        return as_scores(self.perceive(item, candidate_labels=read_labels(labels), hypothesis_template=read_template(template)))
+        labels, template = read_labels(labels), read_template(template)
+        return as_scores(self.perceive(item, candidate_labels=labels, hypothesis_template=template))
 
     def sketch(self, drawing, labels):
         """A drawing from the sketch pad against typed labels."""
@@ -286,7 +291,8 @@ class Handlers:
         """The gallery's names ranked by similarity to an image."""
         if not image:
             raise ValueError("Upload an image to search the gallery's texts with.")
-        return as_scores(self.perceive(read_image(image), candidate_labels=list(self.gallery), logit_scale_task="retrieve"))
+        ranked = self.perceive(read_image(image), candidate_labels=list(self.gallery), logit_scale_task="retrieve")
+        return as_scores(ranked)
 
     def caption(self, image, num_beams, max_length):
         """A caption decoded by beam search over the whole vocabulary (encoded once at start-up)."""
@@ -347,7 +353,8 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
                 video = gr.Video(label="Video", sources=["upload"], elem_id="classify-video", height=220)
                 text = gr.Textbox(label="Text", lines=4, elem_id="classify-text")
             with gr.Row():
-                labels = gr.Textbox(label="Labels (one per line or comma-separated)", lines=3, elem_id="classify-labels")
+                labels = gr.Textbox(label="Labels (one per line or comma-separated)", lines=3,
+                                    elem_id="classify-labels")
                 template = gr.Textbox(label="Prompt template", value="{}", elem_id="classify-template")
                 exemplar_files = gr.File(label="... or exemplar images as candidates", file_count="multiple",
                                          file_types=["image"], elem_id="classify-exemplars")
@@ -367,7 +374,8 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
                 inputs,
             )
         with gr.Tab("Sketch", id="sketch"):
-            pad = gr.Sketchpad(label="Draw a digit or a shape (pick the brush first)", type="filepath", canvas_size=(320, 320),
+            pad = gr.Sketchpad(label="Draw a digit or a shape (pick the brush first)", type="filepath",
+                               canvas_size=(320, 320),
                                brush=gr.Brush(default_size=24, colors=["#111111", "#dc2323", "#2850d7"]),
                                elem_id="sketch-pad")
             sketch_labels = gr.Textbox(label="Labels", value=digit_answers, elem_id="sketch-labels")
@@ -382,7 +390,8 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
                 with gr.Column():
                     query = gr.Textbox(label="Text query", elem_id="retrieve-query")
                     query_button = gr.Button("Find pictures", variant="primary", elem_id="retrieve-images-button")
-                    found = gr.Gallery(label="Pictures, best first", columns=3, height="auto", elem_id="retrieve-images")
+                    found = gr.Gallery(label="Pictures, best first", columns=3, height="auto",
+                                       elem_id="retrieve-images")
                     query_button.click(serve(handlers.text_to_images), [query], found, api_name="text_to_images",
                                        **listen())
                     gr.Examples([["a handwritten digit seven"], ["red circle"]], [query])
@@ -398,7 +407,8 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
                 caption_image = image_input("Image", "caption-image")
                 with gr.Column():
                     beams = gr.Slider(1, 5, value=2, step=1, label="Beam size", elem_id="caption-beams")
-                    length = gr.Slider(1, 32, value=21, step=1, label="Maximum length (tokens)", elem_id="caption-length")
+                    length = gr.Slider(1, 32, value=21, step=1, label="Maximum length (tokens)",
+                                       elem_id="caption-length")
             caption_button = gr.Button("Caption", variant="primary", elem_id="caption-button")
             caption = gr.Textbox(label="Caption", elem_id="caption-result")
             caption_button.click(serve(handlers.caption), [caption_image, beams, length], caption,
@@ -439,7 +449,7 @@ def load_pipeline(model: str):
 def main() -> None:
     model = os.environ.get("UNIPERCEIVER_MODEL", str(DEFAULT_MODEL))
     if model == str(DEFAULT_MODEL) and not (DEFAULT_MODEL / "config.json").is_file():
-        raise SystemExit(f"The default model is missing from {DEFAULT_MODEL}; set UNIPERCEIVER_MODEL to a model folder.")
+        raise SystemExit(f"The default model is missing from {DEFAULT_MODEL}; set UNIPERCEIVER_MODEL to a model.")
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY))
     print(f"Loading {model} and encoding its vocabulary ...", flush=True)
     handlers = Handlers(load_pipeline(model), gallery_pictures())
