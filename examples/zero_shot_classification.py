@@ -32,12 +32,12 @@ SIZE = 128
 
 
 def drawn_shapes() -> dict[str, Image.Image]:
-    """A red circle, a blue square and a yellow circle, each on a plain light background."""
+    """A red circle, a blue square and a yellow circle, each on a plain grey or white background."""
     shapes = {}
     for name, shape, fill, background in (
         ("red circle", "ellipse", (220, 35, 35), (240, 240, 240)),
-        ("blue square", "rectangle", (40, 80, 215), (245, 215, 50)),
-        ("yellow circle", "ellipse", (245, 210, 40), (45, 85, 210)),
+        ("blue square", "rectangle", (40, 80, 215), (240, 240, 240)),
+        ("yellow circle", "ellipse", (245, 210, 40), (128, 128, 128)),
     ):
         image = Image.new("RGB", (SIZE, SIZE), background)
         getattr(ImageDraw.Draw(image), shape)((24, 24, SIZE - 24, SIZE - 24), fill=fill)
