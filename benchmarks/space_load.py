@@ -144,7 +144,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, running_app(args.model) as (url, pid):
         result = run_load(url, pid, example_files(Path(folder)), args.requests, args.concurrency)
-    print(f"\n{args.requests} requests, {args.concurrency} at a time, {os.cpu_count()} cores visible")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"\n{args.requests} requests, {args.concurrency} at a time, client and app sharing {cores} usable core(s)")
     print("| requests/s | p50 (s) | p95 (s) | failures | RSS after 20 (MB) | RSS after all (MB) | growth |")
     print("|---|---|---|---|---|---|---|")
     growth = result.rss_after / result.rss_after_warmup - 1
