@@ -410,3 +410,14 @@ def test_caption_runs_a_list_in_batches(tiny_pipe, monkeypatch):
     assert sizes == [2, 1] and [c["generated_text"] for c in batched] == [c["generated_text"] for c in one_by_one]
     torch.testing.assert_close(torch.tensor([c["score"] for c in batched]),
                                torch.tensor([c["score"] for c in one_by_one]))
+
+
+def test_label_lists_never_evict_the_vocabulary(tiny_pipe):
+    tiny_pipe.target_cache_size = 1
+    vocabulary = tiny_pipe.vocabulary()
+    for labels in (["a cat", "a dog"], ["a car", "a bus"], ["red", "blue"]):
+        tiny_pipe("a pet", candidate_labels=labels)
+    assert len(tiny_pipe._target_cache) == 1 and tiny_pipe.vocabulary() is vocabulary
+    with torch.no_grad():
+        tiny_pipe.model.head.projection.bias.add_(0.1)  # other weights: encoded again
+    assert tiny_pipe.vocabulary() is not vocabulary

@@ -211,6 +211,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
             self.processor = _processor_for(self.model)
         self.target_cache_size = target_cache_size
         self._target_cache: OrderedDict[tuple, TargetSet] = OrderedDict()
+        self._vocabulary: TargetSet | None = None  # kept apart: label lists must never evict it
 
     # -- transformers plumbing ------------------------------------------------------------------------------------
 
@@ -514,9 +515,11 @@ class ZeroShotPerceptionPipeline(Pipeline):
     # -- generation and fill-mask ---------------------------------------------------------------------------------
 
     def vocabulary(self) -> TargetSet:
-        """The vocabulary target set (49,411 entries), encoded once per model weights and cached."""
-        fingerprint = model_fingerprint(self.model)
-        return self._cached(("vocabulary", fingerprint), lambda: TargetSet.vocabulary(self.model))
+        """The vocabulary target set (49,411 entries), encoded once per model weights and kept outside the label
+        cache, so that many different label lists never force it to be encoded again."""
+        if self._vocabulary is None or self._vocabulary.fingerprint != model_fingerprint(self.model):
+            self._vocabulary = TargetSet.vocabulary(self.model)
+        return self._vocabulary
 
     def caption(
         self,
