@@ -13,9 +13,9 @@ import weakref
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .files_uniperceiver import read_safetensors
 from .modeling_uniperceiver import UniPerceiverModel
 from .prompt_tuning_uniperceiver import OTHER, PromptTuningSettings, parameter_groups
 from .targets_uniperceiver import model_fingerprint
@@ -101,14 +101,7 @@ class UniPerceiverAdapter:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"Adapter file {str(path)!r} does not exist.")
-        try:
-            with safe_open(str(path), "pt") as handle:
-                metadata = handle.metadata() or {}
-                tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-        except Exception as error:  # safetensors raises its own error types for bad headers and short files
-            raise ValueError(
-                f"Adapter file {str(path)!r} is not a readable safetensors file (truncated or another format): {error}"
-            ) from error
+        tensors, metadata = read_safetensors(path, "path")
         missing = [key for key in _METADATA_KEYS if key not in metadata]
         if missing or metadata["format"] != _FORMAT:
             raise ValueError(

@@ -129,7 +129,8 @@ def train_recipe(
 
     Every dataset, column and class list is checked before the first step. `model` defaults to a new model of the
     recipe's `model` section, `processor` to `UniPerceiverProcessor.for_model_config(model.config)`;
-    `training_overrides` are `TrainingArguments` fields on top of the recipe's `training` section (whose defaults are the paper's optimisation).
+    `training_overrides` are `TrainingArguments` fields on top of the recipe's `training` section (whose defaults
+    are the paper's optimisation).
     `data_fraction` keeps an exact, reproducible fraction of every task's split, per class where the task has
     classes (the paper's 1 % / 10 % few-shot settings).
     """
