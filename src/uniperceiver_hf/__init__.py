@@ -14,6 +14,7 @@ from transformers import (
     AutoProcessor,
     AutoTokenizer,
 )
+from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .adapters_uniperceiver import UniPerceiverAdapter
@@ -40,6 +41,14 @@ AutoModelForPreTraining.register(UniPerceiverConfig, UniPerceiverForPreTraining,
 AutoTokenizer.register(UniPerceiverConfig, tokenizer_class=UniPerceiverTokenizer, exist_ok=True)
 AutoImageProcessor.register(
     UniPerceiverConfig, image_processor_classes={"pil": UniPerceiverImageProcessor}, exist_ok=True
+)
+# transformers >= 5.25 loads every sub-processor through its Auto class, and `AutoVideoProcessor` asks for the
+# "torchvision" backend unless told otherwise: the class serves every backend name because it needs none (PyAV and
+# NumPy). (`transformers.AutoVideoProcessor` is a placeholder without torchvision; its module holds the real class.)
+AutoVideoProcessor.register(
+    UniPerceiverConfig,
+    video_processor_classes={"torchvision": UniPerceiverVideoProcessor, "pil": UniPerceiverVideoProcessor},
+    exist_ok=True,
 )
 AutoProcessor.register(UniPerceiverConfig, UniPerceiverProcessor, exist_ok=True)
 PIPELINE_REGISTRY.register_pipeline(

@@ -500,4 +500,7 @@ def _decode(container: Any, stream: Any, wanted: list[int], fps: float) -> dict[
     return frames
 
 
+# A saved video processor config carries `auto_map`, so that `trust_remote_code` loads this class without the package.
+UniPerceiverVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+
 __all__ = ["UniPerceiverVideoProcessor", "decode_video_frames", "sample_frame_indices"]
