@@ -6,6 +6,9 @@ that shape them, optional class labels, and the fingerprint of the base it was t
 serves many tasks: `adapter.apply(base)` (or `base(..., adapter=adapter)`, or `pipe(..., adapter=adapter)`)
 runs the tuned model while sharing the base's frozen tensors. The official code has no such file: it saves the
 whole model after prompt tuning (facts document section 7).
+
+Adapters are applied at inference (the model and the pipeline take them), so they sit at the package root with the
+model code and need nothing from `training/`.
 """
 
 import json

@@ -4,6 +4,9 @@ Every task is a cross-entropy over similarity logits: inputs against their candi
 and retrieval use 0.1 label smoothing, language modelling none; mixup gives soft targets. The vocabulary of the
 language-modelling tasks is a target set like any other; encoding all of it in every step is what appendix E
 shards across processes ("data parallel for vocabulary").
+
+These are the objectives of `UniPerceiverForPreTraining`, so they stay at the package root with the model code
+(the root never imports `training/`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ the task's candidate list, retrieval scores a batch against its own targets in b
 modelling scores the read-out `<SPE>` positions against the vocabulary (all of it, or a sample the collator drew).
 The loss is the task's cross-entropy times its loss weight. Keeping the whole step in one `forward` is what lets
 DDP, FSDP and DeepSpeed wrap the model as usual.
+
+It sits at the package root, beside the model, because it is model code: `AutoModelForPreTraining` resolves to it,
+and a plain `transformers.Trainer` trains it without the `training/` stack. `TASK_TYPES` lives here because the head
+dispatches on it; the recipes of `training/` name the same task types.
 """
 
 from __future__ import annotations
@@ -16,10 +20,37 @@ from transformers.utils import ModelOutput
 
 from .losses_uniperceiver import retrieval_loss, similarity_cross_entropy, vocabulary_embeds
 from .modeling_uniperceiver import UniPerceiverModel, UniPerceiverPreTrainedModel
-from .recipe_uniperceiver import TASK_TYPES
 
 SIDE_ARGUMENTS = ("input_ids", "attention_mask", "position_ids", "pixel_values", "feature_index")
 TARGET_ARGUMENTS = ("target_input_ids", "target_attention_mask", "target_pixel_values")
+
+
+@dataclass(frozen=True)
+class TaskType:
+    """What a task type reads, what it is scored against, and its defaults (paper appendix E)."""
+
+    modality: str  # "image", "video" or "text": what the input side holds besides text
+    columns: tuple[str, ...]  # required dataset columns (roles), mapped to real names by the recipe
+    targets: str  # "classes", "in_batch", "vocabulary" or "answers"
+    logit_scale: str
+    label_smoothing: float
+
+
+# Language modelling uses plain cross-entropy; every other task 0.1 label smoothing (appendix E).
+TASK_TYPES: dict[str, TaskType] = {
+    "image_classification": TaskType("image", ("image", "label"), "classes", "img_cls", 0.1),
+    "video_classification": TaskType("video", ("video", "label"), "classes", "video_cls", 0.1),
+    "image_text_retrieval": TaskType("image", ("image", "caption"), "in_batch", "retrieve", 0.1),
+    "video_text_retrieval": TaskType("video", ("video", "caption"), "in_batch", "retrieve", 0.1),
+    "text_text_retrieval": TaskType("text", ("text", "text_pair"), "in_batch", "tqa_retrieve", 0.1),
+    "masked_lm": TaskType("text", ("text",), "vocabulary", "text_mlm", 0.0),
+    "image_masked_lm": TaskType("image", ("image", "caption"), "vocabulary", "mlm", 0.0),
+    "causal_lm": TaskType("text", ("text",), "vocabulary", "text_caption", 0.0),
+    "image_caption": TaskType("image", ("image", "caption"), "vocabulary", "caption", 0.0),
+    "video_caption": TaskType("video", ("video", "caption"), "vocabulary", "caption", 0.0),
+    "vqa": TaskType("image", ("image", "question", "answer"), "answers", "downstream", 0.1),
+    "text_classification": TaskType("text", ("text", "label"), "classes", "text_mlm", 0.1),
+}
 
 
 @dataclass
@@ -82,7 +113,7 @@ class UniPerceiverForPreTraining(UniPerceiverPreTrainedModel):
     ) -> UniPerceiverPreTrainingOutput:
         r"""
         Args:
-            task_type: one of `recipe_uniperceiver.TASK_TYPES`.
+            task_type: one of `TASK_TYPES`.
             logit_scale: the per-task temperature by the original's names (default: the task type's).
             loss_weight, label_smoothing: as the recipe (appendix E).
             labels: target indices `[N]` (class, answer, word id or sampled-vocabulary index; -100 ignored) or soft
@@ -119,4 +150,4 @@ class UniPerceiverForPreTraining(UniPerceiverPreTrainedModel):
         return UniPerceiverPreTrainingOutput(loss=loss, task_loss=task_loss.detach(), logits=logits)
 
 
-__all__ = ["UniPerceiverForPreTraining", "UniPerceiverPreTrainingOutput"]
+__all__ = ["TASK_TYPES", "TaskType", "UniPerceiverForPreTraining", "UniPerceiverPreTrainingOutput"]

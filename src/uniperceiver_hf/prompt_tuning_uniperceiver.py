@@ -16,6 +16,9 @@ Parameter counts at base size (paper Table 9 and facts document section 7):
 
 The paper's table counts only the head's weight matrix; the head also has a bias per class and the scalar
 similarity weight alpha of eq. 4, which the paper initialises (to 0 and 1) but does not count.
+
+It sits at the package root, with the model code, because it only reshapes a `UniPerceiverModel` (the prompt
+parameters are the model's own) and needs no `training/` code: the adapters and any trainer build on it.
 """
 
 import copy

@@ -16,34 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .configuration_uniperceiver import LOGIT_SCALE_TASKS
+from .pretraining_uniperceiver import TASK_TYPES, TaskType
 
-
-@dataclass(frozen=True)
-class TaskType:
-    """What a task type reads, what it is scored against, and its defaults (paper appendix E)."""
-
-    modality: str  # "image", "video" or "text": what the input side holds besides text
-    columns: tuple[str, ...]  # required dataset columns (roles), mapped to real names by the recipe
-    targets: str  # "classes", "in_batch", "vocabulary" or "answers"
-    logit_scale: str
-    label_smoothing: float
-
-
-# Language modelling uses plain cross-entropy; every other task 0.1 label smoothing (appendix E).
-TASK_TYPES: dict[str, TaskType] = {
-    "image_classification": TaskType("image", ("image", "label"), "classes", "img_cls", 0.1),
-    "video_classification": TaskType("video", ("video", "label"), "classes", "video_cls", 0.1),
-    "image_text_retrieval": TaskType("image", ("image", "caption"), "in_batch", "retrieve", 0.1),
-    "video_text_retrieval": TaskType("video", ("video", "caption"), "in_batch", "retrieve", 0.1),
-    "text_text_retrieval": TaskType("text", ("text", "text_pair"), "in_batch", "tqa_retrieve", 0.1),
-    "masked_lm": TaskType("text", ("text",), "vocabulary", "text_mlm", 0.0),
-    "image_masked_lm": TaskType("image", ("image", "caption"), "vocabulary", "mlm", 0.0),
-    "causal_lm": TaskType("text", ("text",), "vocabulary", "text_caption", 0.0),
-    "image_caption": TaskType("image", ("image", "caption"), "vocabulary", "caption", 0.0),
-    "video_caption": TaskType("video", ("video", "caption"), "vocabulary", "caption", 0.0),
-    "vqa": TaskType("image", ("image", "question", "answer"), "answers", "downstream", 0.1),
-    "text_classification": TaskType("text", ("text", "label"), "classes", "text_mlm", 0.1),
-}
 
 VOCABULARY_MODES = ("exact", "sampled")
 
