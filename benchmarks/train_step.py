@@ -61,7 +61,7 @@ TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermed
 BASE_VISION = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)  # ViT-B
 SOT, EOT = 49406, 49407  # CLIP's start/end-of-text ids (our tokenizer is CLIP's BPE)
 CHILD_IMPORTS = ["torch", "transformers", "transformers.models.clip.modeling_clip",
-                 "uniperceiver_hf.pretraining_uniperceiver", "uniperceiver_hf.trainer_uniperceiver"]  # fmt: skip
+                 "uniperceiver_hf.pretraining_uniperceiver", "uniperceiver_hf.training.trainer"]  # fmt: skip
 PAIR = "ours+CLIP"  # the interleaved speed run of the retrieval pair
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 SMALL_MMAP, LARGE_MMAP = 128 * 1024, 32 * 1024 * 1024  # glibc's default threshold and its adaptive ceiling
@@ -187,7 +187,7 @@ def build(spec: Spec) -> tuple[torch.nn.Module, dict, torch.nn.Module]:
 def optimizer_for(model: torch.nn.Module) -> torch.optim.Optimizer:
     """AdamW as the trainer builds it, with its state (the two moments) allocated now, by one step at lr 0 with
     zero gradients: the moments are a fixed cost like the weights, so they are not counted in the step's peak."""
-    from uniperceiver_hf.trainer_uniperceiver import no_weight_decay_parameter_names
+    from uniperceiver_hf.training.trainer import no_weight_decay_parameter_names
 
     excluded = no_weight_decay_parameter_names(model)
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]

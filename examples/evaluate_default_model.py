@@ -11,7 +11,7 @@
    of the paper's Tables 2-9).
 
 Writes `claims.json` and `claims.md` (the table) to `--output`;
-`uniperceiver_hf.hub_uniperceiver.write_model_card_file(claims.json, "MODEL_CARD.md", model=...)` turns them into
+`uniperceiver_hf.tools.hub.write_model_card_file(claims.json, "MODEL_CARD.md", model=...)` turns them into
 the model card.
 """
 
@@ -34,11 +34,11 @@ from uniperceiver_hf import (
     UniPerceiverProcessor,
     prepare_prompt_tuning,
 )
-from uniperceiver_hf.collator_uniperceiver import open_image
-from uniperceiver_hf.metrics_uniperceiver import load_metric
-from uniperceiver_hf.recipe_uniperceiver import parse_recipe
+from uniperceiver_hf.training.collator import open_image
+from uniperceiver_hf.metrics import load_metric
+from uniperceiver_hf.training.recipe import parse_recipe
 from uniperceiver_hf.retrieval_uniperceiver import image_text_recall
-from uniperceiver_hf.trainer_uniperceiver import train_recipe
+from uniperceiver_hf.training.trainer import train_recipe
 
 BATCH = 128
 

@@ -32,7 +32,7 @@ from transformers import pipeline
 import uniperceiver_hf  # noqa: F401  (registers the pipeline)
 from uniperceiver_hf import GLUE_LABEL_WORDS, TargetSet, UniPerceiverCaptioner
 from uniperceiver_hf.captioning_uniperceiver import strip_after_eos
-from uniperceiver_hf.metrics_uniperceiver import load_metric
+from uniperceiver_hf.metrics import load_metric
 from uniperceiver_hf.processing_uniperceiver import glue_task_key
 from uniperceiver_hf.retrieval_uniperceiver import search
 

@@ -20,8 +20,8 @@ import yaml
 
 from uniperceiver_hf import UniPerceiverProcessor
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
-from uniperceiver_hf.recipe_uniperceiver import RecipeError, load_recipe
-from uniperceiver_hf.trainer_uniperceiver import train_recipe
+from uniperceiver_hf.training.recipe import RecipeError, load_recipe
+from uniperceiver_hf.training.trainer import train_recipe
 
 
 def parse_settings(pairs: list[str]) -> dict:

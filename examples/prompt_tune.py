@@ -26,7 +26,7 @@ from pretrain import parse_settings
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor
 from uniperceiver_hf.adapters_uniperceiver import UniPerceiverAdapter
 from uniperceiver_hf.configuration_uniperceiver import PRESETS
-from uniperceiver_hf.data_uniperceiver import load_task_dataset, task_classes
+from uniperceiver_hf.training.data import load_task_dataset, task_classes
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
 from uniperceiver_hf.prompt_tuning_uniperceiver import (
     LAYER_NORM,
@@ -38,8 +38,8 @@ from uniperceiver_hf.prompt_tuning_uniperceiver import (
     prepare_prompt_tuning,
     trainable_parameter_breakdown,
 )
-from uniperceiver_hf.recipe_uniperceiver import RecipeError, load_recipe
-from uniperceiver_hf.trainer_uniperceiver import train_recipe
+from uniperceiver_hf.training.recipe import RecipeError, load_recipe
+from uniperceiver_hf.training.trainer import train_recipe
 
 # The released prompt-tuning recipe (facts document section 7: ImageNet-1k, 1 % of the data): lr 1e-4, 500 warm-up
 # iterations, no weight decay, gradient clipping 0.1; drop path 0 is the settings' default.

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from transformers import pipeline
 
 import uniperceiver_hf  # noqa: F401  (registers the Auto classes and the pipeline)
-from uniperceiver_hf.convert import convert_checkpoint
+from uniperceiver_hf.tools.convert import convert_checkpoint
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "uniperceiver-tiny-emoji"
 # Emoji names of the default model's pre-training data, which the drawn shapes resemble.

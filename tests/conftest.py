@@ -131,10 +131,10 @@ GOLDEN_TINY_CONFIG = dict(hidden_size=64, num_hidden_layers=2, num_attention_hea
 
 @pytest.fixture(scope="session")
 def golden_model_dirs(golden_dir, tmp_path_factory) -> dict[str, Path]:
-    """The official tiny checkpoint converted once with `uniperceiver_hf.convert`:
+    """The official tiny checkpoint converted once with `uniperceiver_hf.tools.convert`:
     `{"plain": folder, "prompt": folder with the prompt-tuned keys of case h}`."""
     from uniperceiver_hf import UniPerceiverConfig
-    from uniperceiver_hf.convert import convert_checkpoint
+    from uniperceiver_hf.tools.convert import convert_checkpoint
 
     folders = {}
     for name, extra in (("plain", []), ("prompt", [golden_dir / "tiny_prompt_extra.safetensors"])):

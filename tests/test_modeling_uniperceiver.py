@@ -7,7 +7,7 @@ import torch
 
 from official_reference import random_official_state_dict, reference_features
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel
-from uniperceiver_hf.convert import infer_config, official_state_dict_to_hf
+from uniperceiver_hf.tools.convert import infer_config, official_state_dict_to_hf
 from uniperceiver_hf.layouts_uniperceiver import caption_training_inputs, pad_token_sequences
 from uniperceiver_hf.modeling_uniperceiver import sincos_2d_position_table
 

@@ -1,6 +1,6 @@
 """Parity with the official implementation: every golden case (a-h) through the public API.
 
-The tiny official checkpoint is converted with `uniperceiver_hf.convert` (conftest), reloaded with each attention
+The tiny official checkpoint is converted with `uniperceiver_hf.tools.convert` (conftest), reloaded with each attention
 implementation, and run on the golden inputs. Logits must match to 1e-4, features and hidden states to 1e-5.
 """
 

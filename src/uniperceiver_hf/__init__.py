@@ -1,9 +1,10 @@
 """Uni-Perceiver for Hugging Face transformers.
 
 Importing the package registers the model, its tokenizer, image processor and processor with the Auto classes,
-and the `zero-shot-perception` pipeline with `transformers.pipeline`. The training side (recipes, the multi-task
-dataset, collator, losses and `UniPerceiverTrainer`) is imported from its own modules, e.g.
-`uniperceiver_hf.trainer_uniperceiver`, because it needs the `train` extra (datasets, accelerate).
+and the `zero-shot-perception` pipeline with `transformers.pipeline`. The modules beside this file are the model
+code a Hub repository carries; the subpackages build on them and are imported on their own: `training` (recipes,
+the multi-task dataset, collator and `UniPerceiverTrainer`; it needs the `train` extra), `metrics` (offline
+`evaluate` modules) and `tools` (the `uniperceiver-hf` command).
 """
 
 from transformers import (

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from official_reference import random_official_state_dict
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel
-from uniperceiver_hf.convert import _DS_RENAMES, convert_checkpoint, main, official_to_hf_name
+from uniperceiver_hf.tools.convert import _DS_RENAMES, convert_checkpoint, main, official_to_hf_name
 
 TINY = UniPerceiverConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
 
@@ -259,6 +259,6 @@ def test_bad_checkpoints(official, tmp_path, case):
 def test_an_output_that_is_a_file_is_refused_before_converting(golden_dir, tmp_path, monkeypatch):
     output = tmp_path / "taken"
     output.write_text("not a folder")
-    monkeypatch.setattr("uniperceiver_hf.convert.read_checkpoint", lambda path: pytest.fail("converted first"))
+    monkeypatch.setattr("uniperceiver_hf.tools.convert.read_checkpoint", lambda path: pytest.fail("converted first"))
     with pytest.raises(ValueError, match="`output_dir`.*not a folder"):
         main(["--checkpoint", str(golden_dir / "tiny_model_checkpoint.pth"), "--output", str(output)])

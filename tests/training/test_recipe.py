@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from uniperceiver_hf.recipe_uniperceiver import (
+from uniperceiver_hf.training.recipe import (
     PAPER_TRAINING_ARGUMENTS,
     TASK_TYPES,
     RecipeError,
@@ -13,7 +13,7 @@ from uniperceiver_hf.recipe_uniperceiver import (
     parse_recipe,
 )
 
-RECIPES = Path(__file__).resolve().parents[1] / "examples" / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
 
 
 def _task(**fields):

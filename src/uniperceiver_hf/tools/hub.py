@@ -8,7 +8,7 @@
 - `prepare_hub_folder(model_dir_or_model, output_dir, card)`: weights, config (`auto_map`, `custom_pipelines`), the
   remote-code files, the processor files and README.md, ready for `huggingface_hub.upload_folder`.
 
-    python -m uniperceiver_hf.hub_uniperceiver --model DIR --output DIR [--claims claims.json | --converted NAME]
+    python -m uniperceiver_hf.tools.hub --model DIR --output DIR [--claims claims.json | --converted NAME]
 
 A claims JSON is `{"command": str, "rows": [row, ...]}`; a row is `{"task": str, "setting": str (optional),
 "metric": str, "value": float, "chance": float | None, "section": str, "n": int (optional), "chance_kind": str
@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .configuration_uniperceiver import PRESETS, UniPerceiverConfig
-from .modeling_uniperceiver import UniPerceiverModel
-from .pipeline_uniperceiver import save_for_pipeline
-from .processing_uniperceiver import UniPerceiverProcessor
+from ..configuration_uniperceiver import PRESETS, UniPerceiverConfig
+from ..modeling_uniperceiver import UniPerceiverModel
+from ..pipeline_uniperceiver import save_for_pipeline
+from ..processing_uniperceiver import UniPerceiverProcessor
 
 PAPER_URL = "https://arxiv.org/abs/2112.01522"
 OFFICIAL_REPO = "https://github.com/fundamentalvision/Uni-Perceiver"

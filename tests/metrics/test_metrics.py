@@ -1,4 +1,4 @@
-"""The offline metric modules of `uniperceiver_hf.metrics_uniperceiver`, against numbers worked out by hand.
+"""The offline metric modules of `uniperceiver_hf.metrics`, against numbers worked out by hand.
 
 Every metric is loaded the way users load it, through `evaluate.load(<local file>)`; those tests are skipped
 where `evaluate` is not installed (it is an optional dependency, installed in CI).
@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-from uniperceiver_hf.metrics_uniperceiver import AVAILABLE_METRICS, load_metric, metric_path
+from uniperceiver_hf.metrics import AVAILABLE_METRICS, load_metric, metric_path
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN
 
-from .image_processing_uniperceiver import (
+from ..image_processing_uniperceiver import (
     UniPerceiverImageProcessor,
     center_crop_offsets,
     random_resized_crop_box,

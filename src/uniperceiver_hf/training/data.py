@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .recipe_uniperceiver import DatasetSpec, Recipe, RecipeError, TaskSpec
+from .recipe import DatasetSpec, Recipe, RecipeError, TaskSpec
 
 try:
     import datasets

@@ -18,7 +18,7 @@ from PIL import Image
 from transformers import AutoModel, AutoProcessor, pipeline
 
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor, ZeroShotPerceptionPipeline
-from uniperceiver_hf.hub_uniperceiver import (
+from uniperceiver_hf.tools.hub import (
     DEFAULT_MODEL_NAME,
     converted_model_card,
     default_model_card,

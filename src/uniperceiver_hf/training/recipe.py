@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .configuration_uniperceiver import LOGIT_SCALE_TASKS
-from .pretraining_uniperceiver import TASK_TYPES, TaskType
+from ..configuration_uniperceiver import LOGIT_SCALE_TASKS
+from ..pretraining_uniperceiver import TASK_TYPES, TaskType
 
 
 VOCABULARY_MODES = ("exact", "sampled")
@@ -36,7 +36,7 @@ PAPER_TRAINING_ARGUMENTS: dict[str, Any] = {
     "adam_epsilon": 1e-8,
 }
 
-# Image and video augmentation keys a task may set (see `collator_uniperceiver.py` for their meaning and defaults).
+# Image and video augmentation keys a task may set (see `collator.py` for their meaning and defaults).
 AUGMENTATION_KEYS = {
     "image": {"crop", "short_side", "short_side_ratio", "flip", "rand_augment", "random_erasing", "mixup", "vqa_flip"},
     "video": {"train", "short_side_range", "flip"},

@@ -1,6 +1,6 @@
 """Converts official Uni-Perceiver checkpoints into folders that `AutoModel.from_pretrained` loads.
 
-    python -m uniperceiver_hf.convert --checkpoint PATH --output DIR [--config base|large|PATH.json]
+    python -m uniperceiver_hf.tools.convert --checkpoint PATH --output DIR [--config base|large|PATH.json]
 
 Handles the "torch" layout (`{'model': state_dict}`, what `tools/convert_checkpoint.py` writes), a bare state
 dict, the trainer's checkpoints (`{'model': ..., 'trainer': ...}`) and the DeepSpeed "ds" layout
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
-from .configuration_uniperceiver import LOGIT_SCALE_TASKS, PRESETS, UniPerceiverConfig
-from .files_uniperceiver import read_safetensors, read_torch_file
-from .hub_uniperceiver import converted_model_card
-from .modeling_uniperceiver import UniPerceiverModel
-from .pipeline_uniperceiver import save_for_pipeline
-from .processing_uniperceiver import UniPerceiverProcessor
+from ..configuration_uniperceiver import LOGIT_SCALE_TASKS, PRESETS, UniPerceiverConfig
+from ..files_uniperceiver import read_safetensors, read_torch_file
+from .hub import converted_model_card
+from ..modeling_uniperceiver import UniPerceiverModel
+from ..pipeline_uniperceiver import save_for_pipeline
+from ..processing_uniperceiver import UniPerceiverProcessor
 
 logger = logging.getLogger(__name__)
 

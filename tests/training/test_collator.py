@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from uniperceiver_hf import UniPerceiverProcessor
-from uniperceiver_hf.collator_uniperceiver import UniPerceiverCollator
-from uniperceiver_hf.data_uniperceiver import MultiTaskDataset, load_recipe_datasets
+from uniperceiver_hf.training.collator import UniPerceiverCollator
+from uniperceiver_hf.training.data import MultiTaskDataset, load_recipe_datasets
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
-from uniperceiver_hf.recipe_uniperceiver import RecipeError, parse_recipe
-from uniperceiver_hf.trainer_uniperceiver import build_config
+from uniperceiver_hf.training.recipe import RecipeError, parse_recipe
+from uniperceiver_hf.training.trainer import build_config
 
 EXPECTED_KEYS = {
     "img_cls": {"pixel_values", "target_input_ids", "target_attention_mask", "labels"},

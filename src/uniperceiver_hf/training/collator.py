@@ -3,7 +3,7 @@
 Images are decoded here (bytes, paths or PIL images) and augmented as the recipe says (paper appendix E); videos
 are decoded from their files with PyAV by the video processor; text goes through the processor's task layouts
 (whole-word masked LM, the appendix-B caption layout, VQA, GLUE templates), so training sees exactly the
-sequences the zero-shot code builds. Every random choice is seeded by the slot (see `data_uniperceiver.py`), so a
+sequences the zero-shot code builds. Every random choice is seeded by the slot (see `data.py`), so a
 resumed run decodes and augments each batch exactly as the uninterrupted run did.
 """
 
@@ -18,13 +18,13 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .augmentation_uniperceiver import ImageTrainTransform, MixupCutmix, vqa_flip
-from .configuration_uniperceiver import UniPerceiverConfig
-from .data_uniperceiver import task_answers, task_classes
-from .layouts_uniperceiver import pad_token_sequences
-from .processing_uniperceiver import CAPTION_MAX_LENGTH, MLM_MAX_LENGTH, VQA_MAX_LENGTH, UniPerceiverProcessor
-from .recipe_uniperceiver import Recipe, RecipeError, TaskSpec
-from .video_processing_uniperceiver import UniPerceiverVideoProcessor
+from .augmentation import ImageTrainTransform, MixupCutmix, vqa_flip
+from ..configuration_uniperceiver import UniPerceiverConfig
+from .data import task_answers, task_classes
+from ..layouts_uniperceiver import pad_token_sequences
+from ..processing_uniperceiver import CAPTION_MAX_LENGTH, MLM_MAX_LENGTH, VQA_MAX_LENGTH, UniPerceiverProcessor
+from .recipe import Recipe, RecipeError, TaskSpec
+from ..video_processing_uniperceiver import UniPerceiverVideoProcessor
 
 # Augmentation keys of a recipe task (merged over these per-type defaults):
 #   images: `crop` ("random_resized", "short_side" or "center"), `short_side` (pixels) or `short_side_ratio` (of the

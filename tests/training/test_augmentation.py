@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from uniperceiver_hf import UniPerceiverImageProcessor
-from uniperceiver_hf.augmentation_uniperceiver import (
+from uniperceiver_hf.training.augmentation import (
     IMAGENET_FILL,
     RAND_AUGMENT_INCREASING_OPS,
     ImageTrainTransform,

@@ -1,4 +1,4 @@
-"""Run by `torchrun --nproc_per_node=2` from tests/test_trainer_uniperceiver.py: two training steps of a two-task
+"""Run by `torchrun --nproc_per_node=2` from tests/training/test_trainer.py: two training steps of a two-task
 recipe (image classification and exact-vocabulary masked LM); each rank writes the tasks it trained and a
 checksum of its weights to `<output>/rank<r>.json`."""
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/, for conftest
 from conftest import make_training_recipe  # noqa: E402
 
-from uniperceiver_hf.collator_uniperceiver import UniPerceiverCollator  # noqa: E402
-from uniperceiver_hf.recipe_uniperceiver import parse_recipe  # noqa: E402
-from uniperceiver_hf.trainer_uniperceiver import train_recipe  # noqa: E402
+from uniperceiver_hf.training.collator import UniPerceiverCollator  # noqa: E402
+from uniperceiver_hf.training.recipe import parse_recipe  # noqa: E402
+from uniperceiver_hf.training.trainer import train_recipe  # noqa: E402
 
 corpus, output, seed = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 data = make_training_recipe(corpus)

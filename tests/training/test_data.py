@@ -4,7 +4,7 @@ import datasets
 import numpy as np
 import pytest
 
-from uniperceiver_hf.data_uniperceiver import (
+from uniperceiver_hf.training.data import (
     MultiTaskDataset,
     TaskSchedule,
     TaskStream,
@@ -12,7 +12,7 @@ from uniperceiver_hf.data_uniperceiver import (
     load_task_dataset,
     task_classes,
 )
-from uniperceiver_hf.recipe_uniperceiver import DatasetSpec, RecipeError, parse_recipe
+from uniperceiver_hf.training.recipe import DatasetSpec, RecipeError, parse_recipe
 
 
 def test_schedule_is_fixed_by_the_seed_and_follows_the_weights():

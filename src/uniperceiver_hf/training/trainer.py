@@ -17,14 +17,14 @@ from torch import nn
 from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from .collator_uniperceiver import UniPerceiverCollator
-from .configuration_uniperceiver import UniPerceiverConfig
-from .data_uniperceiver import MultiTaskDataset, load_recipe_datasets
-from .pipeline_uniperceiver import save_for_pipeline
-from .pretraining_uniperceiver import UniPerceiverForPreTraining
-from .processing_uniperceiver import UniPerceiverProcessor
-from .prompt_tuning_uniperceiver import few_shot_subset
-from .recipe_uniperceiver import Recipe, RecipeError
+from .collator import UniPerceiverCollator
+from ..configuration_uniperceiver import UniPerceiverConfig
+from .data import MultiTaskDataset, load_recipe_datasets
+from ..pipeline_uniperceiver import save_for_pipeline
+from ..pretraining_uniperceiver import UniPerceiverForPreTraining
+from ..processing_uniperceiver import UniPerceiverProcessor
+from ..prompt_tuning_uniperceiver import few_shot_subset
+from .recipe import Recipe, RecipeError
 
 # Parameters that are embeddings in all but name: no weight decay on them.
 _NO_DECAY_NAMES = ("spe_bias", "prompt_embeddings", "target_prompt_embeddings", "spatial_position_embeddings")

@@ -13,10 +13,10 @@ import torch
 from transformers import TrainerCallback, pipeline
 
 from uniperceiver_hf import UniPerceiverConfig
-from uniperceiver_hf.data_uniperceiver import TaskSchedule
+from uniperceiver_hf.training.data import TaskSchedule
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
-from uniperceiver_hf.recipe_uniperceiver import RecipeError, parse_recipe
-from uniperceiver_hf.trainer_uniperceiver import no_weight_decay_parameter_names, train_recipe
+from uniperceiver_hf.training.recipe import RecipeError, parse_recipe
+from uniperceiver_hf.training.trainer import no_weight_decay_parameter_names, train_recipe
 
 TESTS = Path(__file__).resolve().parent
 
