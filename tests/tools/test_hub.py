@@ -23,6 +23,7 @@ from uniperceiver_hf.tools.hub import (
     converted_model_card,
     default_model_card,
     main,
+    model_code_files,
     prepare_hub_folder,
     write_model_card_file,
 )
@@ -223,6 +224,7 @@ def test_folder_loads_by_repo_id_from_a_hub_cache_with_and_without_the_package(
     assert {"README.md", "model.safetensors", "config.json", "processor_config.json", "tokenizer.json",
             "configuration_uniperceiver.py", "modeling_uniperceiver.py", "processing_uniperceiver.py",
             "pipeline_uniperceiver.py"} <= written
+    assert {p.name for p in folder.glob("*.py")} == {p.name for p in model_code_files()}
     config = json.loads((folder / "config.json").read_text())
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel"} and REMOTE_TASK in config["custom_pipelines"]
     assert len(ModelCard.load(folder / "README.md").data.eval_results) == len(SAMPLE_CLAIMS["rows"])
@@ -263,6 +265,38 @@ def test_folder_loads_by_repo_id_from_a_hub_cache_with_and_without_the_package(
     assert all(module.startswith("transformers_modules.org.tiny") for module in report["modules"])
     torch.testing.assert_close(torch.tensor(report["logits"]), expected_logits)
     assert report["scores"] == pytest.approx(expected_scores, abs=1e-6)
+
+
+IMPORT_EVERY_FILE = textwrap.dedent(
+    """
+    import importlib, importlib.abc, pathlib, sys
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "uniperceiver_hf":
+                raise ImportError(f"{name} is blocked in this process")
+
+    sys.meta_path.insert(0, Block())
+    code = pathlib.Path(sys.argv[1])
+    sys.path.insert(0, str(code.parent))
+    for path in sorted(code.glob("*.py")):
+        importlib.import_module(f"{code.name}.{path.stem}")
+    """
+)
+
+
+def test_every_code_file_of_the_hub_folder_imports_without_the_package(tiny_model, tiny_config, tmp_path):
+    folder = prepare_hub_folder(tiny_model, tmp_path / "hub", converted_model_card("tiny.pth", tiny_config),
+                                processor=UniPerceiverProcessor.for_model_config(tiny_config))
+    # The folder's code as transformers imports it: flat siblings of one package (`transformers_modules.<repo>`).
+    code = tmp_path / "hub_code"
+    code.mkdir()
+    (code / "__init__.py").write_text("")
+    for path in folder.glob("*.py"):
+        shutil.copyfile(path, code / path.name)
+    result = subprocess.run([sys.executable, "-c", IMPORT_EVERY_FILE, str(code)], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_fp16_weights_are_stored_in_half_and_load_in_float(tiny_model, tiny_config, tmp_path):

@@ -1,6 +1,7 @@
 """Converts official Uni-Perceiver checkpoints into folders that `AutoModel.from_pretrained` loads.
 
-    python -m uniperceiver_hf.tools.convert --checkpoint PATH --output DIR [--config base|large|PATH.json]
+    uniperceiver-hf convert --checkpoint PATH --output DIR [--config base|large|PATH.json]
+    python -m uniperceiver_hf.convert ...   (the same, as the model cards quote it)
 
 Handles the "torch" layout (`{'model': state_dict}`, what `tools/convert_checkpoint.py` writes), a bare state
 dict, the trainer's checkpoints (`{'model': ..., 'trainer': ...}`) and the DeepSpeed "ds" layout
@@ -24,6 +25,7 @@ from ..pipeline_uniperceiver import save_for_pipeline
 from ..processing_uniperceiver import UniPerceiverProcessor
 
 logger = logging.getLogger(__name__)
+DESCRIPTION = __doc__.split("\n\n")[0]
 
 # Official name (torch layout) -> our name. `{i}` is a layer index. Several official names may map to one of
 # ours: the shared embedding LayerNorm is stored under both modalities, `s_token_bias` under two modules.
@@ -309,14 +311,23 @@ def convert_checkpoint(
     return model
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The converter's options, shared by `uniperceiver-hf convert` and `python -m uniperceiver_hf.convert`."""
     parser.add_argument("--checkpoint", required=True, help="official .pth / .pt / .safetensors file")
     parser.add_argument("--output", required=True, help="folder to write the model, processor and pipeline code to")
     parser.add_argument("--config", help="'base', 'large' or a config JSON (default: inferred from the tensors)")
     parser.add_argument("--extra", action="append", default=[], help="more state-dict files merged on top")
     parser.add_argument("--num-attention-heads", type=int, help="heads, for a hidden size that is not released")
-    args = parser.parse_args(argv)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def add_parser(subparsers) -> None:
+    """Registers `uniperceiver-hf convert`."""
+    add_arguments(subparsers.add_parser("convert", help=DESCRIPTION, description=DESCRIPTION))
+
+
+def run(args: argparse.Namespace) -> None:
     model = convert_checkpoint(args.checkpoint, args.output, args.config, args.extra, args.num_attention_heads)
     config = model.config
     print(
@@ -325,5 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-if __name__ == "__main__":
-    main()
+def main(argv: list[str] | None = None) -> None:
+    """`uniperceiver-hf convert` on its own (`python -m uniperceiver_hf.convert`)."""
+    parser = add_arguments(argparse.ArgumentParser(prog="uniperceiver-hf convert", description=DESCRIPTION))
+    run(parser.parse_args(argv))

@@ -8,7 +8,7 @@
 - `prepare_hub_folder(model_dir_or_model, output_dir, card)`: weights, config (`auto_map`, `custom_pipelines`), the
   remote-code files, the processor files and README.md, ready for `huggingface_hub.upload_folder`.
 
-    python -m uniperceiver_hf.tools.hub --model DIR --output DIR [--claims claims.json | --converted NAME]
+    uniperceiver-hf export hub --model DIR --output DIR [--claims claims.json | --converted NAME]
 
 A claims JSON is `{"command": str, "rows": [row, ...]}`; a row is `{"task": str, "setting": str (optional),
 "metric": str, "value": float, "chance": float | None, "section": str, "n": int (optional), "chance_kind": str
@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import shutil
 from pathlib import Path
 
 import torch
@@ -34,6 +35,7 @@ from ..modeling_uniperceiver import UniPerceiverModel
 from ..pipeline_uniperceiver import save_for_pipeline
 from ..processing_uniperceiver import UniPerceiverProcessor
 
+DESCRIPTION = __doc__.splitlines()[0]
 PAPER_URL = "https://arxiv.org/abs/2112.01522"
 OFFICIAL_REPO = "https://github.com/fundamentalvision/Uni-Perceiver"
 PIPELINE_TAG = "zero-shot-image-classification"  # the Hub's closest tag; the package registers "zero-shot-perception"
@@ -476,8 +478,8 @@ def prepare_hub_folder(
     A folder is loaded in its saved dtype, with its own processor unless `processor` is given; a model object
     needs `processor`. `output_dir` must be new or empty, so that nothing stale is pushed with it.
     `fp16_weights` stores the weights in float16 (half the file) while the config keeps `dtype: float32`, so that
-    `from_pretrained` loads them in float32 for CPU inference. `remote_code=False` leaves out the code files and
-    what declares them (see `strip_remote_code`).
+    `from_pretrained` loads them in float32 for CPU inference. The code files are `model_code_files()`;
+    `remote_code=False` leaves them out with what declares them (see `strip_remote_code`).
     """
     readme = None
     if isinstance(model_dir_or_model, UniPerceiverModel):
@@ -513,10 +515,21 @@ def prepare_hub_folder(
         config = json.loads(config_path.read_text())
         config["dtype"] = "float32"
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    if not remote_code:
+    if remote_code:
+        for path in model_code_files():
+            shutil.copyfile(path, output_dir / path.name)
+    else:
         strip_remote_code(output_dir)
     card.save(output_dir / "README.md")
     return output_dir
+
+
+def model_code_files() -> list[Path]:
+    """The model code a Hub repository carries: every `*_uniperceiver.py` of the package root, which holds exactly
+    these (training, metrics and tools live in subpackages). `save_pretrained` copies only what the saved classes
+    import; the export adds the rest (pre-training head, prompt tuning, adapters, retrieval), so that everything
+    the package offers on a model works through `trust_remote_code`."""
+    return sorted(Path(__file__).resolve().parents[1].glob("*_uniperceiver.py"))
 
 
 def strip_remote_code(folder: str | os.PathLike) -> None:
@@ -561,8 +574,8 @@ def write_model_card_file(
     return card
 
 
-def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The export's options, shared by `uniperceiver-hf export hub` and `python -m uniperceiver_hf.tools.hub`."""
     parser.add_argument("--model", required=True, help="a saved model folder (runs/default/final, a converted folder)")
     parser.add_argument("--output", required=True, help="new folder to write the push-ready copy to")
     which = parser.add_mutually_exclusive_group()
@@ -573,7 +586,16 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--fp16", action="store_true", help="store the weights in float16 (loaded as float32)")
     parser.add_argument("--no-remote-code", action="store_true",
                         help="leave out the code files (a folder kept beside the package, e.g. models/)")
-    args = parser.parse_args(argv)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def add_parser(subparsers) -> None:
+    """Registers `uniperceiver-hf export hub`."""
+    add_arguments(subparsers.add_parser("hub", help=DESCRIPTION, description=DESCRIPTION))
+
+
+def run(args: argparse.Namespace) -> Path:
     card = None
     if args.claims or args.converted:
         config = UniPerceiverConfig.from_pretrained(args.model)
@@ -586,6 +608,12 @@ def main(argv: list[str] | None = None) -> Path:
                                 remote_code=not args.no_remote_code)
     print(f"Wrote {output}: {', '.join(sorted(p.name for p in output.iterdir()))}")
     return output
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """`uniperceiver-hf export hub` on its own."""
+    parser = add_arguments(argparse.ArgumentParser(prog="uniperceiver-hf export hub", description=DESCRIPTION))
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
