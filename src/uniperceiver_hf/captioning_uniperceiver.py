@@ -14,7 +14,7 @@ import torch
 from transformers.utils import ModelOutput
 
 from .targets_uniperceiver import TargetSet
-from .validation_uniperceiver import check_int
+from .validation_uniperceiver import check_int, check_side
 
 
 
@@ -113,7 +113,7 @@ class UniPerceiverCaptioner:
 
     def start(self, pixel_values: torch.Tensor, max_new_tokens: int) -> KeyValueCache:
         """Encodes `[<SPE>, visual tokens]` into a cache with room for `max_new_tokens` decoding steps."""
-        self.model._check_side("", None, None, None, pixel_values, None)
+        check_side(self.model.config, "", None, None, None, pixel_values, None)
         if pixel_values.ndim == 4:
             pixel_values = pixel_values.unsqueeze(1)
         embeds = self.model.embeddings(None, None, pixel_values)

@@ -23,7 +23,7 @@ from transformers.utils import ModelOutput, logging
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_uniperceiver import SPECIAL_TOKEN_FIELDS, UniPerceiverConfig
-from .validation_uniperceiver import check_finite
+from .validation_uniperceiver import check_labels, check_side, check_target_embeds
 
 logger = logging.get_logger(__name__)
 
@@ -485,14 +485,6 @@ class UniPerceiverSimilarityHead(nn.Module):
 # Models
 
 
-_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-
-
-def _kind(value) -> str:
-    """A tensor's dtype, or any other value's type name, for error messages."""
-    return str(value.dtype) if torch.is_tensor(value) else type(value).__name__
-
-
 def _requested_outputs(
     config: UniPerceiverConfig, output_hidden_states: bool | list[int] | None, output_attentions: bool | None
 ) -> dict:
@@ -634,149 +626,6 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                 )
         return super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
 
-    # -- input checks: bad input gets a ValueError naming the argument, never a crash deep inside torch ----------
-
-    def _check_side(
-        self,
-        prefix: str,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-        position_ids: torch.Tensor | None,
-        pixel_values: torch.Tensor | None,
-        feature_index: torch.Tensor | None,
-        inputs_embeds: torch.Tensor | None = None,
-    ) -> None:
-        config = self.config
-        # Checks that read tensor contents force a data-dependent branch: skipped while torch.compile / torch.export
-        # trace, so that compiled and exported graphs stay whole (eager callers keep every error).
-        read_values = not torch.compiler.is_compiling()
-        if input_ids is not None and inputs_embeds is not None:
-            raise ValueError(f"Pass either `{prefix}input_ids` or `{prefix}inputs_embeds`, not both.")
-        if input_ids is None and inputs_embeds is None and pixel_values is None:
-            raise ValueError(f"Pass `{prefix}input_ids` and/or `{prefix}pixel_values`; both are None.")
-        if pixel_values is not None:
-            if not torch.is_tensor(pixel_values) or not pixel_values.is_floating_point():
-                raise ValueError(f"`{prefix}pixel_values` must be a floating-point tensor.")
-            if pixel_values.ndim not in (4, 5):
-                raise ValueError(
-                    f"`{prefix}pixel_values` must be [B, C, H, W] (image) or [B, T, C, H, W] (video), "
-                    f"got shape {tuple(pixel_values.shape)}."
-                )
-            channels, height, width = pixel_values.shape[-3:]
-            if channels != config.num_channels:
-                raise ValueError(
-                    f"`{prefix}pixel_values` must have {config.num_channels} channels in dim -3, "
-                    f"got shape {tuple(pixel_values.shape)}."
-                )
-            if (height, width) != (config.image_size, config.image_size):
-                raise ValueError(
-                    f"`{prefix}pixel_values` must be {config.image_size}x{config.image_size} (the spatial position "
-                    f"table has {config.num_patches} patches), got {height}x{width}."
-                )
-            if pixel_values.ndim == 5 and not 1 <= pixel_values.shape[1] <= config.num_frames:
-                raise ValueError(
-                    f"`{prefix}pixel_values` has {pixel_values.shape[1]} frames; the temporal position table holds "
-                    f"1 to {config.num_frames} (`num_frames`)."
-                )
-            if pixel_values.shape[0] == 0:
-                raise ValueError(f"`{prefix}pixel_values` is an empty batch (batch size 0).")
-            check_finite(f"{prefix}pixel_values", pixel_values)
-        if input_ids is None and inputs_embeds is None:
-            for name, value in (("attention_mask", attention_mask), ("position_ids", position_ids)):
-                if value is not None:
-                    raise ValueError(f"`{prefix}{name}` was given without `{prefix}input_ids`.")
-            if feature_index is not None:
-                raise ValueError(f"`{prefix}feature_index` points into the text; it needs `{prefix}input_ids`.")
-            return
-        if inputs_embeds is not None:
-            text = f"{prefix}inputs_embeds"
-            if not torch.is_tensor(inputs_embeds) or not inputs_embeds.is_floating_point() or inputs_embeds.ndim != 3:
-                raise ValueError(f"`{text}` must be a floating-point tensor of shape [B, L, {config.hidden_size}].")
-            if inputs_embeds.shape[-1] != config.hidden_size:
-                raise ValueError(f"`{text}` must have {config.hidden_size} features, got {inputs_embeds.shape[-1]}.")
-            check_finite(text, inputs_embeds)
-            batch_size, length = inputs_embeds.shape[:2]
-        else:
-            text = f"{prefix}input_ids"
-            if not torch.is_tensor(input_ids) or input_ids.ndim != 2 or input_ids.is_floating_point():
-                raise ValueError(f"`{text}` must be an integer tensor of shape [B, L].")
-            batch_size, length = input_ids.shape
-            if input_ids.numel() and read_values and (input_ids.min() < 0 or input_ids.max() >= config.vocab_size):
-                raise ValueError(f"`{text}` must hold ids in [0, {config.vocab_size}).")
-        if length == 0 or batch_size == 0:
-            raise ValueError(f"`{text}` is empty (shape {(batch_size, length)}).")
-        if pixel_values is not None and pixel_values.shape[0] != batch_size:
-            raise ValueError(
-                f"`{text}` has batch size {batch_size} but `{prefix}pixel_values` has "
-                f"{pixel_values.shape[0]}; they describe the same examples and must match."
-            )
-        if position_ids is None and length > config.max_position_embeddings:
-            raise ValueError(
-                f"`{text}` has {length} tokens; the text position table holds "
-                f"{config.max_position_embeddings} (`max_position_embeddings`)."
-            )
-        if position_ids is not None:
-            if position_ids.shape != (batch_size, length):
-                raise ValueError(f"`{prefix}position_ids` must have the shape of `{text}` {(batch_size, length)}.")
-            if read_values and (position_ids.min() < 0 or position_ids.max() >= config.max_position_embeddings):
-                raise ValueError(f"`{prefix}position_ids` must be in [0, {config.max_position_embeddings}).")
-        if attention_mask is not None:
-            if attention_mask.shape not in ((batch_size, length), (batch_size, length, length)):
-                raise ValueError(
-                    f"`{prefix}attention_mask` must be [B, L] (padding) or [B, L, L] (text visibility) with "
-                    f"B, L = {batch_size}, {length}; got {tuple(attention_mask.shape)}."
-                )
-            keeps = attention_mask.bool()
-            if attention_mask.ndim == 3:
-                keeps = keeps.any(dim=1)
-            if read_values and pixel_values is None and not keeps.any(dim=-1).all():
-                raise ValueError(f"`{prefix}attention_mask` masks every token of at least one sequence.")
-        if feature_index is not None:
-            if feature_index.dtype == torch.bool:
-                if feature_index.shape != (batch_size, length):
-                    raise ValueError(
-                        f"A boolean `{prefix}feature_index` must have the shape of `{text}` "
-                        f"{(batch_size, length)}, got {tuple(feature_index.shape)}."
-                    )
-            elif feature_index.is_floating_point() or feature_index.shape != (batch_size,):
-                raise ValueError(
-                    f"`{prefix}feature_index` must be an integer tensor [B] (one text position per example) or a "
-                    f"boolean tensor [B, L]; got dtype {feature_index.dtype}, shape {tuple(feature_index.shape)}."
-                )
-            elif read_values and (feature_index.min() < 0 or feature_index.max() >= length):
-                raise ValueError(f"`{prefix}feature_index` must be in [0, {length}) (positions inside the text).")
-
-    def _checked_target_embeds(self, target_embeds: torch.Tensor) -> torch.Tensor:
-        """`target_embeds` if it is a non-empty, finite `[N_targets, projection_dim]` float tensor."""
-        if not torch.is_tensor(target_embeds) or not target_embeds.is_floating_point():
-            raise TypeError(
-                f"`target_embeds` must be a floating-point tensor (`TargetSet.embeds`), got {_kind(target_embeds)}."
-            )
-        dim = self.config.projection_dim
-        if target_embeds.ndim != 2 or target_embeds.shape[0] == 0 or target_embeds.shape[1] != dim:
-            raise ValueError(
-                f"`target_embeds` must be a non-empty [N_targets, {self.config.projection_dim}] tensor, "
-                f"got shape {tuple(target_embeds.shape)}."
-            )
-        check_finite("target_embeds", target_embeds)
-        return target_embeds
-
-    @staticmethod
-    def _check_labels(labels: torch.Tensor, num_inputs: int, num_targets: int) -> None:
-        """`labels` must be one integer target index in `[0, num_targets)` (or -100, ignored) per input row."""
-        if not torch.is_tensor(labels) or labels.dtype not in _INTEGER_DTYPES:
-            raise TypeError(f"`labels` must be an integer tensor of target indices, got {_kind(labels)}.")
-        if labels.shape != (num_inputs,):
-            raise ValueError(
-                f"`labels` must have one target index per input row, shape {(num_inputs,)}; got {tuple(labels.shape)}."
-            )
-        if not torch.compiler.is_compiling():
-            bad = labels[(labels != -100) & ((labels < 0) | (labels >= num_targets))]
-            if bad.numel():
-                raise ValueError(
-                    f"`labels` must be target indices in [0, {num_targets}) or -100 (ignored); got {bad[:5].tolist()}."
-                )
-
     # -- one side -------------------------------------------------------------------------------------------------
 
     def _attention_mask(
@@ -829,7 +678,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         """Embeddings, encoder and read-out of one side, without the head. `capture_outputs` reads the `output_*`
         flags (falling back to the config) and records the hidden states and attention weights they ask for."""
         prefix = "target_" if is_target else ""
-        self._check_side(prefix, input_ids, attention_mask, position_ids, pixel_values, feature_index, inputs_embeds)
+        check_side(
+            self.config, prefix, input_ids, attention_mask, position_ids, pixel_values, feature_index, inputs_embeds
+        )
         if pixel_values is not None and pixel_values.ndim == 4:
             pixel_values = pixel_values.unsqueeze(1)
         text = input_ids if input_ids is not None else inputs_embeds
@@ -1059,7 +910,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         elif any(t is not None for t in (target_input_ids, target_attention_mask, target_pixel_values)):
             raise ValueError("Pass either `target_embeds` or the target side tensors, not both.")
         else:
-            target_embeds = self._checked_target_embeds(target_embeds)
+            target_embeds = check_target_embeds(self.config, target_embeds)
 
         use_classifier_head = self.head.classifier is not None if use_classifier_head is None else use_classifier_head
         if use_classifier_head:
@@ -1075,7 +926,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
 
         loss = None
         if labels is not None:
-            self._check_labels(labels, *logits.shape)
+            check_labels(labels, *logits.shape)
             loss = F.cross_entropy(logits.float(), labels.to(logits.device), ignore_index=-100)
 
         output = UniPerceiverOutput(
