@@ -43,10 +43,11 @@ def test_metric_path_rejects_unknown_names():
 
 
 def test_modules_load_offline_from_a_copy_without_the_package(tmp_path):
-    """Each file is standalone: copied elsewhere, it loads offline with an empty cache and never imports us."""
+    """Each file needs only `common.py` beside it: copied elsewhere, it loads offline with an empty cache (evaluate
+    copies the sibling it imports) and never imports us."""
     pytest.importorskip("evaluate", reason="the metric modules need the optional `evaluate` package")
-    for name in AVAILABLE_METRICS:
-        shutil.copy(metric_path(name), tmp_path / f"{name}.py")
+    for name in (*AVAILABLE_METRICS, "common"):
+        shutil.copy(os.path.join(os.path.dirname(metric_path("accuracy")), f"{name}.py"), tmp_path / f"{name}.py")
     script = textwrap.dedent(
         f"""
         import sys, evaluate

@@ -1,9 +1,9 @@
 """Offline `evaluate` metric modules for Uni-Perceiver's benchmarks.
 
 `evaluate.load("accuracy")` and the other Hub-hosted metrics need the network; `evaluate.load(path)` of a
-local module does not. Each `<name>.py` beside this file is such a standalone module (it imports only
-`evaluate`, `datasets` and the standard library, never this package), so it can also be copied elsewhere and
-loaded by path.
+local module does not. Each `<name>.py` beside this file is such a module: it imports only `evaluate`, `datasets`,
+the standard library and `common.py` (their shared description and tokenisation), never this package, so a
+metric file copied elsewhere with `common.py` beside it loads by path too.
 
     from uniperceiver_hf.metrics import load_metric
     cider = load_metric("cider")
@@ -18,7 +18,9 @@ AVAILABLE_METRICS = ("accuracy", "bleu", "cider", "recall_at_k", "vqa_accuracy")
 def metric_path(name: str) -> str:
     """The absolute path of the module file of metric `name` (one of `AVAILABLE_METRICS`)."""
     if name not in AVAILABLE_METRICS:
-        raise ValueError(f"unknown metric {name!r}; available: {', '.join(AVAILABLE_METRICS)}")
+        raise ValueError(
+            f"unknown metric {name!r}; available: {', '.join(AVAILABLE_METRICS)}"
+        )
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
 
 

@@ -7,19 +7,12 @@ offline, unlike the Hub-hosted `evaluate.load("accuracy")`.
 import datasets
 import evaluate
 
+from .common import metric_card, UNIPERCEIVER_CITATION
+
 _DESCRIPTION = """\
 Accuracy is the fraction of examples whose predicted class id equals the reference class id:
 accuracy = #correct / #examples. Uni-Perceiver reports it (as a percentage) for image and video
 classification, e.g. ImageNet-1k top-1 and Kinetics-400 top-1.
-"""
-
-_CITATION = """\
-@inproceedings{zhu2022uniperceiver,
-  title={Uni-Perceiver: Pre-training Unified Architecture for Generic Perception for Zero-shot and Few-shot Tasks},
-  author={Zhu, Xizhou and Zhu, Jinguo and Li, Hao and Wu, Xiaoshi and Li, Hongsheng and Wang, Xiaohua and Dai, Jifeng},
-  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
-  year={2022}
-}
 """
 
 _KWARGS_DESCRIPTION = """\
@@ -40,19 +33,14 @@ Example:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+@metric_card(
+    _DESCRIPTION,
+    UNIPERCEIVER_CITATION,
+    _KWARGS_DESCRIPTION,
+    {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")},
+)
 class Accuracy(evaluate.Metric):
     """Top-1 classification accuracy."""
-
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
-        )
 
     def _compute(self, predictions, references):
         if not predictions:

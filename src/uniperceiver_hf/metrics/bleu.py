@@ -4,11 +4,16 @@ A standalone `evaluate` module (load it with `evaluate.load(path_to_this_file)`)
 """
 
 import math
-import re
 from collections import Counter
 
-import datasets
 import evaluate
+
+from .common import (
+    COCO_CAPTIONS_CITATION,
+    TEXT_AGAINST_REFERENCES,
+    metric_card,
+    tokenize,
+)
 
 _DESCRIPTION = """\
 Corpus-level BLEU-1 to BLEU-4 as in the COCO caption evaluation (the numbers captioning papers, Uni-Perceiver's
@@ -27,7 +32,8 @@ to avoid dividing by zero; here an order with no n-gram or no match gives exactl
 to about 1e-9 whenever every order has at least one match, which is always the case on a real test set.
 """
 
-_CITATION = """\
+_CITATION = (
+    """\
 @inproceedings{papineni2002bleu,
   title={{BLEU}: a Method for Automatic Evaluation of Machine Translation},
   author={Papineni, Kishore and Roukos, Salim and Ward, Todd and Zhu, Wei-Jing},
@@ -35,14 +41,9 @@ _CITATION = """\
   pages={311--318},
   year={2002}
 }
-@article{chen2015microsoft,
-  title={Microsoft {COCO} Captions: Data Collection and Evaluation Server},
-  author={Chen, Xinlei and Fang, Hao and Lin, Tsung-Yi and Vedantam, Ramakrishna and Gupta, Saurabh and
-          Doll{\\'a}r, Piotr and Zitnick, C. Lawrence},
-  journal={arXiv preprint arXiv:1504.00325},
-  year={2015}
-}
 """
+    + COCO_CAPTIONS_CITATION
+)
 
 _KWARGS_DESCRIPTION = """\
 Args:
@@ -64,52 +65,50 @@ Example:
 MAX_ORDER = 4
 
 
-def tokenize(text: str) -> list:
-    """Lower-case, turn punctuation into spaces, split on whitespace."""
-    return re.sub(r"[^\w\s]", " ", text.lower()).split()
-
-
 def ngram_counts(words: list, n: int) -> Counter:
     """How often each n-gram (a tuple of n words) occurs in `words`."""
     return Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+@metric_card(
+    _DESCRIPTION,
+    _CITATION,
+    _KWARGS_DESCRIPTION,
+    TEXT_AGAINST_REFERENCES,
+    reference_urls=(
+        "https://aclanthology.org/P02-1040/",
+        "https://arxiv.org/abs/1504.00325",
+    ),
+)
 class Bleu(evaluate.Metric):
     """Corpus BLEU-1..4 with COCO caption evaluation conventions."""
-
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("string"),
-                    "references": datasets.Sequence(datasets.Value("string")),
-                }
-            ),
-            reference_urls=["https://aclanthology.org/P02-1040/", "https://arxiv.org/abs/1504.00325"],
-        )
 
     def _compute(self, predictions, references):
         if not predictions:
             raise ValueError("bleu needs at least one prediction, got none")
         matches, totals = [0] * MAX_ORDER, [0] * MAX_ORDER
         candidate_length = reference_length = 0
-        for index, (prediction, refs) in enumerate(zip(predictions, references, strict=True)):
+        for index, (prediction, refs) in enumerate(
+            zip(predictions, references, strict=True)
+        ):
             if not refs:
-                raise ValueError(f"references of prediction {index} is empty: each prediction needs a reference")
+                raise ValueError(
+                    f"references of prediction {index} is empty: each prediction needs a reference"
+                )
             candidate = tokenize(prediction)
             refs = [tokenize(ref) for ref in refs]
             candidate_length += len(candidate)
-            reference_length += min((abs(len(ref) - len(candidate)), len(ref)) for ref in refs)[1]
+            reference_length += min(
+                (abs(len(ref) - len(candidate)), len(ref)) for ref in refs
+            )[1]
             for n in range(1, MAX_ORDER + 1):
                 counts = ngram_counts(candidate, n)
                 max_ref_counts = Counter()
                 for ref in refs:
                     max_ref_counts |= ngram_counts(ref, n)  # `|` keeps the larger count
-                matches[n - 1] += sum((counts & max_ref_counts).values())  # `&` keeps the smaller count
+                matches[n - 1] += sum(
+                    (counts & max_ref_counts).values()
+                )  # `&` keeps the smaller count
                 totals[n - 1] += sum(counts.values())
 
         if candidate_length >= reference_length:
@@ -120,6 +119,8 @@ class Bleu(evaluate.Metric):
             brevity_penalty = math.exp(1 - reference_length / candidate_length)
         scores, precision_product = {}, 1.0
         for n in range(1, MAX_ORDER + 1):
-            precision_product *= matches[n - 1] / totals[n - 1] if totals[n - 1] else 0.0
+            precision_product *= (
+                matches[n - 1] / totals[n - 1] if totals[n - 1] else 0.0
+            )
             scores[f"bleu_{n}"] = brevity_penalty * precision_product ** (1 / n)
         return scores

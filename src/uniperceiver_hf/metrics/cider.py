@@ -4,11 +4,16 @@ A standalone `evaluate` module (load it with `evaluate.load(path_to_this_file)`)
 """
 
 import math
-import re
 from collections import Counter
 
-import datasets
 import evaluate
+
+from .common import (
+    COCO_CAPTIONS_CITATION,
+    TEXT_AGAINST_REFERENCES,
+    metric_card,
+    tokenize,
+)
 
 _DESCRIPTION = """\
 CIDEr-D, the "CIDEr" of the COCO caption evaluation (the number captioning papers, Uni-Perceiver's included,
@@ -26,7 +31,8 @@ i.e. words - 1; the difference of two lengths is the same, except when a sentenc
 similarity is 0 either way.)
 """
 
-_CITATION = """\
+_CITATION = (
+    """\
 @inproceedings{vedantam2015cider,
   title={{CIDEr}: Consensus-based Image Description Evaluation},
   author={Vedantam, Ramakrishna and Zitnick, C. Lawrence and Parikh, Devi},
@@ -34,14 +40,9 @@ _CITATION = """\
   pages={4566--4575},
   year={2015}
 }
-@article{chen2015microsoft,
-  title={Microsoft {COCO} Captions: Data Collection and Evaluation Server},
-  author={Chen, Xinlei and Fang, Hao and Lin, Tsung-Yi and Vedantam, Ramakrishna and Gupta, Saurabh and
-          Doll{\\'a}r, Piotr and Zitnick, C. Lawrence},
-  journal={arXiv preprint arXiv:1504.00325},
-  year={2015}
-}
 """
+    + COCO_CAPTIONS_CITATION
+)
 
 _KWARGS_DESCRIPTION = """\
 Args:
@@ -66,62 +67,71 @@ MAX_ORDER = 4
 SIGMA = 6.0
 
 
-def tokenize(text: str) -> list:
-    """Lower-case, turn punctuation into spaces, split on whitespace."""
-    return re.sub(r"[^\w\s]", " ", text.lower()).split()
-
-
 def ngram_counts(words: list) -> Counter:
     """How often each n-gram (a tuple of 1 to MAX_ORDER words) occurs in `words`."""
-    return Counter(tuple(words[i : i + n]) for n in range(1, MAX_ORDER + 1) for i in range(len(words) - n + 1))
+    return Counter(
+        tuple(words[i : i + n])
+        for n in range(1, MAX_ORDER + 1)
+        for i in range(len(words) - n + 1)
+    )
 
 
-def tfidf_vectors(counts: Counter, document_frequency: Counter, log_num_images: float) -> tuple:
+def tfidf_vectors(
+    counts: Counter, document_frequency: Counter, log_num_images: float
+) -> tuple:
     """Per-order TF-IDF vectors (dicts n-gram -> weight) of one sentence, and their Euclidean norms."""
     vectors = [{} for _ in range(MAX_ORDER)]
     for gram, count in counts.items():
-        vectors[len(gram) - 1][gram] = count * (log_num_images - math.log(max(1.0, document_frequency[gram])))
-    return vectors, [math.sqrt(sum(w * w for w in vector.values())) for vector in vectors]
+        vectors[len(gram) - 1][gram] = count * (
+            log_num_images - math.log(max(1.0, document_frequency[gram]))
+        )
+    return vectors, [
+        math.sqrt(sum(w * w for w in vector.values())) for vector in vectors
+    ]
 
 
 def similarity(candidate: tuple, reference: tuple, length_delta: int) -> float:
     """Mean over n of the clipped cosine similarity, times the Gaussian penalty on the length difference."""
     (cand_vectors, cand_norms), (ref_vectors, ref_norms) = candidate, reference
     total = 0.0
-    for cand_vec, ref_vec, cand_norm, ref_norm in zip(cand_vectors, ref_vectors, cand_norms, ref_norms, strict=True):
+    for cand_vec, ref_vec, cand_norm, ref_norm in zip(
+        cand_vectors, ref_vectors, cand_norms, ref_norms, strict=True
+    ):
         if cand_norm and ref_norm:
-            dot = sum(min(w, ref_vec.get(g, 0.0)) * ref_vec.get(g, 0.0) for g, w in cand_vec.items())
+            dot = sum(
+                min(w, ref_vec.get(g, 0.0)) * ref_vec.get(g, 0.0)
+                for g, w in cand_vec.items()
+            )
             total += dot / (cand_norm * ref_norm)
     return total / MAX_ORDER * math.exp(-(length_delta**2) / (2 * SIGMA**2))
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+@metric_card(
+    _DESCRIPTION,
+    _CITATION,
+    _KWARGS_DESCRIPTION,
+    TEXT_AGAINST_REFERENCES,
+    reference_urls=(
+        "https://arxiv.org/abs/1411.5726",
+        "https://arxiv.org/abs/1504.00325",
+    ),
+)
 class Cider(evaluate.Metric):
     """CIDEr-D with COCO caption evaluation conventions."""
-
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("string"),
-                    "references": datasets.Sequence(datasets.Value("string")),
-                }
-            ),
-            reference_urls=["https://arxiv.org/abs/1411.5726", "https://arxiv.org/abs/1504.00325"],
-        )
 
     def _compute(self, predictions, references):
         if not predictions:
             raise ValueError("cider needs at least one prediction, got none")
         for index, refs in enumerate(references):
             if not refs:
-                raise ValueError(f"references of prediction {index} is empty: each prediction needs a reference")
+                raise ValueError(
+                    f"references of prediction {index} is empty: each prediction needs a reference"
+                )
         candidates = [tokenize(prediction) for prediction in predictions]
         reference_sets = [[tokenize(ref) for ref in refs] for refs in references]
-        reference_counts = [[ngram_counts(ref) for ref in refs] for refs in reference_sets]
+        reference_counts = [
+            [ngram_counts(ref) for ref in refs] for refs in reference_sets
+        ]
 
         document_frequency = Counter()
         for counts in reference_counts:
@@ -129,10 +139,16 @@ class Cider(evaluate.Metric):
         idf_args = (document_frequency, math.log(len(reference_sets)))
 
         scores = []
-        for candidate, refs, counts in zip(candidates, reference_sets, reference_counts, strict=True):
+        for candidate, refs, counts in zip(
+            candidates, reference_sets, reference_counts, strict=True
+        ):
             cand = tfidf_vectors(ngram_counts(candidate), *idf_args)
             sims = [
-                similarity(cand, tfidf_vectors(ref_counts, *idf_args), len(candidate) - len(ref))
+                similarity(
+                    cand,
+                    tfidf_vectors(ref_counts, *idf_args),
+                    len(candidate) - len(ref),
+                )
                 for ref, ref_counts in zip(refs, counts, strict=True)
             ]
             scores.append(10.0 * sum(sims) / len(sims))

@@ -8,21 +8,14 @@ its (usually 5) captions is ranked in the top K; in text-to-image each caption h
 import datasets
 import evaluate
 
+from .common import metric_card, UNIPERCEIVER_CITATION
+
 _DESCRIPTION = """\
 Recall@K for retrieval: for each query, the gallery is ranked by score, and the query counts as a hit at K
 when at least one of its correct gallery items is among the first K ranked items. Recall@K is the fraction
 of queries that are hits, returned as a fraction in [0, 1] (papers, Uni-Perceiver's included, print it as
 a percentage: multiply by 100). This is the R@1 / R@5 / R@10 of MSCOCO and Flickr30k image-text retrieval
 and MSVD / MSR-VTT video-text retrieval.
-"""
-
-_CITATION = """\
-@inproceedings{zhu2022uniperceiver,
-  title={Uni-Perceiver: Pre-training Unified Architecture for Generic Perception for Zero-shot and Few-shot Tasks},
-  author={Zhu, Xizhou and Zhu, Jinguo and Li, Hao and Wu, Xiaoshi and Li, Hongsheng and Wang, Xiaohua and Dai, Jifeng},
-  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
-  year={2022}
-}
 """
 
 _KWARGS_DESCRIPTION = """\
@@ -48,22 +41,17 @@ Example:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+@metric_card(
+    _DESCRIPTION,
+    UNIPERCEIVER_CITATION,
+    _KWARGS_DESCRIPTION,
+    {
+        "predictions": datasets.Sequence(datasets.Value("int64")),
+        "references": datasets.Sequence(datasets.Value("int64")),
+    },
+)
 class RecallAtK(evaluate.Metric):
     """Retrieval recall@K where a query is a hit if any of its correct items ranks in the top K."""
-
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("int64")),
-                    "references": datasets.Sequence(datasets.Value("int64")),
-                }
-            ),
-        )
 
     def _compute(self, predictions, references, k=(1, 5, 10)):
         k = list(k)
@@ -74,16 +62,31 @@ class RecallAtK(evaluate.Metric):
         max_k = max(k)
         # The rank (0-based) of each query's best-ranked correct item, or None when none is in the top max(k).
         first_hits = []
-        for query, (ranked, correct) in enumerate(zip(predictions, references, strict=True)):
+        for query, (ranked, correct) in enumerate(
+            zip(predictions, references, strict=True)
+        ):
             if len(ranked) < max_k:
                 raise ValueError(
                     f"k={max_k} is larger than the ranked list of query {query} ({len(ranked)} entries): "
                     f"pass at least max(k) ranked gallery indices per query, or a smaller k"
                 )
             if not correct:
-                raise ValueError(f"references of query {query} is empty: each query needs at least one correct item")
+                raise ValueError(
+                    f"references of query {query} is empty: each query needs at least one correct item"
+                )
             correct = set(correct)
-            first_hits.append(next((rank for rank, item in enumerate(ranked[:max_k]) if item in correct), None))
+            first_hits.append(
+                next(
+                    (
+                        rank
+                        for rank, item in enumerate(ranked[:max_k])
+                        if item in correct
+                    ),
+                    None,
+                )
+            )
         return {
-            f"recall@{cut}": sum(hit is not None and hit < cut for hit in first_hits) / len(first_hits) for cut in k
+            f"recall@{cut}": sum(hit is not None and hit < cut for hit in first_hits)
+            / len(first_hits)
+            for cut in k
         }

@@ -6,8 +6,9 @@ accuracy of the VQA benchmark (VQA v1/v2) so that Uni-Perceiver's VQA results ca
 
 import re
 
-import datasets
 import evaluate
+
+from .common import TEXT_AGAINST_REFERENCES, metric_card
 
 _DESCRIPTION = """\
 The standard VQA accuracy. Each question has several (in VQA v2: 10) human answers. For a predicted answer,
@@ -94,7 +95,9 @@ def normalize_answer(answer: str) -> str:
     text = _PERIOD_NOT_BEFORE_DIGIT.sub("", text)
     text = _PUNCTUATION.sub(" ", text)
     words = (_NUMBER_WORDS.get(word, word) for word in text.split())
-    return " ".join(_CONTRACTIONS.get(word, word) for word in words if word not in _ARTICLES)
+    return " ".join(
+        _CONTRACTIONS.get(word, word) for word in words if word not in _ARTICLES
+    )
 
 
 def soft_accuracy(prediction: str, answers: list) -> float:
@@ -105,29 +108,23 @@ def soft_accuracy(prediction: str, answers: list) -> float:
     return sum(min(1.0, (total - match) / 3) for match in matches) / len(matches)
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+@metric_card(
+    _DESCRIPTION,
+    _CITATION,
+    _KWARGS_DESCRIPTION,
+    TEXT_AGAINST_REFERENCES,
+    reference_urls=("https://visualqa.org/evaluation.html",),
+)
 class VqaAccuracy(evaluate.Metric):
     """The VQA benchmark's soft accuracy over normalised answers."""
-
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("string"),
-                    "references": datasets.Sequence(datasets.Value("string")),
-                }
-            ),
-            reference_urls=["https://visualqa.org/evaluation.html"],
-        )
 
     def _compute(self, predictions, references):
         if not predictions:
             raise ValueError("vqa_accuracy needs at least one question, got none")
         scores = []
-        for question, (prediction, answers) in enumerate(zip(predictions, references, strict=True)):
+        for question, (prediction, answers) in enumerate(
+            zip(predictions, references, strict=True)
+        ):
             if len(answers) < 2:
                 raise ValueError(
                     f"references of question {question} has {len(answers)} answer(s): the leave-one-out VQA "
