@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from uniperceiver_hf import UniPerceiverProcessor
+from uniperceiver_hf import UniPerceiverProcessor, UniPerceiverVideoProcessor
 from uniperceiver_hf.processing_uniperceiver import GLUE_LABEL_WORDS, glue_task_key, truncate_keeping_last
 
 SPE, EOT = 49410, 49407
@@ -438,6 +438,7 @@ def test_random_inputs_give_the_documented_outputs_or_a_clear_error(processor):
 
 def test_save_and_load(processor, tmp_path, pngs):
     from transformers import AutoProcessor
+    from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 
     processor.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "processor_config.json").read_text())
@@ -449,6 +450,12 @@ def test_save_and_load(processor, tmp_path, pngs):
         actual = loaded.vqa(pngs, ["what is it?", "and this?"], ["a cat"])
         assert all(torch.equal(actual[k], expected[k]) for k in expected if k != "task")
         assert loaded.to_dict() == processor.to_dict() and "auto_map" in loaded.to_dict()
+    # The real Auto class (`transformers.AutoVideoProcessor` is a torchvision placeholder) finds the video processor
+    # for the requested backend: transformers 5.25's default "torchvision" and "pil" alike.
+    for backend in ("torchvision", "pil"):
+        video_processor = AutoVideoProcessor.from_pretrained(tmp_path, backend=backend)
+        assert type(video_processor) is UniPerceiverVideoProcessor
+        assert video_processor.to_dict() == processor.video_processor.to_dict()
     # Keyword arguments of `from_pretrained` reach the image and video processors.
     raw = UniPerceiverProcessor.from_pretrained(tmp_path, do_normalize=False)
     assert not raw.image_processor.do_normalize and not raw.video_processor.do_normalize

@@ -9,6 +9,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,6 +25,7 @@ from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_uniperceiver import SPECIAL_TOKEN_FIELDS, UniPerceiverConfig
 from .validation_uniperceiver import check_labels, check_side, check_target_embeds
+from .versions_uniperceiver import explain_untested_transformers
 
 logger = logging.get_logger(__name__)
 
@@ -519,6 +521,12 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
     # `output_hidden_states` and `output_attentions` are recorded by hooks on these modules (transformers 5's
     # output capturing): the layer outputs (after the embedding output) and the attention weights.
     _can_record_outputs = {"hidden_states": UniPerceiverEncoderLayer, "attentions": UniPerceiverAttention}
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> "UniPerceiverPreTrainedModel":
+        """`PreTrainedModel.from_pretrained`; a failure under an untested transformers release names that release."""
+        with explain_untested_transformers(f"`{cls.__name__}`"):
+            return super().from_pretrained(*args, **kwargs)
 
     def _init_weights(self, module: nn.Module):
         """The official MAE-style initialisation: xavier linears, N(0, 0.02) embeddings, LN 1/0, zero biases."""

@@ -39,6 +39,7 @@ from .image_processing_uniperceiver import UniPerceiverImageProcessor, UniPercei
 from .layouts_uniperceiver import caption_training_inputs, pad_token_sequences, vocabulary_target_ids
 from .tokenization_uniperceiver import SPE_TOKEN, UniPerceiverTokenizer
 from .validation_uniperceiver import check_int
+from .versions_uniperceiver import explain_untested_transformers
 from .video_processing_uniperceiver import UniPerceiverVideoProcessor, UniPerceiverVideoProcessorKwargs
 
 # Sequence lengths of the released configs (`MODEL.MAX_SEQ_LEN`).
@@ -203,10 +204,19 @@ class UniPerceiverProcessor(ProcessorMixin):
         return super().check_argument_for_proper_class(argument_name, argument)
 
     @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> "UniPerceiverProcessor":
+        """`ProcessorMixin.from_pretrained`; a failure under an untested transformers release names that release."""
+        with explain_untested_transformers(f"`{cls.__name__}`"):
+            return super().from_pretrained(*args, **kwargs)
+
+    @classmethod
     def _get_arguments_from_pretrained(
         cls, pretrained_model_name_or_path: Any, processor_dict: dict | None = None, **kwargs: Any
     ) -> list[Any]:
-        """Load the three parts with their own classes (no Auto* lookup, which would need torchvision for video)."""
+        """Load the three parts with their own classes. transformers < 5.25 loads sub-processors here, and its
+        primary-modality Auto lookup would need torchvision for video; 5.25 no longer calls this and loads them
+        through the Auto classes instead: `AutoVideoProcessor.register` in the package's `__init__`, and the
+        `auto_map` that `UniPerceiverVideoProcessor.register_for_auto_class` writes for remote code."""
         processor_dict = processor_dict or {}
         kwargs.pop("trust_remote_code", None)
         tokenizer = UniPerceiverTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs)
