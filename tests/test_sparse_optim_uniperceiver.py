@@ -53,6 +53,22 @@ def test_rowwise_update_equals_dense_adamw_on_touched_rows_and_leaves_the_others
     assert not torch.equal(dense.weight[never_since_step_1], sparse.weight[never_since_step_1])
 
 
+def test_a_dense_step_then_row_wise_steps_keep_dense_adamw_semantics():
+    dense, sparse = _tables()
+    dense_optimizer, sparse_optimizer = torch.optim.AdamW(dense.parameters()), RowwiseAdamW(sparse.parameters())
+    gradient = torch.randn_like(dense.weight)
+    for table, optimizer in ((dense, dense_optimizer), (sparse, sparse_optimizer)):
+        table.weight.grad = gradient.clone()  # e.g. a checkpoint of a dense run, resumed row-wise
+        optimizer.step()
+        optimizer.zero_grad()
+    ids, weights = torch.tensor([4, 6]), torch.randn(2, 6)
+    before_dense, before_sparse = dense.weight.detach().clone(), sparse.weight.detach().clone()
+    for table, optimizer in ((dense, dense_optimizer), (sparse, sparse_optimizer)):
+        (table(ids) * weights).sum().backward()
+        optimizer.step()
+    torch.testing.assert_close(sparse.weight[ids] - before_sparse[ids], dense.weight[ids] - before_dense[ids])
+
+
 def test_rowwise_weight_decay_and_dense_parameters_in_the_same_optimizer():
     dense, sparse = _tables()
     linear = nn.Linear(6, 2)

@@ -49,6 +49,11 @@ class RowwiseAdamW(torch.optim.AdamW):
             parameter.grad = None
         try:
             super().step()
+            for group in self.param_groups:  # a dense step updated every row of a row-wise parameter
+                for parameter in group["params"]:
+                    state = self.state.get(parameter, {})
+                    if parameter.grad is not None and "last_step" in state:
+                        state["last_step"].fill_(float(state["step"]))
             for group, parameter, gradient in sparse:
                 self._rowwise_step(group, parameter, gradient)
         finally:
@@ -66,7 +71,8 @@ class RowwiseAdamW(torch.optim.AdamW):
             state["step"] = torch.tensor(0.0)
             state["exp_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
-            state["last_step"] = torch.zeros(parameter.shape[0], dtype=torch.float32, device=parameter.device)
+        if "last_step" not in state:  # new, or so far updated by dense steps only (every row up to date)
+            state["last_step"] = torch.full((parameter.shape[0],), float(state["step"]), device=parameter.device)
         gradient = gradient.coalesce()  # one entry per row: repeated lookups of a row are summed
         rows, values = gradient.indices()[0], gradient.values().to(parameter.dtype)
         if rows.numel() == 0:
