@@ -1,8 +1,21 @@
 """Speed and peak memory of one full training step of Uni-Perceiver against CLIP, on CPU.
 
 One step is what the trainer does per batch: `zero_grad`, `UniPerceiverForPreTraining(...).loss`, `backward`,
-`AdamW.step` (weight decay off for norms, biases, embeddings and scales, as `no_weight_decay_parameter_names`).
-It is measured for a TINY model (2 layers x 64, 4 heads, 32 px images) and the BASE preset (12 x 768, 12 heads,
+`AdamW.step` (fused, the Trainer's default `optim`; weight decay off for norms, biases, embeddings and scales, as
+`no_weight_decay_parameter_names`; the token table with sparse gradients and `RowwiseAdamW`, the trainer's default
+`embedding_update="rowwise"`).
+
+The DEFAULT size is the shipped default model's (models/uniperceiver-tiny-emoji: 4 x 256, 64 px images, the real
+49,411-id vocabulary; 16.1M parameters, 12.6M of them the token table), batch 32, fp32, gradients clipped at 5.0 as
+the trainer does. Per task, four steps alternate in one process so that all see the same machine load: main's step
+(dense token-table gradients, fused AdamW on every parameter) with one thread, as the default model was trained
+(`OMP_NUM_THREADS=1`), and with `--threads`; the trainer's row-wise step; and (retrieval) transformers' `CLIPModel`
+with two towers of the same width and depth doing its contrastive step on the same images and captions; on a CPU
+with native bf16 also the row-wise step under bf16 autocast (opt-in `bf16=True`, shown for information). Then main's
+step and the row-wise step train side by side from the same initialisation on a cycle of four batches (the loss
+curves, `--curve-steps`).
+
+The rest is measured for a TINY model (2 layers x 64, 4 heads, 32 px images) and the BASE preset (12 x 768, 12 heads,
 224 px images), random weights, training mode (drop path 0.1, the preset's), on three task types:
 
 - classification: a batch of images against a class-name target set (default 100 names, label smoothing 0.1);
@@ -30,7 +43,8 @@ The speed ratio to CLIP comes from one more process per setting in which our ret
 so that both see the same machine load. Children run with `OMP_WAIT_POLICY=PASSIVE` unless it is set: on a shared,
 oversubscribed CPU spinning OpenMP threads made small steps up to ten times slower and erratic.
 
-    python benchmarks/train_step.py                 # tiny and base (about 25 min on 2 shared cores)
+    python benchmarks/train_step.py --sizes default # the default model before/after, CLIP, loss curves (~5 min)
+    python benchmarks/train_step.py                 # default, tiny and base (about 30 min on 2 shared cores)
     python benchmarks/train_step.py --quick         # tiny, batch 4, 2 steps: a smoke run of a minute
     python benchmarks/train_step.py --sizes base --tasks retrieval --steps 5 --precisions fp32,bf16
 """
