@@ -1,12 +1,21 @@
-"""Losses: label smoothing, soft targets and in-batch retrieval against hand-computed values; vocabulary features."""
+"""Losses: label smoothing, soft targets and in-batch retrieval against hand-computed values; vocabulary features;
+retrieval with every process's features (two processes)."""
 
 import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from uniperceiver_hf.layouts_uniperceiver import vocabulary_target_ids
 from uniperceiver_hf.losses_uniperceiver import retrieval_loss, similarity_cross_entropy, vocabulary_embeds
+
+TESTS = Path(__file__).resolve().parent
 
 
 def _log_softmax_row(row):
@@ -84,3 +93,25 @@ def test_vocabulary_embeds_is_every_id_as_a_target(tiny_model):
     ids = vocabulary_target_ids(tiny_model.config.vocab_size)[[0, 269, 49410]]
     expected = tiny_model.get_features(input_ids=ids, attention_mask=torch.ones_like(ids), is_target=True)
     torch.testing.assert_close(features[[0, 269, 49410]], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_gathered_retrieval_in_two_processes_equals_one_process_with_the_whole_batch(tmp_path):
+    """torchrun with gloo on CPU: each of 2 ranks scores its 3 examples against all 6 (`gather_features`); the mean of
+    their losses and their averaged gradients equal one process's loss and gradients over the 6 examples."""
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    command = [torchrun, "--nproc_per_node=2", f"--master_port={port}", str(TESTS / "distributed_gather_script.py"),
+               str(tmp_path)]  # fmt: skip
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert ranks[0]["logits_shape"] == (3, 6)  # B x (W * B) pairs
+    torch.testing.assert_close((ranks[0]["loss"] + ranks[1]["loss"]) / 2, ranks[0]["whole_loss"], atol=1e-5, rtol=0)
+    whole = ranks[0]["whole_gradients"]
+    for rank in ranks:
+        assert rank["gradients"].keys() == whole.keys()
+        for name, gradient in rank["gradients"].items():
+            torch.testing.assert_close(gradient, whole[name], atol=1e-5, rtol=1e-4, msg=name)

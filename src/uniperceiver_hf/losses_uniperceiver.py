@@ -50,6 +50,45 @@ def retrieval_loss(logits: torch.Tensor, label_smoothing: float = 0.0) -> torch.
     )
 
 
+def gathered_retrieval_loss(
+    input_embeds: torch.Tensor,
+    target_embeds: torch.Tensor,
+    logit_scale: torch.Tensor,
+    label_smoothing: float = 0.0,
+    process_group=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """In-batch retrieval against every process's examples: the original's `FEATURE_GATHER` of single-task retrieval
+    fine-tuning, open_clip's `--gather-with-grad`. With W processes of B examples each, the local inputs are scored
+    against all W*B targets and the local targets against all W*B inputs.
+
+    The features are gathered by an autograd-aware all-gather, whose backward sums every process's gradient into the
+    owner of each slice; with DDP's average the gradient then equals that of one process holding all W*B examples,
+    and the mean of the processes' losses equals its loss. Every process of the group must call this in the same
+    step with the same batch size. Returns the local input->target logits `[B, W*B]` and the loss.
+
+    Args:
+        input_embeds, target_embeds (`[B, projection_dim]`): this process's normalised features, example i's target
+            at row i.
+        logit_scale (`[]`): the task's scale (the similarity head's `logit_scales(task)`).
+        label_smoothing: as `retrieval_loss`.
+        process_group: the processes to gather from (default: all).
+    """
+    import torch.distributed as dist
+    import torch.distributed.nn.functional as dist_functional
+
+    rank = dist.get_rank(process_group)
+    all_inputs = torch.cat(dist_functional.all_gather(input_embeds, group=process_group))
+    all_targets = torch.cat(dist_functional.all_gather(target_embeds, group=process_group))
+    batch_size = input_embeds.shape[0]
+    labels = torch.arange(rank * batch_size, (rank + 1) * batch_size, device=input_embeds.device)
+    input_logits = input_embeds @ all_targets.to(input_embeds).T * logit_scale
+    target_logits = target_embeds.to(input_embeds) @ all_inputs.T * logit_scale
+    loss = similarity_cross_entropy(input_logits, labels, label_smoothing) + similarity_cross_entropy(
+        target_logits, labels, label_smoothing
+    )
+    return input_logits, loss
+
+
 def vocabulary_embeds(model, process_group=None) -> torch.Tensor:
     """Normalised features `[V, projection_dim]` of the whole vocabulary (`[v, EOT]` per id), with gradient.
 
@@ -75,4 +114,4 @@ def vocabulary_embeds(model, process_group=None) -> torch.Tensor:
     return torch.cat(gathered)[: len(ids)]
 
 
-__all__ = ["retrieval_loss", "similarity_cross_entropy", "vocabulary_embeds"]
+__all__ = ["gathered_retrieval_loss", "retrieval_loss", "similarity_cross_entropy", "vocabulary_embeds"]

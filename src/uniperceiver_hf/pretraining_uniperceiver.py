@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from transformers.utils import ModelOutput
 
-from .losses_uniperceiver import retrieval_loss, similarity_cross_entropy, vocabulary_embeds
+from .losses_uniperceiver import gathered_retrieval_loss, retrieval_loss, similarity_cross_entropy, vocabulary_embeds
 from .modeling_uniperceiver import UniPerceiverModel, UniPerceiverPreTrainedModel
 
 SIDE_ARGUMENTS = ("input_ids", "attention_mask", "position_ids", "pixel_values", "feature_index")
@@ -53,13 +53,21 @@ TASK_TYPES: dict[str, TaskType] = {
 }
 
 
+def _world_size() -> int:
+    """Processes of the default process group (1 without one)."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 @dataclass
 class UniPerceiverPreTrainingOutput(ModelOutput):
     """
     Args:
         loss (`[]`): the task's loss times its loss weight (what is back-propagated).
         task_loss (`[]`): the unweighted task loss (what is logged per task).
-        logits (`[N_inputs, N_targets]`): the similarity logits the loss was computed from.
+        logits (`[N_inputs, N_targets]`): the similarity logits the loss was computed from (with gathered retrieval
+            features, this process's inputs against every process's targets).
     """
 
     loss: torch.FloatTensor | None = None
@@ -109,6 +117,7 @@ class UniPerceiverForPreTraining(UniPerceiverPreTrainedModel):
         label_smoothing: float = 0.0,
         labels: torch.Tensor | None = None,
         task_name: str | None = None,
+        gather_features: bool = False,
         **inputs: torch.Tensor,
     ) -> UniPerceiverPreTrainingOutput:
         r"""
@@ -119,6 +128,8 @@ class UniPerceiverForPreTraining(UniPerceiverPreTrainedModel):
             labels: target indices `[N]` (class, answer, word id or sampled-vocabulary index; -100 ignored) or soft
                 targets `[N, C]` (mixup). Not used by retrieval, whose targets are the diagonal.
             task_name: the recipe's task name (logged by the trainer; unused here).
+            gather_features: in-batch retrieval only: score against the examples of every process too (the recipe
+                task's `gather_features`; see `gathered_retrieval_loss`). No effect in a single process.
             inputs: the input side (`input_ids`, `attention_mask`, `position_ids`, `pixel_values`, `feature_index`)
                 and the target side (`target_input_ids`, `target_attention_mask`, `target_pixel_values`).
         """
@@ -137,7 +148,11 @@ class UniPerceiverForPreTraining(UniPerceiverPreTrainedModel):
         else:
             outputs = self.uniperceiver(**inputs, task=logit_scale)
         logits = outputs.logits
-        if kind.targets == "in_batch":
+        if kind.targets == "in_batch" and gather_features and _world_size() > 1:
+            scale = self.uniperceiver.head.logit_scales(logit_scale)
+            logits, task_loss = gathered_retrieval_loss(outputs.input_embeds, outputs.target_embeds, scale,
+                                                        label_smoothing)  # fmt: skip
+        elif kind.targets == "in_batch":
             task_loss = retrieval_loss(logits, label_smoothing)
         else:
             if labels is None:

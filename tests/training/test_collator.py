@@ -13,9 +13,9 @@ from uniperceiver_hf.training.trainer import build_config
 EXPECTED_KEYS = {
     "img_cls": {"pixel_values", "target_input_ids", "target_attention_mask", "labels"},
     "vid_cls": {"pixel_values", "target_input_ids", "target_attention_mask", "labels"},
-    "img_ret": {"pixel_values", "target_input_ids", "target_attention_mask"},
-    "vid_ret": {"pixel_values", "target_input_ids", "target_attention_mask"},
-    "txt_ret": {"input_ids", "attention_mask", "target_input_ids", "target_attention_mask"},
+    "img_ret": {"pixel_values", "target_input_ids", "target_attention_mask", "gather_features"},
+    "vid_ret": {"pixel_values", "target_input_ids", "target_attention_mask", "gather_features"},
+    "txt_ret": {"input_ids", "attention_mask", "target_input_ids", "target_attention_mask", "gather_features"},
     "mlm": {"input_ids", "attention_mask", "feature_index", "labels", "target_input_ids", "target_attention_mask"},
     "img_mlm": {"pixel_values", "input_ids", "attention_mask", "feature_index", "labels", "target_input_ids",
                 "target_attention_mask"},
@@ -61,6 +61,7 @@ def test_every_task_type_builds_its_inputs(setup):
     assert collator([_item(recipe, dataset, "vid_cls")])["loss_weight"] == 0.05
     assert collator([_item(recipe, dataset, "mlm")])["label_smoothing"] == 0.0
     assert collator([_item(recipe, dataset, "img_cls")])["label_smoothing"] == 0.1
+    assert collator([_item(recipe, dataset, "img_ret")])["gather_features"] is False  # a mixture: local negatives
 
 
 def test_same_seed_same_batch_other_seed_other_augmentation(setup):

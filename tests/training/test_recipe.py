@@ -55,12 +55,26 @@ def test_recipe_training_section_overrides_the_paper_and_arguments_override_both
         ([_task(), _task()], "task names must be unique"),
         ([{"type": "masked_lm", "dataset": "x"}], "`name` is required"),
         ([_task(glue_task="sst2")], "`glue_task` applies to text_classification"),
+        ([_task(gather_features=True)], "`gather_features` applies to in-batch retrieval"),
+        ([_task(type="image_text_retrieval", gather_features="yes")], "`gather_features` must be true or false"),
+        ([_task(type="image_text_retrieval", gather_features=True), _task(name="u")],
+         r"task 0 \(t\): `gather_features: true` needs every process to train this task in the same step"),
     ],
 )
 def test_bad_entries_name_the_file_and_entry(tasks, message):
     with pytest.raises(RecipeError, match=message) as error:
         parse_recipe({"tasks": tasks}, source="mix.yaml")
     assert str(error.value).startswith("mix.yaml")
+
+
+def test_gather_features_is_on_for_single_task_retrieval_and_off_in_a_mixture():
+    """As the original's FEATURE_GATHER: on when retrieval is the only task, off in the multi-task mixture."""
+    (alone,) = parse_recipe({"tasks": [_task(type="video_text_retrieval")]}).tasks
+    assert alone.gather_features is True
+    retrieval, classification = parse_recipe({"tasks": [_task(type="image_text_retrieval"), _task(name="c")]}).tasks
+    assert retrieval.gather_features is False and classification.gather_features is None
+    (off,) = parse_recipe({"tasks": [_task(type="text_text_retrieval", gather_features=False)]}).tasks
+    assert off.gather_features is False
 
 
 def test_bad_top_level():

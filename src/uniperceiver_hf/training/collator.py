@@ -273,6 +273,8 @@ class UniPerceiverCollator:
             loss_weight=float(task.loss_weight),
             label_smoothing=float(task.resolved_label_smoothing),
         )
+        if task.task_type.targets == "in_batch":
+            batch["gather_features"] = bool(task.gather_features)
         return batch
 
     def _build(self, task: TaskSpec, examples: list[dict[str, Any]], rng: random.Random) -> dict[str, Any]:

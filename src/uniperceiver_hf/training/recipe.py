@@ -84,6 +84,9 @@ class TaskSpec:
     class_samples: int | None = None  # classes/answers: the batch's own plus this many others (None: all of them)
     class_exemplars: list[str] | None = None  # image files, one per class: the targets instead of the class names
     augmentation: dict[str, Any] = field(default_factory=dict)
+    # In-batch retrieval against every process's examples (the original's FEATURE_GATHER); None: on when the recipe
+    # has this task alone, off in a mixture (where processes train different tasks in the same step), as the original.
+    gather_features: bool | None = None
 
     @property
     def task_type(self) -> TaskType:
@@ -222,6 +225,11 @@ def _parse_task(entry: Any, index: int, source: str) -> TaskSpec:
                     f"{task_type.modality} task; allowed: {sorted(allowed)}.")
     if task.glue_task is not None and task.type != "text_classification":
         raise _fail(source, where, "`glue_task` applies to text_classification tasks only.")
+    if task.gather_features is not None:
+        if not isinstance(task.gather_features, bool):
+            raise _fail(source, where, f"`gather_features` must be true or false, got {task.gather_features!r}.")
+        if task_type.targets != "in_batch":
+            raise _fail(source, where, "`gather_features` applies to in-batch retrieval tasks only.")
     return task
 
 
@@ -241,6 +249,14 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise RecipeError(f"{source}: task names must be unique; repeated: {duplicates}.")
+    for index, task in enumerate(tasks):
+        if task.task_type.targets != "in_batch":
+            continue
+        if task.gather_features is None:
+            task.gather_features = len(tasks) == 1
+        elif task.gather_features and len(tasks) > 1:
+            raise _fail(source, f"task {index} ({task.name})", "`gather_features: true` needs every process to train "
+                        "this task in the same step, which only a recipe with this task alone guarantees.")
     if sum(task.sampling_weight for task in tasks) <= 0:
         raise RecipeError(f"{source}: the sampling weights of the tasks sum to zero; at least one must be > 0.")
     for key in ("training", "model"):

@@ -5,10 +5,16 @@ schedule (so the sampler is sequential), weight decay skips norms, biases, embed
 and prompts (paper section 4.2), per-task losses are logged beside the total, and with several processes the
 vocabulary of exact language modelling is sharded across them (appendix E). Works the same under `python`,
 `torchrun` and `accelerate launch`.
+
+Speed: by default (`embedding_update="rowwise"`) the token table gets sparse gradients during training and
+`RowwiseAdamW` updates only the rows a step looked up (see `training/optim.py` for the exact semantics);
+`"dense"` is the plain AdamW of every parameter. On a CPU the trainer uses every core it may run on, split between
+the processes of the machine, and prints the thread count when training starts.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +26,25 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from .collator import UniPerceiverCollator
 from ..configuration_uniperceiver import UniPerceiverConfig
 from .data import MultiTaskDataset, load_recipe_datasets
+from .optim import RowwiseAdamW, clip_grad_norm_, sparse_embedding_gradients
 from ..pipeline_uniperceiver import save_for_pipeline
 from ..pretraining_uniperceiver import UniPerceiverForPreTraining
 from ..processing_uniperceiver import UniPerceiverProcessor
 from ..prompt_tuning_uniperceiver import few_shot_subset
 from .recipe import Recipe, RecipeError
 
+EMBEDDING_UPDATES = ("rowwise", "dense")
+# Options of a recipe's `training` section (or `train_recipe` keyword arguments) that are the trainer's, not
+# `TrainingArguments` fields, with their defaults.
+TRAINER_OPTIONS = {"embedding_update": "rowwise"}
+
 # Parameters that are embeddings in all but name: no weight decay on them.
 _NO_DECAY_NAMES = ("spe_bias", "prompt_embeddings", "target_prompt_embeddings", "spatial_position_embeddings")
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def no_weight_decay_parameter_names(model: nn.Module) -> set[str]:
@@ -58,19 +75,75 @@ class _KeepSpecialTokenIds(TrainerCallback):
             setattr(self.config, name, value)
 
 
+class _ReportThreads(TrainerCallback):
+    """Prints, once per run, how many CPU threads each process computes with (a one-thread run is ~2x slower on
+    two cores, and nothing else in the logs would show it)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            print(f"Training with {torch.get_num_threads()} torch thread(s) per process, {args.world_size} "
+                  f"process(es), {available_cpus()} CPU(s) available.", flush=True)
+
+
 class UniPerceiverTrainer(Trainer):
     """A Trainer over a `MultiTaskDataset`: one task batch per step and process, per-task losses in the logs.
 
     Args:
         task_names: the recipe's task names, in order (the logged `loss/<task>` entries).
+        embedding_update: `"rowwise"` (default): during `train()` the word-embedding table gets sparse gradients and
+            AdamW updates only the rows the step looked up (`RowwiseAdamW`: those rows get exactly the dense AdamW
+            update, untouched rows stay unchanged); the model is switched back to dense gradients when training
+            ends, so its outputs and saved files never change. `"dense"`: plain AdamW on every row every step.
         Everything else as `transformers.Trainer`.
     """
 
-    def __init__(self, *args: Any, task_names: list[str] | None = None, **kwargs: Any):
+    def __init__(
+        self, *args: Any, task_names: list[str] | None = None, embedding_update: str = "rowwise", **kwargs: Any
+    ):
+        if embedding_update not in EMBEDDING_UPDATES:
+            raise ValueError(f"`embedding_update` must be one of {list(EMBEDDING_UPDATES)}, got {embedding_update!r}.")
         super().__init__(*args, **kwargs)
         self.add_callback(_KeepSpecialTokenIds(self.model.config))
+        self.add_callback(_ReportThreads())
         self.task_names = list(task_names or [])
+        self.embedding_update = embedding_update
         self._task_stats = torch.zeros(len(self.task_names), 2, dtype=torch.float64)  # loss sum, steps
+
+    def train(self, *args: Any, **kwargs: Any):
+        if self.embedding_update == "dense":
+            return super().train(*args, **kwargs)
+        tables = sparse_embedding_gradients(self.model, True)
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            for table in tables:
+                table.sparse = False
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """The Trainer's optimiser (its parameter groups, `optim` and AdamW settings); with row-wise embedding updates
+        the `RowwiseAdamW` of the same settings, which needs an AdamW `optim`."""
+        if self.embedding_update == "rowwise" and self.optimizer is None and self.optimizer_cls_and_kwargs is None:
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+            if optimizer_cls is not torch.optim.AdamW:
+                raise ValueError(f"`embedding_update='rowwise'` needs an AdamW `optim` (adamw_torch or "
+                                 f"adamw_torch_fused), got {self.args.optim!r}; or set `embedding_update: dense`.")
+            self.optimizer_cls_and_kwargs = (RowwiseAdamW, optimizer_kwargs)
+        return super().create_optimizer(model)
+
+    def _has_sparse_gradients(self, model: nn.Module) -> bool:
+        return any(p.grad is not None and p.grad.is_sparse for p in model.parameters())
+
+    def _clip_grad_norm(self, model):
+        # torch's `clip_grad_norm_` cannot take the token table's sparse gradient.
+        if not self._has_sparse_gradients(model):
+            return super()._clip_grad_norm(model)
+        self.accelerator.unscale_gradients()
+        return clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        if grad_norm is None and self._has_sparse_gradients(model):
+            grad_norm = clip_grad_norm_(model.parameters(), float("inf"))
+        return super()._get_grad_norm(model, grad_norm=grad_norm)
 
     def _get_train_sampler(self, train_dataset=None) -> SequentialSampler:
         # Slot i of the dataset is step i's task batch: shuffling happens inside each task's stream instead.
@@ -130,7 +203,8 @@ def train_recipe(
     Every dataset, column and class list is checked before the first step. `model` defaults to a new model of the
     recipe's `model` section, `processor` to `UniPerceiverProcessor.for_model_config(model.config)`;
     `training_overrides` are `TrainingArguments` fields on top of the recipe's `training` section (whose defaults
-    are the paper's optimisation).
+    are the paper's optimisation). `TRAINER_OPTIONS` (`embedding_update`, see `UniPerceiverTrainer`) may be set in
+    either place too.
     `data_fraction` keeps an exact, reproducible fraction of every task's split, per class where the task has
     classes (the paper's 1 % / 10 % few-shot settings).
     """
@@ -154,10 +228,16 @@ def train_recipe(
     if max_steps is not None:
         overrides["max_steps"] = max_steps
     arguments = recipe.training_arguments(output_dir=str(output_dir), **overrides)
+    options = {name: arguments.pop(name, default) for name, default in TRAINER_OPTIONS.items()}
     if "use_cpu" not in arguments and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
         # Without an accelerator, TrainingArguments only joins the process group torchrun / accelerate launch set
         # up when told to use the CPU; otherwise each process would silently train alone.
         arguments["use_cpu"] = True
+    if arguments.get("use_cpu") and "OMP_NUM_THREADS" not in os.environ:
+        # Every core this process may run on, shared with the other processes of this machine (torchrun sets
+        # OMP_NUM_THREADS itself; a value set by the user is kept).
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        torch.set_num_threads(max(1, available_cpus() // local_processes))
     args = TrainingArguments(**arguments)
     if args.max_steps <= 0:
         raise RecipeError(f"{recipe.source}: set `max_steps` (in `training` or as an argument); the mixture is endless.")
@@ -173,6 +253,7 @@ def train_recipe(
         processing_class=processor,
         callbacks=callbacks,
         task_names=[task.name for task in recipe.tasks],
+        **options,
     )
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     if save_final:
@@ -183,4 +264,4 @@ def train_recipe(
     return trainer
 
 
-__all__ = ["UniPerceiverTrainer", "build_config", "no_weight_decay_parameter_names", "train_recipe"]
+__all__ = ["EMBEDDING_UPDATES", "TRAINER_OPTIONS", "UniPerceiverTrainer", "build_config", "no_weight_decay_parameter_names", "train_recipe"]
