@@ -20,6 +20,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from .collator_uniperceiver import UniPerceiverCollator
 from .configuration_uniperceiver import UniPerceiverConfig
 from .data_uniperceiver import MultiTaskDataset, load_recipe_datasets
+from .monitor_uniperceiver import CollapseMonitorCallback
 from .pipeline_uniperceiver import save_for_pipeline
 from .pretraining_uniperceiver import UniPerceiverForPreTraining
 from .processing_uniperceiver import UniPerceiverProcessor
@@ -90,7 +91,12 @@ class UniPerceiverTrainer(Trainer):
         return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds `loss/<task>` (mean unweighted loss since the last log, over all processes) and `steps/<task>`."""
+        """Adds `loss/<task>` (mean unweighted loss since the last log, over all processes) and `steps/<task>`,
+        and the `monitor/...` diagnostics of a `CollapseMonitorCallback`, if one is registered."""
+        if "loss" in logs:
+            for callback in self.callback_handler.callbacks:
+                if isinstance(callback, CollapseMonitorCallback):
+                    logs.update(callback.logs())
         if "loss" in logs and self.task_names:
             stats = self._task_stats.to(self.args.device)
             if self.args.world_size > 1:
@@ -131,6 +137,7 @@ def train_recipe(
     recipe's `model` section, `processor` to `UniPerceiverProcessor.for_model_config(model.config)`;
     `training_overrides` are `TrainingArguments` fields on top of the recipe's `training` section (whose defaults
     are the paper's optimisation).
+    A recipe with `monitor: true` adds a `CollapseMonitorCallback` (unless `callbacks` hold one).
     `data_fraction` keeps an exact, reproducible fraction of every task's split, per class where the task has
     classes (the paper's 1 % / 10 % few-shot settings).
     """
@@ -165,6 +172,9 @@ def train_recipe(
     dataset = MultiTaskDataset(recipe, task_datasets, slots)
     if args.world_size > 1 and any(t.task_type.targets == "vocabulary" and t.vocabulary == "exact" for t in recipe.tasks):
         model.vocabulary_process_group = torch.distributed.new_group()
+    callbacks = list(callbacks or [])
+    if recipe.monitor and not any(isinstance(callback, CollapseMonitorCallback) for callback in callbacks):
+        callbacks.append(CollapseMonitorCallback())
     trainer = UniPerceiverTrainer(
         model=model,
         args=args,
