@@ -131,7 +131,8 @@ def train_recipe(
     data_fraction: float | None = None,
     **training_overrides: Any,
 ) -> UniPerceiverTrainer:
-    """Trains a model on a recipe and saves the result as a pipeline-ready folder `output_dir/final`.
+    """Trains a model on a recipe and saves the result as a pipeline-ready folder `output_dir/final`, and the run's
+    log as `output_dir/trainer_state.json`.
 
     Every dataset, column and class list is checked before the first step. `model` defaults to a new model of the
     recipe's `model` section, `processor` to `UniPerceiverProcessor.for_model_config(model.config)`;
@@ -185,6 +186,9 @@ def train_recipe(
         task_names=[task.name for task in recipe.tasks],
     )
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    if trainer.is_world_process_zero():
+        # The whole run's log (losses, per-task and monitor values) beside the checkpoints, for plots and reports.
+        trainer.state.save_to_json(str(Path(output_dir) / "trainer_state.json"))
     if save_final:
         if trainer.is_world_process_zero():
             save_for_pipeline(trainer.accelerator.unwrap_model(trainer.model).uniperceiver, processor,
