@@ -309,14 +309,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = zero_shot(model, processor, corpus, args.limit)
     novel_rows, tuning_logs = novel_task(model_dir, corpus, output, args.few_shot_steps, args.limit)
     rows += novel_rows
-    (output / "claims.json").write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "rows": rows},
-                                                   indent=1))
+    claims = {"command": " ".join(["python", *sys.argv]), "rows": rows}
+    if training_log is not None:
+        plot_training_curves(training_log, output / "training_curves.png", tuning_logs)
+        claims["curves"] = "training_curves.png"  # the model card shows it (hub_uniperceiver.default_model_card)
+        print(f"Curves: {output / 'training_curves.png'}")
+    (output / "claims.json").write_text(json.dumps(claims, indent=1))
     table = markdown(rows)
     (output / "claims.md").write_text(table + "\n")
     print(table)
-    if training_log is not None:
-        plot_training_curves(training_log, output / "training_curves.png", tuning_logs)
-        print(f"Curves: {output / 'training_curves.png'}")
     return rows
 
 
