@@ -10,7 +10,10 @@
    names: zero-shot, then prompt tuning and full fine-tuning on 1 % and 10 % of its training split (the structure
    of the paper's Tables 2-9).
 
-Writes `claims.json` and `claims.md` (the table) to `--output`;
+Writes `claims.json` and `claims.md` (the table) to `--output`, and with `--training-log` (the pre-training run's
+folder or its `trainer_state.json`) `training_curves.png` beside them: per-task training loss, and the collapse
+monitor's feature cosines and logit spread (recipes with `monitor: true`), plus the novel task's tuning losses
+(needs matplotlib, installed by the `dev` extra);
 `uniperceiver_hf.tools.hub.write_model_card_file(claims.json, "MODEL_CARD.md", model=...)` turns them into
 the model card.
 """
@@ -177,8 +180,9 @@ def exemplar_accuracy(model, processor, corpus: Path, paths: list[str], limit: i
     return correct / len(test)
 
 
-def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: int | None) -> list[dict]:
-    """Section 3: digits against one exemplar image each, zero-shot, prompt-tuned and fine-tuned."""
+def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: int | None) -> tuple[list, dict]:
+    """Section 3: digits against one exemplar image each, zero-shot, prompt-tuned and fine-tuned; the rows and
+    each tuning run's log history."""
     processor = UniPerceiverProcessor.from_pretrained(model_dir)
     paths, names = exemplar_files(corpus, output)
     base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -195,6 +199,7 @@ def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: i
                    "augmentation": {"crop": "short_side", "short_side_ratio": 1.143, "flip": 0.0,
                                     "rand_augment": None, "random_erasing": 0.0, "mixup": None}}],
     }
+    tuning_logs = {}
     for fraction in (0.01, 0.1):
         for setting in ("prompt tuning", "fine-tuning"):
             base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32)
@@ -206,13 +211,68 @@ def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: i
             run = output / f"{setting.replace(' ', '_')}_{fraction}"
             # Prompt tuning moves few parameters from random or zero starts: a larger learning rate than fine-tuning.
             learning_rate = 3e-3 if setting == "prompt tuning" else 3e-4
-            train_recipe(parse_recipe(recipe, "novel task"), run, model=UniPerceiverForPreTraining.wrap(model),
-                         processor=processor, max_steps=steps, save_final=False, data_fraction=fraction,
-                         learning_rate=learning_rate, disable_tqdm=True)
+            trainer = train_recipe(parse_recipe(recipe, "novel task"), run, model=UniPerceiverForPreTraining.wrap(model),
+                                   processor=processor, max_steps=steps, save_final=False, data_fraction=fraction,
+                                   learning_rate=learning_rate, disable_tqdm=True)
+            tuning_logs[f"{setting}, {fraction:.0%}"] = trainer.state.log_history
             rows.append(dict(task=title, setting=f"{setting}, {fraction:.0%} of the data", metric="accuracy",
                              section="novel task", chance=chance,
                              value=exemplar_accuracy(model.eval(), processor, corpus, paths, limit)))
-    return rows
+    return rows, tuning_logs
+
+
+def read_log_history(path: Path) -> list[dict]:
+    """`log_history` of a `trainer_state.json`, or of the one in a run folder (the run's own, else the latest
+    checkpoint's)."""
+    if path.is_dir():
+        candidates = [path / "trainer_state.json"] + sorted(
+            path.glob("checkpoint-*/trainer_state.json"), key=lambda p: -int(p.parent.name.split("-")[-1])
+        )
+        path = next((candidate for candidate in candidates if candidate.is_file()), path / "trainer_state.json")
+    if not path.is_file():
+        sys.exit(f"error: --training-log: no trainer_state.json at {str(path)!r}")
+    return json.loads(path.read_text())["log_history"]
+
+
+def _series(log_history: list[dict], key: str) -> tuple[list[int], list[float]]:
+    rows = [row for row in log_history if key in row]
+    return [row["step"] for row in rows], [row[key] for row in rows]
+
+
+def plot_training_curves(log_history: list[dict], path: Path, tuning_logs: dict[str, list[dict]] | None = None) -> None:
+    """Per-task training loss, the monitor's input/target feature cosines and logit spread, and the tuning runs'
+    losses, as one PNG: the curves that tell a model that learns from one whose features collapsed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({key[len("loss/"):] for row in log_history for key in row if key.startswith("loss/")})
+    panels = 4 if tuning_logs else 3
+    figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2))
+    colours = plt.get_cmap("tab20")
+    for index, task in enumerate(tasks):
+        colour = colours(index % 20)
+        axes[0].plot(*_series(log_history, f"loss/{task}"), color=colour, label=task)
+        axes[1].plot(*_series(log_history, f"monitor/{task}/input_cosine"), color=colour)
+        axes[1].plot(*_series(log_history, f"monitor/{task}/target_cosine"), color=colour, linestyle="--")
+        axes[2].plot(*_series(log_history, f"monitor/{task}/logit_std"), color=colour)
+    axes[0].set(title="training loss per task", xlabel="step", yscale="log")
+    axes[1].set(title="mean pairwise cosine: inputs (solid), targets (dashed)", xlabel="step", ylim=(-0.1, 1.02))
+    axes[2].set(title="logit spread (std over candidates)", xlabel="step")
+    axes[0].legend(fontsize=6, ncol=2)
+    if tuning_logs:
+        for name, history in tuning_logs.items():
+            axes[3].plot(*_series(history, "loss"), label=name)
+        axes[3].set(title="novel task: tuning loss", xlabel="step")
+        axes[3].legend(fontsize=7)
+    if not any(key.startswith("monitor/") for row in log_history for key in row):
+        for axis in axes[1:3]:
+            axis.text(0.5, 0.5, "no monitor values\n(recipe without `monitor: true`)", ha="center",
+                      transform=axis.transAxes)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -234,6 +294,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--output", required=True)
     parser.add_argument("--few-shot-steps", type=int, default=150, help="training steps of each tuning run")
     parser.add_argument("--limit", type=int, help="evaluate on at most this many test examples per set")
+    parser.add_argument("--training-log", help="the pre-training run folder (or its trainer_state.json): plot its "
+                        "curves to training_curves.png")
     args = parser.parse_args(argv)
     model_dir, corpus, output = Path(args.model), Path(args.corpus), Path(args.output)
     if not (corpus / "emoji").is_dir():
@@ -243,11 +305,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.manual_seed(0)
     model = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32).eval()
     processor = UniPerceiverProcessor.from_pretrained(model_dir)
-    rows = zero_shot(model, processor, corpus, args.limit) + novel_task(
-        model_dir, corpus, output, args.few_shot_steps, args.limit
-    )
-    (output / "claims.json").write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "rows": rows},
-                                                   indent=1))
+    training_log = read_log_history(Path(args.training_log)) if args.training_log else None
+    rows = zero_shot(model, processor, corpus, args.limit)
+    novel_rows, tuning_logs = novel_task(model_dir, corpus, output, args.few_shot_steps, args.limit)
+    rows += novel_rows
+    claims = {"command": " ".join(["python", *sys.argv]), "rows": rows}
+    if training_log is not None:
+        plot_training_curves(training_log, output / "training_curves.png", tuning_logs)
+        claims["curves"] = "training_curves.png"  # the model card shows it (tools/hub.py: default_model_card)
+        print(f"Curves: {output / 'training_curves.png'}")
+    (output / "claims.json").write_text(json.dumps(claims, indent=1))
     table = markdown(rows)
     (output / "claims.md").write_text(table + "\n")
     print(table)

@@ -105,6 +105,7 @@ def test_default_card_round_trips_every_measured_row(tmp_path):
         (lambda c: c["rows"][1].update(value=25.0), "fraction"),
         (lambda c: c["rows"][2].update(chance=2), "chance"),
         (lambda c: c["rows"].append(dict(c["rows"][0])), "twice"),
+        (lambda c: c.update(curves=""), "curves"),
     ],
 )
 def test_default_card_rejects_bad_claims(change, message):
@@ -112,6 +113,12 @@ def test_default_card_rejects_bad_claims(change, message):
     change(claims)
     with pytest.raises(ValueError, match=message):
         default_model_card(claims, "m")
+
+
+def test_default_card_shows_the_training_curves_when_the_claims_name_them():
+    assert "![Training curves]" not in default_model_card(SAMPLE_CLAIMS, "m").text
+    card = default_model_card({**SAMPLE_CLAIMS, "curves": "training_curves.png"}, "m")
+    assert "![Training curves](training_curves.png)" in card.text
 
 
 def test_converted_card_attributes_the_authors_results():

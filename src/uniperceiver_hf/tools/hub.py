@@ -239,6 +239,22 @@ def _card(data: ModelCardData, body: str) -> ModelCard:
 # -- the cards -----------------------------------------------------------------------------------------------------
 
 
+def _curves_section(claims: dict) -> str:
+    """The card's picture of the training curves, when the claims name one (`claims["curves"]`, a file written
+    beside claims.json by `examples/evaluate_default_model.py --training-log`); otherwise nothing."""
+    curves = claims.get("curves")
+    if curves is None:
+        return ""
+    if not isinstance(curves, str) or not curves.strip():
+        raise ValueError(f"`claims['curves']` must be the picture's file name, got {curves!r}.")
+    return (
+        f"![Training curves]({curves})\n\n"
+        "Training curves of the run (`{curves}`): per-task training loss; the mean pairwise cosine of the input "
+        "features (solid) and target features (dashed) of each task's batches, which stays near 1 when a task's "
+        "features have collapsed onto one point; the spread of the logits; and the novel task's tuning losses.\n\n"
+    ).replace("{curves}", curves)
+
+
 def default_model_card(
     claims: dict, model_name: str, config: UniPerceiverConfig | None = None, model_id: str | None = None
 ) -> ModelCard:
@@ -297,7 +313,7 @@ Results are per cent (BLEU and CIDEr: raw scores); chance is the score of a unif
 
 {_results_table(rows)}
 
-**What these numbers show.** The paper's formulation runs end to end at toy scale in this code: one encoder,
+{_curves_section(claims)}**What these numbers show.** The paper's formulation runs end to end at toy scale in this code: one encoder,
 trained on a mixture of tasks, scores inputs against candidate sets, on the pre-training tasks, on categories and
 a motion it never saw in pre-training (the paper's generalisation to novel categories, section 4.4), and on a task
 it was never trained on, before and after prompt tuning or fine-tuning on a small fraction of its data (the

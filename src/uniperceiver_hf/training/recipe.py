@@ -4,7 +4,8 @@ as a YAML or JSON file, validated before any data is read.
 A recipe lists tasks; each task is one dataset cast as one task type, with its batch size, sampling weight, loss
 weight, label smoothing, logit scale and augmentation. A `training` section overrides `TrainingArguments` (the
 paper's optimiser and schedule are the defaults, `PAPER_TRAINING_ARGUMENTS`) and a `model` section describes the
-architecture trained from scratch. Every error names the recipe file and the task entry.
+architecture trained from scratch. `monitor: true` logs the feature-collapse diagnostics of
+`monitor_uniperceiver.CollapseMonitorCallback` during training. Every error names the recipe file and the task entry.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class Recipe:
     model: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     source: str = "<recipe>"
+    monitor: bool = False  # log `CollapseMonitorCallback`'s per-task feature and gradient diagnostics
 
     @property
     def sampling_weights(self) -> list[float]:
@@ -237,10 +239,10 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     """A `Recipe` from the parsed mapping of a recipe file; raises `RecipeError` naming `source` and the entry."""
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe must be a mapping with a `tasks` list, got {type(data).__name__}.")
-    unknown = set(data) - {"tasks", "training", "model", "seed", "description"}
+    unknown = set(data) - {"tasks", "training", "model", "seed", "description", "monitor"}
     if unknown:
         raise RecipeError(f"{source}: unknown top-level keys {sorted(unknown)}; expected tasks, training, model, "
-                          "seed, description.")
+                          "seed, description, monitor.")
     entries = data.get("tasks")
     if not isinstance(entries, list) or not entries:
         raise RecipeError(f"{source}: `tasks` must be a non-empty list.")
@@ -265,7 +267,10 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise RecipeError(f"{source}: `seed` must be an integer, got {seed!r}.")
-    return Recipe(tasks, dict(data.get("training", {})), dict(data.get("model", {})), seed, source)
+    monitor = data.get("monitor", False)
+    if not isinstance(monitor, bool):
+        raise RecipeError(f"{source}: `monitor` must be true or false, got {monitor!r}.")
+    return Recipe(tasks, dict(data.get("training", {})), dict(data.get("model", {})), seed, source, monitor)
 
 
 def load_recipe(path: str | Path) -> Recipe:

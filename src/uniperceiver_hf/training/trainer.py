@@ -26,6 +26,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from .collator import UniPerceiverCollator
 from ..configuration_uniperceiver import UniPerceiverConfig
 from .data import MultiTaskDataset, load_recipe_datasets
+from .monitor import CollapseMonitorCallback
 from .optim import RowwiseAdamW, clip_grad_norm_, sparse_embedding_gradients
 from ..pipeline_uniperceiver import save_for_pipeline
 from ..pretraining_uniperceiver import UniPerceiverForPreTraining
@@ -163,7 +164,12 @@ class UniPerceiverTrainer(Trainer):
         return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds `loss/<task>` (mean unweighted loss since the last log, over all processes) and `steps/<task>`."""
+        """Adds `loss/<task>` (mean unweighted loss since the last log, over all processes) and `steps/<task>`,
+        and the `monitor/...` diagnostics of a `CollapseMonitorCallback`, if one is registered."""
+        if "loss" in logs:
+            for callback in self.callback_handler.callbacks:
+                if isinstance(callback, CollapseMonitorCallback):
+                    logs.update(callback.logs())
         if "loss" in logs and self.task_names:
             stats = self._task_stats.to(self.args.device)
             if self.args.world_size > 1:
@@ -198,13 +204,15 @@ def train_recipe(
     data_fraction: float | None = None,
     **training_overrides: Any,
 ) -> UniPerceiverTrainer:
-    """Trains a model on a recipe and saves the result as a pipeline-ready folder `output_dir/final`.
+    """Trains a model on a recipe and saves the result as a pipeline-ready folder `output_dir/final`, and the run's
+    log as `output_dir/trainer_state.json`.
 
     Every dataset, column and class list is checked before the first step. `model` defaults to a new model of the
     recipe's `model` section, `processor` to `UniPerceiverProcessor.for_model_config(model.config)`;
     `training_overrides` are `TrainingArguments` fields on top of the recipe's `training` section (whose defaults
     are the paper's optimisation). `TRAINER_OPTIONS` (`embedding_update`, see `UniPerceiverTrainer`) may be set in
     either place too.
+    A recipe with `monitor: true` adds a `CollapseMonitorCallback` (unless `callbacks` hold one).
     `data_fraction` keeps an exact, reproducible fraction of every task's split, per class where the task has
     classes (the paper's 1 % / 10 % few-shot settings).
     """
@@ -245,6 +253,9 @@ def train_recipe(
     dataset = MultiTaskDataset(recipe, task_datasets, slots)
     if args.world_size > 1 and any(t.task_type.targets == "vocabulary" and t.vocabulary == "exact" for t in recipe.tasks):
         model.vocabulary_process_group = torch.distributed.new_group()
+    callbacks = list(callbacks or [])
+    if recipe.monitor and not any(isinstance(callback, CollapseMonitorCallback) for callback in callbacks):
+        callbacks.append(CollapseMonitorCallback())
     trainer = UniPerceiverTrainer(
         model=model,
         args=args,
@@ -256,6 +267,9 @@ def train_recipe(
         **options,
     )
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    if trainer.is_world_process_zero():
+        # The whole run's log (losses, per-task and monitor values) beside the checkpoints, for plots and reports.
+        trainer.state.save_to_json(str(Path(output_dir) / "trainer_state.json"))
     if save_final:
         if trainer.is_world_process_zero():
             save_for_pipeline(trainer.accelerator.unwrap_model(trainer.model).uniperceiver, processor,
