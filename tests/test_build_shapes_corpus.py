@@ -14,8 +14,9 @@ av = pytest.importorskip("av")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "data"))
 import build_shapes_corpus as corpus_module  # noqa: E402
 from build_shapes_corpus import (  # noqa: E402
-    CLASS_NAMES, COLOURS, MOTIONS, SHAPES, SPLITS, TOPICS, build_shapes_corpus, split_sizes,
+    CLASS_NAMES, COLOURS, MOTIONS, SHAPES, SPLITS, TOPICS, build_shapes_corpus,
 )
+from corpus_writing import split_sizes  # noqa: E402
 
 from uniperceiver_hf.video_processing_uniperceiver import decode_video_frames  # noqa: E402
 

@@ -29,27 +29,22 @@ from `random.Random` streams seeded by `--seed`, one per dataset: the same argum
 The video paths are absolute: after moving the folder, rebuild it or rewrite the column.
 """
 
-import argparse
-import json
 import math
 import os
 import random
 import re
-import shutil
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import corpus_writing as writing
 import datasets
 import numpy as np
+from corpus_writing import FPS, SPLITS
 from PIL import Image, ImageDraw, ImageFont, features
 
-from build_shapes_corpus import split_items, write_clip
 
 CORPUS_NAME = "emoji-digits-fortunes"
-SPLITS = ("train", "validation", "test")
-FPS = 8
 
 EMOJI_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 EMOJI_TEST = "/usr/share/unicode/emoji/emoji-test.txt"
@@ -237,10 +232,6 @@ def with_article(name: str) -> str:
     return ("an " if vowel else "a ") + name
 
 
-def _jitter(rgb: tuple[int, int, int], amount: int, rng: random.Random) -> tuple[int, int, int]:
-    return tuple(min(255, max(0, value + rng.randint(-amount, amount))) for value in rgb)
-
-
 def _luminance(rgb: tuple[int, int, int]) -> float:
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 
@@ -252,7 +243,7 @@ def random_colour(rng: random.Random, contrast_with: tuple[int, int, int] | None
     names = [name for name in among
              if contrast_with is None or abs(_luminance(COLOURS[name]) - _luminance(contrast_with)) >= 90]
     name = rng.choice(names)
-    return name, _jitter(COLOURS[name], 12, rng)
+    return name, writing.jitter_colour(COLOURS[name], 12, rng)
 
 
 def draw_glyph(glyph: Image.Image, size: int, background: tuple[int, int, int], *, side: float, x: float, y: float,
@@ -289,15 +280,7 @@ def random_emoji_image(glyph: Image.Image, size: int, rng: random.Random) -> tup
 
 
 def emoji_features(names: Sequence[str], groups: Sequence[str], subgroups: Sequence[str]) -> datasets.Features:
-    return datasets.Features({
-        "image": datasets.Image(),
-        "label": datasets.ClassLabel(names=list(names)),
-        "group": datasets.ClassLabel(names=list(groups)),
-        "subgroup": datasets.ClassLabel(names=list(subgroups)),
-        "caption": datasets.Value("string"),
-        "question": datasets.Value("string"),
-        "answer": datasets.Value("string"),
-    })
+    return writing.image_features(label=names, group=groups, subgroup=subgroups)
 
 
 def build_emoji(emoji: Sequence[Emoji], glyphs: dict, features: datasets.Features, size: int, renders: int,
@@ -310,23 +293,22 @@ def build_emoji(emoji: Sequence[Emoji], glyphs: dict, features: datasets.Feature
         rows["validation"].append(drawn[-2])
         rows["test"].append(drawn[-1])
     labels, groups, subgroups = (features[name].names for name in ("label", "group", "subgroup"))
-    result = {}
-    for split in SPLITS:
-        rng.shuffle(rows[split])
-        columns = {name: [] for name in features}
-        for index, (item, image, background) in enumerate(rows[split]):
-            facts = {"name": item.name, "a_name": with_article(item.name), "group": item.group,
-                     "background": background}
-            kind = tuple(EMOJI_QUESTIONS)[index % len(EMOJI_QUESTIONS)]
-            columns["image"].append(image)
-            columns["label"].append(labels.index(item.name))
-            columns["group"].append(groups.index(item.group))
-            columns["subgroup"].append(subgroups.index(item.subgroup))
-            columns["caption"].append(rng.choice(EMOJI_CAPTIONS).format(**facts))
-            columns["question"].append(rng.choice(EMOJI_QUESTIONS[kind]))
-            columns["answer"].append(facts[kind])
-        result[split] = datasets.Dataset.from_dict(columns, features=features)
-    return datasets.DatasetDict(result)
+
+    def make_row(index: int, row: tuple[Emoji, Image.Image, str]) -> dict:
+        item, image, background = row
+        facts = {"name": item.name, "a_name": with_article(item.name), "group": item.group, "background": background}
+        kind = tuple(EMOJI_QUESTIONS)[index % len(EMOJI_QUESTIONS)]
+        return {
+            "image": image,
+            "label": labels.index(item.name),
+            "group": groups.index(item.group),
+            "subgroup": subgroups.index(item.subgroup),
+            "caption": rng.choice(EMOJI_CAPTIONS).format(**facts),
+            "question": rng.choice(EMOJI_QUESTIONS[kind]),
+            "answer": facts[kind],
+        }
+
+    return writing.shuffled_splits(rows, features, rng, make_row)
 
 
 def load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -358,35 +340,27 @@ def split_digit_samples(targets: np.ndarray, rng: random.Random) -> dict[str, li
     for digit in range(len(DIGIT_NAMES)):
         samples = [int(index) for index in np.flatnonzero(targets == digit)]
         rng.shuffle(samples)
-        for split, items in split_items(samples).items():
+        for split, items in writing.split_items(samples).items():
             rows[split].extend(items)
     return rows
 
 
 def build_digits(pixels: np.ndarray, targets: np.ndarray, size: int, rng: random.Random) -> datasets.DatasetDict:
     """One drawing per sample; each digit's samples are cut 70/15/15, so no test sample is seen in training."""
-    features = datasets.Features({
-        "image": datasets.Image(),
-        "label": datasets.ClassLabel(names=list(DIGIT_NAMES)),
-        "caption": datasets.Value("string"),
-        "question": datasets.Value("string"),
-        "answer": datasets.Value("string"),
-    })
-    rows = split_digit_samples(targets, rng)
-    result = {}
-    for split in SPLITS:
-        rng.shuffle(rows[split])
-        columns = {name: [] for name in features}
-        for index in rows[split]:
-            image, ink, background = random_digit_image(pixels[index], size, rng)
-            digit = DIGIT_NAMES[int(targets[index])]
-            columns["image"].append(image)
-            columns["label"].append(int(targets[index]))
-            columns["caption"].append(rng.choice(DIGIT_CAPTIONS).format(digit=digit, ink=ink, background=background))
-            columns["question"].append(rng.choice(DIGIT_QUESTIONS))
-            columns["answer"].append(digit)
-        result[split] = datasets.Dataset.from_dict(columns, features=features)
-    return datasets.DatasetDict(result)
+    features = writing.image_features(label=DIGIT_NAMES)
+
+    def make_row(_: int, sample: int) -> dict:
+        image, ink, background = random_digit_image(pixels[sample], size, rng)
+        digit = DIGIT_NAMES[int(targets[sample])]
+        return {
+            "image": image,
+            "label": int(targets[sample]),
+            "caption": rng.choice(DIGIT_CAPTIONS).format(digit=digit, ink=ink, background=background),
+            "question": rng.choice(DIGIT_QUESTIONS),
+            "answer": digit,
+        }
+
+    return writing.shuffled_splits(split_digit_samples(targets, rng), features, rng, make_row)
 
 
 def motion_path(motion: str, size: int, frames: int, rng: random.Random) -> list[dict[str, float]]:
@@ -436,41 +410,35 @@ def build_videos(folder: Path, clip_root: Path, emoji: Sequence[Emoji], glyphs: 
 
     Clips are written to `folder` but their `video` paths name `clip_root` (where the corpus ends up).
     """
-    features = datasets.Features({
-        "video": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=list(label_names)),
-        "caption": datasets.Value("string"),
-        "name": datasets.Value("string"),
-        "question": datasets.Value("string"),
-        "answer": datasets.Value("string"),
-    })
+    features = writing.video_features(label_names, "name", "question", "answer")
     folder.mkdir(parents=True)
     rows = {split: [] for split in SPLITS}
     for motion in motions:
         clips = list(range(videos_per_class))
-        for split, numbers in split_items(clips).items():
+        for split, numbers in writing.split_items(clips).items():
             for number in numbers:
                 item = rng.choice(emoji)
                 background, rgb = random_colour(rng)
                 path = motion_path(motion, size, frames, rng)
-                file_name = f"{split}-{motion.replace(' ', '-')}-{number:03d}.mp4"
-                write_clip(folder / file_name, [draw_glyph(glyphs[item.name], size, rgb, **place) for place in path])
+                file_name = writing.clip_file_name(split, motion, number)
+                images = [draw_glyph(glyphs[item.name], size, rgb, **place) for place in path]
+                writing.write_clip(folder / file_name, images)
                 rows[split].append((str(clip_root / file_name), motion, item, background))
-    result = {}
-    for split in SPLITS:
-        rng.shuffle(rows[split])
-        columns = {name: [] for name in features}
-        for index, (video, motion, item, background) in enumerate(rows[split]):
-            facts = {"name": item.name, "a_name": with_article(item.name), "motion": motion, "background": background}
-            kind = tuple(VIDEO_QUESTIONS)[index % len(VIDEO_QUESTIONS)]
-            columns["video"].append(video)
-            columns["label"].append(list(label_names).index(motion))
-            columns["caption"].append(rng.choice(VIDEO_CAPTIONS).format(**facts))
-            columns["name"].append(item.name)
-            columns["question"].append(rng.choice(VIDEO_QUESTIONS[kind]).format(**facts))
-            columns["answer"].append(facts[kind])
-        result[split] = datasets.Dataset.from_dict(columns, features=features)
-    return datasets.DatasetDict(result)
+
+    def make_row(index: int, row: tuple[str, str, Emoji, str]) -> dict:
+        video, motion, item, background = row
+        facts = {"name": item.name, "a_name": with_article(item.name), "motion": motion, "background": background}
+        kind = tuple(VIDEO_QUESTIONS)[index % len(VIDEO_QUESTIONS)]
+        return {
+            "video": video,
+            "label": list(label_names).index(motion),
+            "caption": rng.choice(VIDEO_CAPTIONS).format(**facts),
+            "name": item.name,
+            "question": rng.choice(VIDEO_QUESTIONS[kind]).format(**facts),
+            "answer": facts[kind],
+        }
+
+    return writing.shuffled_splits(rows, features, rng, make_row)
 
 
 def read_fortune_databases(folder: str | os.PathLike) -> dict[str, list[str]]:
@@ -559,23 +527,14 @@ def fortune_pairs(folder: str | os.PathLike, max_chars: int, min_records: int) -
 def build_text(pairs: dict[str, list[tuple[str, str]]], rng: random.Random) -> datasets.DatasetDict:
     """Each database's pairs, shuffled and cut 70/15/15, labelled with the database's name."""
     names = sorted(pairs)
-    features = datasets.Features({
-        "text": datasets.Value("string"),
-        "text_pair": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=names),
-    })
+    features = writing.text_pair_features(names)
     rows = {split: [] for split in SPLITS}
     for label, name in enumerate(names):
         items = list(pairs[name])
         rng.shuffle(items)
-        for split, chosen in split_items(items).items():
+        for split, chosen in writing.split_items(items).items():
             rows[split].extend((text, pair, label) for text, pair in chosen)
-    result = {}
-    for split in SPLITS:
-        rng.shuffle(rows[split])
-        result[split] = datasets.Dataset.from_dict(
-            {name: [row[i] for row in rows[split]] for i, name in enumerate(features)}, features=features)
-    return datasets.DatasetDict(result)
+    return writing.shuffled_splits(rows, features, rng)
 
 
 def check_sources(*, emoji_font: str | None, emoji_test: str, fortunes_dir: str, need_sklearn: bool) -> None:
@@ -599,37 +558,8 @@ def check_sources(*, emoji_font: str | None, emoji_test: str, fortunes_dir: str,
                                      "`pip install scikit-learn` (or the project's `train` extra).") from error
 
 
-def _check_number(name: str, value, minimum, maximum=None, kind=int) -> None:
-    bad_type = isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int)
-    if bad_type or value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ValueError(f"`{name}`={value!r}: expected {'a number' if kind is float else 'an integer'} {bound}.")
-
-
-def _prepare_output(output: Path, overwrite: bool) -> None:
-    """Refuse a non-empty folder unless `overwrite`, and even then one that is not a corpus of this builder."""
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"`output`={str(output)!r} is a file; expected a folder (new or empty).")
-    if not output.is_dir() or not any(output.iterdir()):
-        return
-    if not overwrite:
-        raise ValueError(f"`output`={str(output)!r} already exists and is not empty; pass `--overwrite` "
-                         "(overwrite=True) to replace a corpus built by this script there, or choose a new folder.")
-    try:
-        name = json.loads((output / "corpus.json").read_text()).get("name")
-    except (OSError, ValueError, AttributeError):
-        name = None
-    if name != CORPUS_NAME:
-        raise ValueError(f"`output`={str(output)!r} is not empty and holds no corpus.json naming {CORPUS_NAME!r}, so "
-                         "it is not a corpus built by this script; refusing to overwrite it.")
-
-
 def data_card(parameters: dict, counts: dict, summary: dict) -> str:
     """DIR/README.md: sources and licences, what each dataset holds, counts, held-out lists, how to rebuild."""
-    arguments = " ".join(f"--{key.replace('_', '-')} {json.dumps(value) if isinstance(value, str) else value}"
-                         for key, value in parameters.items() if value is not None)
-    rows = "\n".join(f"| {name} | " + " | ".join(str(counts[name][split]) for split in SPLITS) + " |"
-                     for name in counts)
     heldout = ", ".join(summary["heldout_emoji"])
     skipped = ", ".join(summary["skipped_emoji"]) or "none"
     pretraining_motions = ", ".join(summary["motions"])
@@ -639,9 +569,7 @@ def data_card(parameters: dict, counts: dict, summary: dict) -> str:
 Real pictures, names and text that ship in Debian and PyPI packages, turned into image, video and text datasets for
 pre-training and evaluating uniperceiver-hf offline. Built by `examples/data/build_corpus.py`; nothing is downloaded.
 
-| dataset | {" | ".join(SPLITS)} |
-|---|---|---|---|
-{rows}
+{writing.counts_table(counts)}
 
 ## Datasets (`datasets.load_from_disk(DIR/<name>)`)
 
@@ -706,7 +634,7 @@ terms above for the material they are made from.
 ## Rebuild
 
     apt-get install fonts-noto-color-emoji unicode-data fortunes-min fortunes && pip install scikit-learn
-    python examples/data/build_corpus.py --output DIR {arguments}
+    python examples/data/build_corpus.py --output DIR {writing.command_line_arguments(parameters)}
 
 The same arguments and package versions give the same data.
 """
@@ -726,26 +654,23 @@ def build_corpus(output: str | os.PathLike, *, size: int = 64, renders: int = 3,
     next to `output` and moved into place at the end, so a failed build leaves nothing behind and a replaced corpus
     stays intact until the new one is complete.
     """
-    _check_number("size", size, 16)
-    if size % 2:
-        raise ValueError(f"`size`={size}: expected an even number (the clips are yuv420p, which halves the sides).")
-    _check_number("renders", renders, 3)
-    _check_number("frames", frames, 2)
-    _check_number("videos_per_class", videos_per_class, 1)
-    _check_number("heldout_fraction", heldout_fraction, 0.01, 0.5, kind=float)
+    writing.check_frame_size(size)
+    writing.check_number("renders", renders, 3)
+    writing.check_number("frames", frames, 2)
+    writing.check_number("videos_per_class", videos_per_class, 1)
+    writing.check_number("heldout_fraction", heldout_fraction, 0.01, 0.5, kind=float)
     if heldout_motion not in MOTIONS:
         raise ValueError(f"`heldout_motion`={heldout_motion!r}: expected one of {MOTIONS}.")
-    _check_number("max_text_chars", max_text_chars, 20)
-    _check_number("min_text_records", min_text_records, 3)
-    _check_number("seed", seed, 0)
+    writing.check_number("max_text_chars", max_text_chars, 20)
+    writing.check_number("min_text_records", min_text_records, 3)
+    writing.check_number("seed", seed, 0)
     if digits is not None and (len(digits) != 2 or np.shape(digits[0])[1:] != (8, 8)
                                or len(digits[0]) != len(digits[1])):
         raise ValueError("`digits`: expected (pixels [N, 8, 8] in 0..16, digits [N]).")
     emoji_font = None if render_glyph is not None else str(emoji_font)
     check_sources(emoji_font=emoji_font, emoji_test=str(emoji_test), fortunes_dir=str(fortunes_dir),
                   need_sklearn=digits is None)
-    output = Path(output).expanduser().resolve()
-    _prepare_output(output, overwrite)
+    output = writing.prepare_output(output, overwrite, corpus="a corpus built by this script", name=CORPUS_NAME)
 
     emoji = parse_emoji_test(emoji_test)
     if not emoji:
@@ -769,11 +694,7 @@ def build_corpus(output: str | os.PathLike, *, size: int = 64, renders: int = 3,
                   "heldout_fraction": heldout_fraction, "heldout_motion": heldout_motion,
                   "max_text_chars": max_text_chars, "min_text_records": min_text_records, "seed": seed,
                   "emoji_font": emoji_font, "emoji_test": str(emoji_test), "fortunes_dir": str(fortunes_dir)}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(f".{output.name}.building-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)  # left by a killed build in a process with the same id
-    staging.mkdir()
-    try:
+    with writing.staged_output(output) as staging:
         corpus = {
             "emoji": build_emoji(pretraining, glyphs, emoji_features([item.name for item in pretraining], groups,
                                                                      subgroups), size, renders,
@@ -788,11 +709,7 @@ def build_corpus(output: str | os.PathLike, *, size: int = 64, renders: int = 3,
                                            videos_per_class, random.Random(f"{seed}-videos-heldout")),
             "text": build_text(pairs, random.Random(f"{seed}-text")),
         }
-        for name, dataset in corpus.items():
-            # One shard each: `datasets` otherwise writes an empty split as no shard at all, which `load_from_disk`
-            # cannot read back.
-            dataset.save_to_disk(str(staging / name), num_shards={split: 1 for split in SPLITS})
-        counts = {name: {split: dataset[split].num_rows for split in SPLITS} for name, dataset in corpus.items()}
+        counts = writing.save_datasets(staging, corpus)
         summary = {
             "emoji_classes": len(pretraining), "heldout_emoji": heldout, "skipped_emoji": skipped,
             "groups": groups, "subgroups": subgroups, "motions": motions, "all_motions": all_motions,
@@ -801,23 +718,13 @@ def build_corpus(output: str | os.PathLike, *, size: int = 64, renders: int = 3,
                         "fortunes_dir": str(fortunes_dir),
                         "digits": "caller-given digits" if digits is not None else "sklearn.datasets.load_digits"},
         }
-        (staging / "README.md").write_text(data_card(parameters, counts, summary))
-        (staging / "corpus.json").write_text(json.dumps({"name": CORPUS_NAME, "parameters": parameters,
-                                                         "counts": counts, **summary}, indent=2) + "\n")
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        writing.write_card_and_json(staging, data_card(parameters, counts, summary),
+                                    {"name": CORPUS_NAME, "parameters": parameters, "counts": counts, **summary})
     return corpus
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", required=True,
-                        help="folder to create (new, empty, or a corpus of this script with --overwrite)")
-    parser.add_argument("--size", type=int, default=64, help="image and frame side in pixels (even)")
+    parser = writing.corpus_argument_parser(__doc__, "a corpus of this script")
     parser.add_argument("--renders", type=int, default=3,
                         help="drawings per emoji (>= 3): one for validation, one for test, the rest for train")
     parser.add_argument("--frames", type=int, default=8, help=f"frames per clip ({FPS} fps)")
@@ -834,20 +741,7 @@ def main() -> None:
     parser.add_argument("--emoji-test", default=EMOJI_TEST, help="emoji-test.txt (unicode-data)")
     parser.add_argument("--fortunes-dir", default=FORTUNES_DIR, help="fortune databases (fortunes-min, fortunes)")
     parser.add_argument("--overwrite", action="store_true", help="replace a corpus of this script in --output")
-    args = parser.parse_args()
-    datasets.disable_progress_bars()
-    start = time.perf_counter()
-    try:
-        corpus = build_corpus(args.output, size=args.size, renders=args.renders, frames=args.frames,
-                              videos_per_class=args.videos_per_class, heldout_fraction=args.heldout_fraction,
-                              heldout_motion=args.heldout_motion, max_text_chars=args.max_text_chars,
-                              min_text_records=args.min_text_records, seed=args.seed, emoji_font=args.emoji_font,
-                              emoji_test=args.emoji_test, fortunes_dir=args.fortunes_dir, overwrite=args.overwrite)
-    except (ValueError, MissingSourceError) as error:
-        parser.error(str(error))
-    for name, dataset in corpus.items():
-        print(f"{name}: " + ", ".join(f"{split} {dataset[split].num_rows}" for split in SPLITS))
-    print(f"wrote {Path(args.output).resolve()} in {time.perf_counter() - start:.1f} s")
+    writing.run_command_line(parser, build_corpus, errors=(ValueError, MissingSourceError))
 
 
 if __name__ == "__main__":

@@ -17,20 +17,18 @@ plus DIR/README.md (the data card) and DIR/corpus.json (the parameters and count
 The video paths are absolute: after moving the folder, rebuild it (seconds) or rewrite the column.
 """
 
-import argparse
-import json
 import math
 import os
 import random
 import re
-import shutil
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import av
+import corpus_writing as writing
 import datasets
+from corpus_writing import FPS, SPLITS
 from PIL import Image, ImageDraw
+
 
 SHAPES = ("circle", "square", "triangle", "star")
 COLOURS = {
@@ -44,8 +42,6 @@ COLOURS = {
 CLASS_NAMES = tuple(f"{colour} {shape}" for colour in COLOURS for shape in SHAPES)
 MOTIONS = ("moving left", "moving right", "moving up", "moving down", "growing", "shrinking")
 TOPICS = ("colour", "position", "size", "motion")
-SPLITS = ("train", "validation", "test")
-FPS = 8
 SUPERSAMPLE = 4  # shapes are drawn at 4x and box-filtered down, for smooth edges
 
 CAPTION_TEMPLATES = (
@@ -117,33 +113,16 @@ def render(scene: Scene, size: int) -> Image.Image:
     return canvas.resize((size, size), Image.Resampling.BOX)
 
 
-def split_sizes(count: int) -> tuple[int, int, int]:
-    """70/15/15 (train, validation, test), with one validation and one test item as soon as there are three."""
-    held_out = max(1, round(0.15 * count)) if count >= 3 else 0
-    return count - 2 * held_out, held_out, held_out
-
-
-def split_items(items: list) -> dict[str, list]:
-    """Cut one class's items (drawn independently, so any cut is a random one) 70/15/15 in order."""
-    train, validation, _ = split_sizes(len(items))
-    return {"train": items[:train], "validation": items[train:train + validation],
-            "test": items[train + validation:]}
-
-
 def with_articles(sentence: str) -> str:
     """"a orange star" -> "an orange star": the templates write "a" before every colour and shape."""
     return re.sub(r"\ba (?=[aeiou])", "an ", sentence)
-
-
-def _jitter(rgb: tuple[int, int, int], amount: int, rng: random.Random) -> tuple[int, int, int]:
-    return tuple(min(255, max(0, value + rng.randint(-amount, amount))) for value in rgb)
 
 
 def random_background(rng: random.Random) -> tuple[str, tuple[int, int, int]]:
     """A light or dark, slightly tinted grey, and its tone word."""
     tone = rng.choice(("light", "dark"))
     level = rng.randint(185, 235) if tone == "light" else rng.randint(20, 70)
-    return tone, _jitter((level, level, level), 8, rng)
+    return tone, writing.jitter_colour((level, level, level), 8, rng)
 
 
 def random_image_scene(shape: str, colour: str, size: int, rng: random.Random) -> tuple[Scene, dict[str, str]]:
@@ -155,43 +134,35 @@ def random_image_scene(shape: str, colour: str, size: int, rng: random.Random) -
     x = rng.uniform(*(near if horizontal == "left" else far))
     y = rng.uniform(*(near if vertical == "top" else far))
     angle = rng.uniform(-20.0, 20.0) if rng.random() < 0.5 else 0.0
-    scene = Scene(shape, _jitter(COLOURS[colour], 15, rng), background, x, y, radius, angle)
+    scene = Scene(shape, writing.jitter_colour(COLOURS[colour], 15, rng), background, x, y, radius, angle)
     facts = {"shape": shape, "colour": colour, "tone": tone, "horizontal": horizontal, "vertical": vertical}
     return scene, facts
 
 
 def build_images(size: int, images_per_class: int, rng: random.Random) -> datasets.DatasetDict:
     """`images_per_class` drawings of each colour-shape class, each with a caption and one question about it."""
-    features = datasets.Features({
-        "image": datasets.Image(),
-        "label": datasets.ClassLabel(names=list(CLASS_NAMES)),
-        "shape": datasets.ClassLabel(names=list(SHAPES)),
-        "colour": datasets.ClassLabel(names=list(COLOURS)),
-        "caption": datasets.Value("string"),
-        "question": datasets.Value("string"),
-        "answer": datasets.Value("string"),
-    })
+    features = writing.image_features(label=CLASS_NAMES, shape=SHAPES, colour=COLOURS)
     rows = {split: [] for split in SPLITS}
     for colour in COLOURS:
         for shape in SHAPES:
             drawn = [random_image_scene(shape, colour, size, rng) for _ in range(images_per_class)]
-            for split, items in split_items(drawn).items():
+            for split, items in writing.split_items(drawn).items():
                 rows[split].extend(items)
-    splits = {}
-    for split in SPLITS:
-        rng.shuffle(rows[split])
-        columns = {name: [] for name in features}
-        for index, (scene, facts) in enumerate(rows[split]):
-            kind = tuple(QUESTIONS)[index % len(QUESTIONS)]
-            columns["image"].append(render(scene, size))
-            columns["label"].append(CLASS_NAMES.index(f"{facts['colour']} {facts['shape']}"))
-            columns["shape"].append(SHAPES.index(facts["shape"]))
-            columns["colour"].append(tuple(COLOURS).index(facts["colour"]))
-            columns["caption"].append(with_articles(rng.choice(CAPTION_TEMPLATES).format(**facts)))
-            columns["question"].append(rng.choice(QUESTIONS[kind]).format(**facts))
-            columns["answer"].append(facts[kind])
-        splits[split] = datasets.Dataset.from_dict(columns, features=features)
-    return datasets.DatasetDict(splits)
+
+    def make_row(index: int, row: tuple[Scene, dict[str, str]]) -> dict:
+        scene, facts = row
+        kind = tuple(QUESTIONS)[index % len(QUESTIONS)]
+        return {
+            "image": render(scene, size),
+            "label": CLASS_NAMES.index(f"{facts['colour']} {facts['shape']}"),
+            "shape": SHAPES.index(facts["shape"]),
+            "colour": tuple(COLOURS).index(facts["colour"]),
+            "caption": with_articles(rng.choice(CAPTION_TEMPLATES).format(**facts)),
+            "question": rng.choice(QUESTIONS[kind]).format(**facts),
+            "answer": facts[kind],
+        }
+
+    return writing.shuffled_splits(rows, features, rng, make_row)
 
 
 def random_clip(motion: str, size: int, frames: int, rng: random.Random) -> tuple[list[Scene], dict[str, str]]:
@@ -215,7 +186,7 @@ def random_clip(motion: str, size: int, frames: int, rng: random.Random) -> tupl
             start, end = (ends[0], across, radius), (ends[1], across, radius)
         else:
             start, end = (across, ends[0], radius), (across, ends[1], radius)
-    base = Scene(shape, _jitter(COLOURS[colour], 15, rng), background, *start, angle)
+    base = Scene(shape, writing.jitter_colour(COLOURS[colour], 15, rng), background, *start, angle)
     scenes = []
     for index in range(frames):
         t = index / (frames - 1)
@@ -224,43 +195,21 @@ def random_clip(motion: str, size: int, frames: int, rng: random.Random) -> tupl
     return scenes, {"shape": shape, "colour": colour, "tone": tone, "motion": motion}
 
 
-def write_clip(path: Path, images: list[Image.Image]) -> None:
-    """An H.264 mp4 (yuv420p, `FPS` frames a second) of the images, which must have even sides."""
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=FPS, options={"crf": "18"})
-        stream.width, stream.height = images[0].size
-        stream.pix_fmt = "yuv420p"
-        for image in images:
-            container.mux(stream.encode(av.VideoFrame.from_image(image)))
-        container.mux(stream.encode())
-
-
 def build_videos(folder: Path, clip_root: Path, size: int, videos_per_class: int, frames: int,
                  rng: random.Random) -> datasets.DatasetDict:
     """Clips are written to `folder` but their `video` paths name `clip_root` (where the corpus ends up)."""
-    features = datasets.Features({
-        "video": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=list(MOTIONS)),
-        "caption": datasets.Value("string"),
-    })
+    features = writing.video_features(MOTIONS)
     folder.mkdir(parents=True)
-    splits = {split: {name: [] for name in features} for split in SPLITS}
+    rows = {split: [] for split in SPLITS}
     for label, motion in enumerate(MOTIONS):
         clips = [random_clip(motion, size, frames, rng) for _ in range(videos_per_class)]
-        for split, items in split_items(clips).items():
+        for split, items in writing.split_items(clips).items():
             for number, (scenes, facts) in enumerate(items):
-                name = f"{split}-{motion.replace(' ', '-')}-{number:03d}.mp4"
-                write_clip(folder / name, [render(scene, size) for scene in scenes])
-                splits[split]["video"].append(str(clip_root / name))
-                splits[split]["label"].append(label)
-                splits[split]["caption"].append(with_articles(rng.choice(VIDEO_CAPTION_TEMPLATES).format(**facts)))
-    result = {}
-    for split, columns in splits.items():
-        order = list(range(len(columns["video"])))
-        rng.shuffle(order)
-        result[split] = datasets.Dataset.from_dict({k: [v[i] for i in order] for k, v in columns.items()},
-                                                   features=features)
-    return datasets.DatasetDict(result)
+                name = writing.clip_file_name(split, motion, number)
+                writing.write_clip(folder / name, [render(scene, size) for scene in scenes])
+                caption = with_articles(rng.choice(VIDEO_CAPTION_TEMPLATES).format(**facts))
+                rows[split].append((str(clip_root / name), label, caption))
+    return writing.shuffled_splits(rows, features, rng)
 
 
 def text_facts(topic: str) -> list[tuple]:
@@ -305,59 +254,25 @@ def max_texts() -> int:
 
 def build_text(texts: int, rng: random.Random) -> datasets.DatasetDict:
     """`texts` distinct facts, shared out evenly over the topics, each split 70/15/15."""
-    features = datasets.Features({
-        "text": datasets.Value("string"),
-        "text_pair": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=list(TOPICS)),
-    })
+    features = writing.text_pair_features(TOPICS)
     rows = {split: [] for split in SPLITS}
     per_topic, extra = divmod(texts, len(TOPICS))
     for label, topic in enumerate(TOPICS):
         facts = rng.sample(text_facts(topic), per_topic + (label < extra))
-        for split, items in split_items(facts).items():
+        for split, items in writing.split_items(facts).items():
             rows[split].extend((*describe(topic, fact, rng), label) for fact in items)
-    result = {}
-    for split in SPLITS:
-        rng.shuffle(rows[split])
-        result[split] = datasets.Dataset.from_dict(
-            {name: [row[i] for row in rows[split]] for i, name in enumerate(features)}, features=features)
-    return datasets.DatasetDict(result)
-
-
-def _check_count(name: str, value, minimum: int, maximum: int | None = None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum or (maximum and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum else f">= {minimum}"
-        raise ValueError(f"`{name}`={value!r}: expected an integer {bound}.")
-
-
-def _prepare_output(output: Path, overwrite: bool) -> None:
-    """Refuse a non-empty folder unless `overwrite`, and even then one that is not a shapes corpus."""
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"`output`={str(output)!r} is a file; expected a folder (new or empty).")
-    if not output.is_dir() or not any(output.iterdir()):
-        return
-    if not overwrite:
-        raise ValueError(f"`output`={str(output)!r} already exists and is not empty; pass `--overwrite` "
-                         "(overwrite=True) to replace a shapes corpus there, or choose a new folder.")
-    if not (output / "corpus.json").is_file():
-        raise ValueError(f"`output`={str(output)!r} is not empty and holds no corpus.json, so it is not a shapes "
-                         "corpus; refusing to overwrite it.")
+    return writing.shuffled_splits(rows, features, rng)
 
 
 def data_card(parameters: dict, counts: dict) -> str:
     """DIR/README.md: what the corpus holds, its counts, how to rebuild it and its licence."""
-    arguments = " ".join(f"--{key.replace('_', '-')} {value}" for key, value in parameters.items())
-    rows = "\n".join(f"| {name} | " + " | ".join(str(counts[name][split]) for split in SPLITS) + " |"
-                     for name in counts)
     return f"""# Shapes corpus
 
 A tiny, fully synthetic multimodal corpus for quick local training runs and tests of uniperceiver-hf.
 Every image, clip and sentence is generated by `examples/data/build_shapes_corpus.py`: shapes
 ({", ".join(SHAPES)}) in colours ({", ".join(COLOURS)}) drawn with PIL on light or dark grey backgrounds.
 
-| dataset | {" | ".join(SPLITS)} |
-|---|---|---|---|
-{rows}
+{writing.counts_table(counts)}
 
 - `images/` (`datasets.load_from_disk`): `image` (Image, {parameters["size"]}x{parameters["size"]} RGB), `label`
   (ClassLabel, {len(CLASS_NAMES)} names such as "red circle"), `shape` (ClassLabel, {len(SHAPES)}), `colour`
@@ -373,7 +288,7 @@ Splits are 70/15/15 per class (images, videos) or per topic (text), fixed by the
 
 ## Rebuild
 
-    python examples/data/build_shapes_corpus.py --output DIR {arguments}
+    python examples/data/build_shapes_corpus.py --output DIR {writing.command_line_arguments(parameters)}
 
 The same arguments give the same files.
 
@@ -391,69 +306,37 @@ def build_shapes_corpus(output: str | os.PathLike, *, size: int = 64, images_per
     The folder is built next to `output` and moved into place at the end, so a failed build leaves nothing behind
     and a replaced corpus stays intact until the new one is complete.
     """
-    _check_count("size", size, 16)
-    if size % 2:
-        raise ValueError(f"`size`={size}: expected an even number (the clips are yuv420p, which halves the sides).")
-    _check_count("images_per_class", images_per_class, 1)
-    _check_count("videos_per_class", videos_per_class, 1)
-    _check_count("frames", frames, 2)
-    _check_count("texts", texts, 1, max_texts())
-    _check_count("seed", seed, 0)
-    output = Path(output).expanduser().resolve()
-    _prepare_output(output, overwrite)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    writing.check_frame_size(size)
+    writing.check_number("images_per_class", images_per_class, 1)
+    writing.check_number("videos_per_class", videos_per_class, 1)
+    writing.check_number("frames", frames, 2)
+    writing.check_number("texts", texts, 1, max_texts())
+    writing.check_number("seed", seed, 0)
+    output = writing.prepare_output(output, overwrite, corpus="a shapes corpus")
     parameters = {"size": size, "images_per_class": images_per_class, "videos_per_class": videos_per_class,
                   "frames": frames, "texts": texts, "seed": seed}
-    staging = output.with_name(f".{output.name}.building-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)  # left by a killed build in a process with the same id
-    staging.mkdir()
-    try:
+    with writing.staged_output(output) as staging:
         corpus = {
             "images": build_images(size, images_per_class, random.Random(f"{seed}-images")),
             "videos": build_videos(staging / "videos" / "clips", output / "videos" / "clips", size,
                                    videos_per_class, frames, random.Random(f"{seed}-videos")),
             "text": build_text(texts, random.Random(f"{seed}-text")),
         }
-        for name, dataset in corpus.items():
-            # One shard each: `datasets` otherwise writes an empty split (1-2 items per class) as no shard at all,
-            # which `load_from_disk` cannot read back.
-            dataset.save_to_disk(str(staging / name), num_shards={split: 1 for split in SPLITS})
-        counts = {name: {split: dataset[split].num_rows for split in SPLITS} for name, dataset in corpus.items()}
-        (staging / "README.md").write_text(data_card(parameters, counts))
-        (staging / "corpus.json").write_text(json.dumps({"name": "shapes", "parameters": parameters,
-                                                         "counts": counts}, indent=2) + "\n")
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        counts = writing.save_datasets(staging, corpus)
+        writing.write_card_and_json(staging, data_card(parameters, counts),
+                                    {"name": "shapes", "parameters": parameters, "counts": counts})
     return corpus
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", required=True,
-                        help="folder to create (new, empty, or an old shapes corpus with --overwrite)")
-    parser.add_argument("--size", type=int, default=64, help="image and frame side in pixels (even)")
+    parser = writing.corpus_argument_parser(__doc__, "an old shapes corpus")
     parser.add_argument("--images-per-class", type=int, default=20)
     parser.add_argument("--videos-per-class", type=int, default=6)
     parser.add_argument("--frames", type=int, default=8, help="frames per clip")
     parser.add_argument("--texts", type=int, default=600, help=f"sentence pairs (at most {max_texts()})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing shapes corpus in --output")
-    args = parser.parse_args()
-    datasets.disable_progress_bars()
-    start = time.perf_counter()
-    try:
-        corpus = build_shapes_corpus(args.output, size=args.size, images_per_class=args.images_per_class,
-                                     videos_per_class=args.videos_per_class, frames=args.frames, texts=args.texts,
-                                     seed=args.seed, overwrite=args.overwrite)
-    except ValueError as error:
-        parser.error(str(error))
-    for name, dataset in corpus.items():
-        print(f"{name}: " + ", ".join(f"{split} {dataset[split].num_rows}" for split in SPLITS))
-    print(f"wrote {Path(args.output).resolve()} in {time.perf_counter() - start:.1f} s")
+    writing.run_command_line(parser, build_shapes_corpus)
 
 
 if __name__ == "__main__":
