@@ -548,7 +548,6 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, mean=0.0, std=std)
-            self._zero_shared_rows(module)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
@@ -576,23 +575,6 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.classifier.weight)
                 init.zeros_(module.classifier.bias)
                 init.ones_(module.similarity_weight)
-
-
-    def _zero_shared_rows(self, embedding: nn.Embedding):
-        """Starts the two embedding rows that every sequence shares at zero: the prefix `<SPE>` (the read-out
-        position) and type row 0 (added to every text token). A deviation from the original, whose N(0, 0.02) draw
-        makes each of them a whole unit-variance vector of the normalised embedding output, so that at
-        initialisation the features of all inputs sit near one point (4 x 128, layer scale 0.1: mean cosine 0.996
-        image-image and 1.000 label-label, logit std 0.006) and small models trained from scratch stay collapsed.
-        From zero (`LN(0) = 0`) the read-out starts as what attention gathers from the input (0.73 and 0.89).
-        Only from-scratch initialisation is affected: loaded weights are never touched."""
-        text = getattr(getattr(self, "embeddings", None), "text", None)
-        if text is None:
-            return
-        if embedding is text.token_type_embeddings:
-            init.zeros_(embedding.weight)
-        elif embedding is text.word_embeddings and not getattr(embedding.weight, "_is_hf_initialized", False):
-            embedding.weight[text.spe_token_id] = 0.0
 
 
 class UniPerceiverModel(UniPerceiverPreTrainedModel):

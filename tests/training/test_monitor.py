@@ -60,22 +60,6 @@ def test_callback_on_a_model_call_and_gradient_norms(tiny_model):
         monitor.attach(torch.nn.Linear(2, 2))
 
 
-def test_from_scratch_features_are_spread_at_initialisation(tiny_config):
-    """The shared `<SPE>` prefix and type row start at zero, so different inputs give different features."""
-    config = UniPerceiverConfig(**{**tiny_config.to_dict(), "layer_scale_init_value": 0.1})
-    torch.manual_seed(0)
-    model = UniPerceiverModel(config).eval()
-    text = model.embeddings.text
-    assert text.word_embeddings.weight[config.spe_token_id].abs().sum() == 0
-    assert text.token_type_embeddings.weight.abs().sum() == 0
-    assert text.word_embeddings.weight[config.gen_token_id].abs().sum() > 0
-    with torch.no_grad():
-        images = model.get_features(pixel_values=torch.randn(8, 3, 32, 32))
-        labels = model.get_features(input_ids=torch.randint(300, 3000, (8, 3)), is_target=True)
-    assert mean_pairwise_cosine(images) < 0.9
-    assert mean_pairwise_cosine(labels) < 0.9
-
-
 def test_recipe_monitor_switch_and_logged_keys(training_recipe_data, tmp_path):
     tasks = [task for task in training_recipe_data["tasks"] if task["name"] in ("img_cls", "txt_ret")]
     assert parse_recipe({"tasks": tasks}).monitor is False
