@@ -29,7 +29,6 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVi
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel
 
 
-
 @dataclass(frozen=True)
 class Setup:
     """Encoder sizes (shared by both models) and batches."""
@@ -44,11 +43,17 @@ class Setup:
 SETUPS = {
     "base": Setup(
         dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-        image_size=224, images=8, texts=32, text_ids=16,
+        image_size=224,
+        images=8,
+        texts=32,
+        text_ids=16,
     ),
     "quick": Setup(
         dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128),
-        image_size=64, images=2, texts=4, text_ids=8,
+        image_size=64,
+        images=2,
+        texts=4,
+        text_ids=8,
     ),
 }
 PATCH_SIZE = 16
@@ -169,16 +174,25 @@ def report(contenders: list[Contender]) -> None:
     if compiled:
         print_table(
             ("input", "dtype", "eager ms (sdpa)", "compiled ms", "compiled speed-up"),
-            [(c.input, c.dtype, f"{median(by_key[(c.input, c.dtype, 'ours (sdpa)')]):.2f}", f"{median(c):.2f}",
-              f"{median(by_key[(c.input, c.dtype, 'ours (sdpa)')]) / median(c):.2f}x") for c in compiled],
+            [
+                (
+                    c.input,
+                    c.dtype,
+                    f"{median(by_key[(c.input, c.dtype, 'ours (sdpa)')]):.2f}",
+                    f"{median(c):.2f}",
+                    f"{median(by_key[(c.input, c.dtype, 'ours (sdpa)')]) / median(c):.2f}x",
+                )
+                for c in compiled
+            ],
         )
 
     speedups = []
     for c in contenders:
         if c.dtype == "fp32" and (c.input, "bf16", c.model) in by_key:
             bf16 = by_key[(c.input, "bf16", c.model)]
-            speedups.append((c.input, c.model, f"{median(c):.2f}", f"{median(bf16):.2f}",
-                             f"{median(c) / median(bf16):.2f}x"))
+            speedups.append(
+                (c.input, c.model, f"{median(c):.2f}", f"{median(bf16):.2f}", f"{median(c) / median(bf16):.2f}x")
+            )
     speedups.sort(key=lambda row: row[0])
     if speedups:
         print_table(("input", "model", "fp32 ms", "bf16 ms", "bf16 speed-up vs fp32"), speedups)
@@ -201,10 +215,14 @@ def main() -> None:
     setup = SETUPS[name]
 
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
-    print(f"{name}: {setup.encoder}, {setup.images} images of {setup.image_size} px, {setup.texts} texts of "
-          f"{setup.text_ids} ids (+1 prefix); warmup {args.warmup}, median of {args.runs} rounds\n")
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    )
+    print(
+        f"{name}: {setup.encoder}, {setup.images} images of {setup.image_size} px, {setup.texts} texts of "
+        f"{setup.text_ids} ids (+1 prefix); warmup {args.warmup}, median of {args.runs} rounds\n"
+    )
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     if not dtypes or any(d not in DTYPES for d in dtypes):
         parser.error(f"--dtypes must be a comma-separated subset of {','.join(DTYPES)}")

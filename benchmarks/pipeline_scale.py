@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import transformers
 
+
 LABELS = ["cat", "dog", "car", "tree", "house", "boat", "chair", "bird", "horse", "bicycle"]
 RSS_TARGET = 1.10  # peak RSS at the largest count / at the smallest
 SPEED_TARGET = 0.9  # pipeline images/s / bare loop images/s
@@ -112,14 +113,25 @@ def main() -> None:
     if not counts or min(counts) < 1 or args.batch_size < 1:
         parser.error("--images must be positive counts and --batch-size positive")
 
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads; "
-          f"{args.size} size, random weights, fp32, batch size {args.batch_size}, {len(LABELS)} labels, "
-          "480x640 uint8 images; one fresh process per row\n")
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads; "
+        f"{args.size} size, random weights, fp32, batch size {args.batch_size}, {len(LABELS)} labels, "
+        "480x640 uint8 images; one fresh process per row\n"
+    )
     results = {}
     for count in counts:
         for contender in CONTENDERS:
-            command = [sys.executable, __file__, "--size", args.size, "--batch-size", str(args.batch_size),
-                       "--child", contender, str(count)]
+            command = [
+                sys.executable,
+                __file__,
+                "--size",
+                args.size,
+                "--batch-size",
+                str(args.batch_size),
+                "--child",
+                contender,
+                str(count),
+            ]
             if args.threads is not None:
                 command += ["--threads", str(args.threads)]
             output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -129,15 +141,34 @@ def main() -> None:
     rows = []
     for count in counts:
         pipe, bare = results["pipeline", count], results["bare loop", count]
-        rows.append((count, f"{pipe['peak_rss_mb']:.0f}", f"{bare['peak_rss_mb']:.0f}", f"{pipe['images_per_s']:.2f}",
-                     f"{bare['images_per_s']:.2f}", f"{pipe['images_per_s'] / bare['images_per_s']:.2f}x"))
-    print_table(("images", "pipeline peak RSS MB", "bare loop peak RSS MB", "pipeline images/s",
-                 "bare loop images/s", f"pipeline / bare (target >= {SPEED_TARGET})"), rows)
+        rows.append(
+            (
+                count,
+                f"{pipe['peak_rss_mb']:.0f}",
+                f"{bare['peak_rss_mb']:.0f}",
+                f"{pipe['images_per_s']:.2f}",
+                f"{bare['images_per_s']:.2f}",
+                f"{pipe['images_per_s'] / bare['images_per_s']:.2f}x",
+            )
+        )
+    print_table(
+        (
+            "images",
+            "pipeline peak RSS MB",
+            "bare loop peak RSS MB",
+            "pipeline images/s",
+            "bare loop images/s",
+            f"pipeline / bare (target >= {SPEED_TARGET})",
+        ),
+        rows,
+    )
     for contender in CONTENDERS:
         growth = results[contender, counts[-1]]["peak_rss_mb"] / results[contender, counts[0]]["peak_rss_mb"]
         verdict = "met" if growth <= RSS_TARGET else "MISSED"
-        print(f"{contender}: peak RSS at {counts[-1]} images / at {counts[0]} images = {growth:.3f} "
-              f"(target <= {RSS_TARGET}: {verdict})")
+        print(
+            f"{contender}: peak RSS at {counts[-1]} images / at {counts[0]} images = {growth:.3f} "
+            f"(target <= {RSS_TARGET}: {verdict})"
+        )
 
 
 if __name__ == "__main__":

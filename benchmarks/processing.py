@@ -33,6 +33,7 @@ from transformers.video_utils import load_video
 from uniperceiver_hf import UniPerceiverImageProcessor, UniPerceiverTokenizer, UniPerceiverVideoProcessor
 from uniperceiver_hf.video_processing_uniperceiver import sample_frame_indices
 
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "uniperceiver_hf"
 PHOTOS = {
     "skimage": ["data/astronaut.png", "data/coffee.png", "data/chelsea.png", "data/rocket.jpg", "data/retina.jpg",

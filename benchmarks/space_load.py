@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 from gradio_client import Client, handle_file
 
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "spaces_demo" / "app.py"
 WARMUP = 20  # requests before the baseline memory reading
@@ -37,8 +38,13 @@ def running_app(model: str | None = None, startup_timeout: float = 240.0, log_pa
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ,
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_ANALYTICS_ENABLED="False",
+        HF_HUB_OFFLINE="1",
+    )
     env.setdefault("OMP_NUM_THREADS", "1")
     if model:
         env["UNIPERCEIVER_MODEL"] = model
@@ -64,9 +70,8 @@ def wait_until_serving(url: str, process: subprocess.Popen, timeout: float, log_
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"The app exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=5):
-                return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5):
+            return
         time.sleep(1)
     raise TimeoutError(f"The app did not answer within {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
 
@@ -149,9 +154,11 @@ def main() -> None:
     print("| requests/s | p50 (s) | p95 (s) | failures | RSS after 20 (MB) | RSS after all (MB) | growth |")
     print("|---|---|---|---|---|---|---|")
     growth = result.rss_after / result.rss_after_warmup - 1
-    print(f"| {result.requests_per_second:.1f} | {result.percentile(50):.3f} | {result.percentile(95):.3f} | "
-          f"{len(result.failures)} | {result.rss_after_warmup / 2**20:.0f} | {result.rss_after / 2**20:.0f} | "
-          f"{growth:+.1%} |")
+    print(
+        f"| {result.requests_per_second:.1f} | {result.percentile(50):.3f} | {result.percentile(95):.3f} | "
+        f"{len(result.failures)} | {result.rss_after_warmup / 2**20:.0f} | {result.rss_after / 2**20:.0f} | "
+        f"{growth:+.1%} |"
+    )
     for failure in result.failures[:5]:
         print("failure:", failure)
 

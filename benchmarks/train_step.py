@@ -65,6 +65,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import transformers
 
+
 SIZES = ("default", "tiny", "base")
 TASKS = ("classification", "caption", "retrieval")
 PRECISIONS = ("fp32", "bf16")
@@ -281,7 +282,7 @@ class Trainee:
     last_loss: float = float("nan")
 
     @classmethod
-    def build(cls, spec: Spec, rowwise: bool | None = None, **settings) -> "Trainee":
+    def build(cls, spec: Spec, rowwise: bool | None = None, **settings) -> Trainee:
         """`rowwise` defaults to the trainer's own step for our model (`spec.model == "ours"`)."""
         from uniperceiver_hf.training.optim import sparse_embedding_gradients
 
@@ -336,7 +337,9 @@ def variant_trainee(spec: Spec, variant: str) -> Trainee:
     if variant == BF16:  # the trainer's step with `bf16=True` (autocast), an opt-in setting
         return Trainee.build(replace(spec, model="ours", precision="bf16"), rowwise=True, max_grad_norm=5.0)
     threads = 1 if variant == "main, 1 thread" else None
-    return Trainee.build(replace(spec, model="ours"), rowwise=variant == "row-wise", threads=threads, max_grad_norm=5.0)
+    return Trainee.build(
+        replace(spec, model="ours"), rowwise=variant == "row-wise", threads=threads, max_grad_norm=5.0
+    )
 
 
 def loss_curve(spec: Spec) -> dict[str, list[float]]:
@@ -380,21 +383,30 @@ def run_child(spec: Spec) -> dict:
     if spec.model == CURVE:
         return {"losses": loss_curve(spec)}
     if spec.model == SPEEDUP:  # speed only: the variants alternate steps, so all see the same machine load
-        variants = [variant for variant in VARIANTS
-                    if (variant != "CLIP" or spec.task == "retrieval") and (variant != BF16 or native_bf16())]
+        variants = [
+            variant
+            for variant in VARIANTS
+            if (variant != "CLIP" or spec.task == "retrieval") and (variant != BF16 or native_bf16())
+        ]
         trainees = [variant_trainee(spec, variant) for variant in variants]
         for trainee in trainees:
             for _ in range(spec.warmup):
                 trainee.step()
         times = timed_steps(trainees, spec)
-        return {"times_s": dict(zip(variants, times)), "step_s": {v: statistics.median(t) for v, t in zip(variants, times)}}
+        return {
+            "times_s": dict(zip(variants, times)),
+            "step_s": {v: statistics.median(t) for v, t in zip(variants, times)},
+        }
     if spec.model == PAIR:  # speed only: ours and CLIP alternate steps, so both see the same machine load
         trainees = [Trainee.build(replace(spec, model=model)) for model in MODELS]
         for trainee in trainees:
             for _ in range(spec.warmup):
                 trainee.step()
         times = timed_steps(trainees, spec)
-        return {"times_s": dict(zip(MODELS, times)), "step_s": {m: statistics.median(t) for m, t in zip(MODELS, times)}}
+        return {
+            "times_s": dict(zip(MODELS, times)),
+            "step_s": {m: statistics.median(t) for m, t in zip(MODELS, times)},
+        }
 
     trainee = Trainee.build(spec)
     # The first step measures memory: RSS follows live tensors only when large ones are unmapped as they are freed.
@@ -495,7 +507,9 @@ def summary(result: dict) -> str:
     if "error" in result:
         return result["error"]
     if "losses" in result:
-        return ", ".join(f"{variant} {losses[0]:.4g} -> {losses[-1]:.4g}" for variant, losses in result["losses"].items())
+        return ", ".join(
+            f"{variant} {losses[0]:.4g} -> {losses[-1]:.4g}" for variant, losses in result["losses"].items()
+        )
     if isinstance(result["step_s"], dict):
         return ", ".join(f"{model} {seconds:.3g} s/step" for model, seconds in result["step_s"].items())
     return f"{1 / result['step_s']:.3g} steps/s, peak {result['peak_mb']:.0f} MB ({result['wall_s']:.0f} s)"
@@ -524,13 +538,17 @@ def report_default_model(results: dict[Spec, dict]) -> None:
                          f"{spec.batch_size / seconds[variant]:.1f}", f"{seconds[variant] / seconds['row-wise']:.2f}x",
                          clip))  # fmt: skip
         speedup = seconds["main, 1 thread"] / seconds["row-wise"]
-        targets.append(f"target: >= {SPEEDUP_TARGET:.0f}x samples/s over main's step as the default model was trained "
-                       f"({spec.task}): {speedup:.2f}x -> {'met' if speedup >= SPEEDUP_TARGET else 'MISSED'} "
-                       f"({seconds['main'] / seconds['row-wise']:.2f}x over main's step with the same threads)")
+        targets.append(
+            f"target: >= {SPEEDUP_TARGET:.0f}x samples/s over main's step as the default model was trained "
+            f"({spec.task}): {speedup:.2f}x -> {'met' if speedup >= SPEEDUP_TARGET else 'MISSED'} "
+            f"({seconds['main'] / seconds['row-wise']:.2f}x over main's step with the same threads)"
+        )
         if "CLIP" in seconds:
             ratio = seconds["row-wise"] / seconds["CLIP"]
-            targets.append(f"target: step time within {CLIP_TIME_TARGET}x of CLIP's of the same width and depth "
-                           f"({spec.task}): {ratio:.2f}x -> {'met' if ratio <= CLIP_TIME_TARGET else 'MISSED'}")
+            targets.append(
+                f"target: step time within {CLIP_TIME_TARGET}x of CLIP's of the same width and depth "
+                f"({spec.task}): {ratio:.2f}x -> {'met' if ratio <= CLIP_TIME_TARGET else 'MISSED'}"
+            )
     if not rows:
         return
     print_table(("task (default model, batch 32, fp32)", "step", "s/step median [min-max] (steps)", "samples/s",
@@ -597,10 +615,13 @@ def report(results: dict[Spec, dict]) -> None:
                  if spec.size == size and spec.model not in (PAIR, SPEEDUP, CURVE)}  # fmt: skip
         if not fixed:
             continue
-        print(f"{size}: peaks count the fp32 gradients ("
-              + ", ".join(f"{result['gradients_mb']:.0f} MB {model}" for model, result in fixed.items())
-              + "); AdamW's two moments are allocated before the baseline ("
-              + ", ".join(f"{result['moments_mb']:.0f} MB {model}" for model, result in fixed.items()) + ")")
+        print(
+            f"{size}: peaks count the fp32 gradients ("
+            + ", ".join(f"{result['gradients_mb']:.0f} MB {model}" for model, result in fixed.items())
+            + "); AdamW's two moments are allocated before the baseline ("
+            + ", ".join(f"{result['moments_mb']:.0f} MB {model}" for model, result in fixed.items())
+            + ")"
+        )
     if any(not result.get("exact_rss", True) for result in ok.values()):
         print("not glibc: peaks include memory the allocator kept after freeing it")
     print()
@@ -616,9 +637,11 @@ def report(results: dict[Spec, dict]) -> None:
         ratio = result["peak_mb"] / plain["peak_mb"]
         moments = result["moments_mb"]
         verdict = "met" if ratio <= MEMORY_TARGET else "MISSED"
-        print(f"target: checkpointing halves peak memory at base ({label(spec)}, {spec.precision}): "
-              f"{plain['peak_mb']:.0f} -> {result['peak_mb']:.0f} MB = {ratio:.2f} -> {verdict}; "
-              f"with the AdamW moments {(result['peak_mb'] + moments) / (plain['peak_mb'] + moments):.2f}")
+        print(
+            f"target: checkpointing halves peak memory at base ({label(spec)}, {spec.precision}): "
+            f"{plain['peak_mb']:.0f} -> {result['peak_mb']:.0f} MB = {ratio:.2f} -> {verdict}; "
+            f"with the AdamW moments {(result['peak_mb'] + moments) / (plain['peak_mb'] + moments):.2f}"
+        )
 
 
 def main() -> None:
@@ -630,28 +653,42 @@ def main() -> None:
     parser.add_argument("--precisions", default="auto",
                         help="comma-separated subset of fp32,bf16; auto (default): bf16 at base only on a CPU with "
                              "native bf16 (AVX512-BF16/AMX), always at tiny")  # fmt: skip
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="images per step (default 32 default and tiny, 8 base)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="timed steps, median reported (default 7 default, 5 tiny, 3 base)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="images per step (default 32 default and tiny, 8 base)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed steps, median reported (default 7 default, 5 tiny, 3 base)"
+    )
     parser.add_argument("--curve-steps", type=int, default=40,
                         help="steps of the default model's loss curves, main's step against the row-wise one (40; "
                              "0: none)")  # fmt: skip
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="untimed steps first, the first one measuring peak memory (default 1)")
-    parser.add_argument("--budget", type=float, default=240,
-                        help="seconds of timed steps per configuration: fewer steps past it, at least one (240)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed steps first, the first one measuring peak memory (default 1)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=240,
+        help="seconds of timed steps per configuration: fewer steps past it, at least one (240)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads per child (default 2)")
     parser.add_argument("--classes", type=int, default=100, help="class names of the classification task (max 200)")
-    parser.add_argument("--caption-vocabulary", choices=("sampled", "exact"), default="sampled",
-                        help="caption targets: sampled (default) or the exact vocabulary (does not fit at base here)")
+    parser.add_argument(
+        "--caption-vocabulary",
+        choices=("sampled", "exact"),
+        default="sampled",
+        help="caption targets: sampled (default) or the exact vocabulary (does not fit at base here)",
+    )
     parser.add_argument("--vocabulary-samples", type=int, default=None,
                         help="random ids of the sampled vocabulary (default 255 at the default size, as its recipe; "
                              "4096 otherwise)")  # fmt: skip
     parser.add_argument("--caption-words", type=int, default=12, help="words per caption (default 12)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per configuration before giving up")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: tiny only, batch 4, 2 steps, 20 classes, sampled vocabulary of 256")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: tiny only, batch 4, 2 steps, 20 classes, sampled vocabulary of 256",
+    )
     args = parser.parse_args()
 
     def subset(flag: str, value: str, allowed: tuple[str, ...]) -> list[str]:
@@ -665,8 +702,14 @@ def main() -> None:
     precisions = None if args.precisions == "auto" else subset("precisions", args.precisions, PRECISIONS)
     if not 1 <= args.classes <= len(ADJECTIVES) * len(NOUNS):
         parser.error(f"--classes must be in [1, {len(ADJECTIVES) * len(NOUNS)}], got {args.classes}")
-    for name, low in (("batch_size", 2), ("steps", 1), ("threads", 1), ("vocabulary_samples", 1), ("caption_words", 4),
-                      ("curve_steps", 0)):
+    for name, low in (
+        ("batch_size", 2),
+        ("steps", 1),
+        ("threads", 1),
+        ("vocabulary_samples", 1),
+        ("caption_words", 4),
+        ("curve_steps", 0),
+    ):
         value = getattr(args, name)
         if value is not None and value < low:
             parser.error(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
@@ -705,32 +748,44 @@ def main() -> None:
                             budget_s=args.budget,
                         ))  # fmt: skip
 
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} threads per child, "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if native else 'no'} "
-          f"(matmul {matmul_gflops(torch.float32, args.threads):.0f} GFLOPS fp32, "
-          f"{matmul_gflops(torch.bfloat16, args.threads):.0f} bf16); load average {os.getloadavg()[0]:.1f}")
-    print(f"children: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}; random weights, training mode, "
-          "AdamW; peak MB = peak RSS of the first step - RSS before it (model, batch, AdamW moments)")
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} threads per child, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if native else 'no'} "
+        f"(matmul {matmul_gflops(torch.float32, args.threads):.0f} GFLOPS fp32, "
+        f"{matmul_gflops(torch.bfloat16, args.threads):.0f} bf16); load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"children: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}; random weights, training mode, "
+        "AdamW; peak MB = peak RSS of the first step - RSS before it (model, batch, AdamW moments)"
+    )
     for size in sizes:
         spec = next(s for s in specs if s.size == size)
         size_precisions = ", ".join(dict.fromkeys(s.precision for s in specs if s.size == size))
         vocabulary = ("exact (49,411 targets)" if spec.vocabulary == "exact"
                       else f"sampled (the batch's words + {spec.vocabulary_samples} random ids)")  # fmt: skip
-        print(f"{size}: batch {spec.batch_size}, {spec.warmup} warm-up step(s), median of {spec.steps} timed steps "
-              f"(fewer past {spec.budget_s:.0f} s); {size_precisions}; {spec.classes} class names; captions of "
-              f"{spec.caption_words} words; caption vocabulary {vocabulary}")
+        print(
+            f"{size}: batch {spec.batch_size}, {spec.warmup} warm-up step(s), median of {spec.steps} timed steps "
+            f"(fewer past {spec.budget_s:.0f} s); {size_precisions}; {spec.classes} class names; captions of "
+            f"{spec.caption_words} words; caption vocabulary {vocabulary}"
+        )
         if size == "default":
-            print("default: the shipped default model's size (4 x 256, 64 px, the 49,411-id vocabulary: 16.1M parameters, "
-                  "12.6M of them the token table), fp32, gradients clipped at 5.0 as the trainer does; main's step "
-                  "(dense token-table gradients, fused AdamW) with 1 thread (as the default model was trained) and "
-                  f"with {args.threads}, the trainer's row-wise step and CLIP of the same width and depth alternate; "
-                  f"loss curves over {args.curve_steps} steps")
+            print(
+                "default: the shipped default model's size (4 x 256, 64 px, the 49,411-id vocabulary: 16.1M parameters, "
+                "12.6M of them the token table), fp32, gradients clipped at 5.0 as the trainer does; main's step "
+                "(dense token-table gradients, fused AdamW) with 1 thread (as the default model was trained) and "
+                f"with {args.threads}, the trainer's row-wise step and CLIP of the same width and depth alternate; "
+                f"loss curves over {args.curve_steps} steps"
+            )
     if "base" in sizes and precisions is None and not native:
-        print("base bf16 skipped: this CPU has no native bf16, so bf16 matmuls run far slower than fp32 "
-              "(pass --precisions fp32,bf16 to run them anyway)")
+        print(
+            "base bf16 skipped: this CPU has no native bf16, so bf16 matmuls run far slower than fp32 "
+            "(pass --precisions fp32,bf16 to run them anyway)"
+        )
     if any(s.task == "caption" and s.vocabulary == "sampled" for s in specs):
-        print("caption uses the sampled vocabulary: the exact 49,411-entry vocabulary encoded with gradient in every "
-              "step does not fit in this machine's memory at base size")
+        print(
+            "caption uses the sampled vocabulary: the exact 49,411-entry vocabulary encoded with gradient in every "
+            "step does not fit in this machine's memory at base size"
+        )
     print()
 
     # Threads that sleep instead of spinning while they wait: on a shared, oversubscribed CPU spinning threads take
@@ -743,8 +798,11 @@ def main() -> None:
     results, total = {}, time.perf_counter()
     for spec in specs:
         results[spec] = result = run_spec(context, spec, args.timeout)
-        print(f"  {spec.size} {label(spec)} {spec.precision} checkpointing {switch(spec.checkpointing)}: "
-              f"{summary(result)}", flush=True)
+        print(
+            f"  {spec.size} {label(spec)} {spec.precision} checkpointing {switch(spec.checkpointing)}: "
+            f"{summary(result)}",
+            flush=True,
+        )
     print(f"  total {time.perf_counter() - total:.0f} s, load average {os.getloadavg()[0]:.1f}\n")
     report(results)
 

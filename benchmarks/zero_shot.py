@@ -60,6 +60,7 @@ from uniperceiver_hf.pipeline_uniperceiver import _Candidates
 from uniperceiver_hf.retrieval_uniperceiver import search
 from uniperceiver_hf.targets_uniperceiver import model_fingerprint
 
+
 SIZES = {
     "tiny": lambda: UniPerceiverConfig(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256
@@ -189,7 +190,7 @@ def bench_pipeline(size, model, processor, image, counts: Counts, runs: int, lon
     pixel_values = pixels()
 
     def cache_key() -> tuple:  # the key `_text_targets` builds on every call, hit or miss (template "{}")
-        prompts = [["{}".format(label) for label in labels]]
+        prompts = [[f"{label}" for label in labels]]
         return ("text", id(processor.tokenizer), tuple(map(tuple, prompts)))
 
     probabilities = torch.rand(len(labels)).softmax(-1)
@@ -467,11 +468,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="tiny,base", help="comma-separated sizes among tiny,base (default both)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="tiny size, 100 labels/captions, 5 caption steps")
-    parser.add_argument("--random-vocabulary", action="store_true",
-                        help="captioning against random unit vectors instead of the encoded vocabulary (same cost per "
-                             "step; skips its one-off encode, about 15 min at base on one core)")
-    parser.add_argument("--sections", default="pipeline,captioning,retrieval",
-                        help="comma-separated sections to run (default all three)")
+    parser.add_argument(
+        "--random-vocabulary",
+        action="store_true",
+        help="captioning against random unit vectors instead of the encoded vocabulary (same cost per "
+        "step; skips its one-off encode, about 15 min at base on one core)",
+    )
+    parser.add_argument(
+        "--sections",
+        default="pipeline,captioning,retrieval",
+        help="comma-separated sections to run (default all three)",
+    )
     args = parser.parse_args()
     runs = args.runs if args.runs is not None else (3 if args.quick else 5)
     sizes = ["tiny"] if args.quick else [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -481,20 +488,26 @@ def main() -> None:
         parser.error(f"--sizes must be a comma-separated subset of {','.join(SIZES)}, got {args.sizes!r}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    counts = Counts(labels=100, caption_steps=5, gallery=100, caption_images=4, caption_batch=2) if args.quick else Counts()
+    counts = (
+        Counts(labels=100, caption_steps=5, gallery=100, caption_images=4, caption_batch=2) if args.quick else Counts()
+    )
     counts = dataclasses.replace(counts, random_vocabulary=args.random_vocabulary)
     transformers.logging.set_verbosity_error()
 
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}; fp32, eval, inference_mode, random weights")
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}; fp32, eval, inference_mode, random weights"
+    )
     for size in sizes:
         config = SIZES[size]()
         long_runs = min(runs, LONG_RUNS_AT_BASE) if size == "base" else runs
         print(f"{size}: {config.num_hidden_layers} layers x {config.hidden_size}, {config.num_attention_heads} heads, "
               f"FFN {config.intermediate_size}, 224 px images; 1 warm-up, median of {runs} rounds "
               f"({long_runs} for the cold-cache call, full recomputation and gallery encode)")  # fmt: skip
-    print(f"counts: {counts.labels} labels, {counts.caption_steps} caption steps with beam {counts.num_beams}, "
-          f"gallery of {counts.gallery} captions of {counts.caption_words} words\n")
+    print(
+        f"counts: {counts.labels} labels, {counts.caption_steps} caption steps with beam {counts.num_beams}, "
+        f"gallery of {counts.gallery} captions of {counts.caption_words} words\n"
+    )
 
     processor = UniPerceiverProcessor()
     image = make_image()
@@ -513,8 +526,11 @@ def main() -> None:
                 print(f"  {size}: {name} done in {time.perf_counter() - start:.0f} s", flush=True)
     print(f"  total {time.perf_counter() - total:.0f} s\n")
 
-    for name, report in (("pipeline", report_pipeline), ("captioning", report_captioning),
-                         ("retrieval", report_retrieval)):
+    for name, report in (
+        ("pipeline", report_pipeline),
+        ("captioning", report_captioning),
+        ("retrieval", report_retrieval),
+    ):
         if results[name]:
             report(results[name], counts)
 

@@ -33,14 +33,21 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+
 ROOT = Path(__file__).resolve().parents[1]
 # The classification augmentation of the package's own small recipes (shapes_local, default_model): crops only.
 # The task type's default is the paper's ImageNet-21k recipe (RandAugment, random erasing, mixup and cutmix with
 # probability 1, flips), made for 14M images; on 480 images a small model trained from scratch does not get past
 # it (sklearn digits: training accuracy at chance after 1,000 steps), and colour changes and flips would alter
 # what names such as "orange star" or "left arrow" say.
-SMALL_DATA_AUGMENTATION = {"crop": "short_side", "short_side_ratio": 1.143, "flip": 0.0, "rand_augment": None,
-                           "random_erasing": 0.0, "mixup": None}
+SMALL_DATA_AUGMENTATION = {
+    "crop": "short_side",
+    "short_side_ratio": 1.143,
+    "flip": 0.0,
+    "rand_augment": None,
+    "random_erasing": 0.0,
+    "mixup": None,
+}
 SHAPES_RECIPE = ROOT / "examples" / "recipes" / "shapes_local.yaml"
 SIZE = 96
 TRAIN_PER_CLASS, TEST_PER_CLASS = 60, 25
@@ -56,14 +63,14 @@ SHAPE_CLASSES = {
     "purple moon": ("moon", (130, 50, 190), True),
 }
 EMOJI_CLASSES = {
-    "a ripe banana": "\U0001F34C",
-    "a slice of pizza": "\U0001F355",
+    "a ripe banana": "\U0001f34c",
+    "a slice of pizza": "\U0001f355",
     "a snowman": "\u2603\ufe0f",
-    "a rocket": "\U0001F680",
-    "an orange cat": "\U0001F408",
+    "a rocket": "\U0001f680",
+    "an orange cat": "\U0001f408",
     "an umbrella": "\u2602\ufe0f",
-    "a guitar": "\U0001F3B8",
-    "a light bulb": "\U0001F4A1",
+    "a guitar": "\U0001f3b8",
+    "a light bulb": "\U0001f4a1",
 }
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven"]
 EMOJI_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
@@ -85,8 +92,20 @@ def shape_polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> li
         points = [(r * (1 if i % 2 == 0 else 0.6), math.pi * i / 2) for i in range(4)]
     elif kind == "cross":
         w = 0.35
-        corners = [(w, 1), (w, w), (1, w), (1, -w), (w, -w), (w, -1), (-w, -1), (-w, -w), (-1, -w), (-1, w), (-w, w),
-                   (-w, 1)]
+        corners = [
+            (w, 1),
+            (w, w),
+            (1, w),
+            (1, -w),
+            (w, -w),
+            (w, -1),
+            (-w, -1),
+            (-w, -w),
+            (-1, -w),
+            (-1, w),
+            (-w, w),
+            (-w, 1),
+        ]
         points = [(r * math.hypot(x, y), math.atan2(y, x)) for x, y in corners]
     elif kind == "arrow":
         corners = [(1, 0), (0.2, 0.7), (0.2, 0.25), (-1, 0.25), (-1, -0.25), (0.2, -0.25), (0.2, -0.7)]
@@ -95,7 +114,10 @@ def shape_polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> li
         points = []
         for i in range(40):
             t = 2 * math.pi * i / 40
-            x, y = 16 * math.sin(t) ** 3, 13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)
+            x, y = (
+                16 * math.sin(t) ** 3,
+                13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t),
+            )
             points.append((r / 16 * math.hypot(x, y), math.atan2(-y, x)))
     else:
         raise ValueError(f"`kind` must be a known figure, got {kind!r}.")
@@ -119,7 +141,9 @@ def draw_shape(name: str, rng: random.Random) -> Image.Image:
         ox, oy = cx + offset * math.cos(angle), cy + offset * math.sin(angle)
         draw.ellipse((ox - r * 0.85, oy - r * 0.85, ox + r * 0.85, oy + r * 0.85), fill=image.getpixel((1, 1)))
     else:
-        points = shape_polygon(kind, cx, cy, r, rng.uniform(0, 2 * math.pi) if kind != "heart" else rng.uniform(-0.4, 0.4))
+        points = shape_polygon(
+            kind, cx, cy, r, rng.uniform(0, 2 * math.pi) if kind != "heart" else rng.uniform(-0.4, 0.4)
+        )
         if filled:
             draw.polygon(points, fill=colour)
         else:
@@ -193,10 +217,20 @@ def build_dataset(kind: str, output: Path, seed: int = 0):
 def write_recipe(dataset: Path, path: Path, settings: Path = SHAPES_RECIPE) -> dict:
     """The `model` and `training` sections of `settings` with one image classification task on `dataset`."""
     base = yaml.safe_load(settings.read_text())
-    task = {"name": "classification", "type": "image_classification", "batch_size": 32, "dataset": str(dataset),
-            "augmentation": SMALL_DATA_AUGMENTATION}
-    recipe = {"seed": base.get("seed", 0), "monitor": True, "model": base["model"], "training": base["training"],
-              "tasks": [task]}
+    task = {
+        "name": "classification",
+        "type": "image_classification",
+        "batch_size": 32,
+        "dataset": str(dataset),
+        "augmentation": SMALL_DATA_AUGMENTATION,
+    }
+    recipe = {
+        "seed": base.get("seed", 0),
+        "monitor": True,
+        "model": base["model"],
+        "training": base["training"],
+        "tasks": [task],
+    }
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return recipe
 
@@ -223,8 +257,11 @@ def main(argv: list[str] | None = None) -> None:
     source.add_argument("--build", choices=("shapes", "emoji", "digits"), help="draw this dataset first")
     parser.add_argument("--output-dir", required=True, help="the dataset (with --build), recipe and run go here")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawn dataset")
-    parser.add_argument("--settings", default=str(SHAPES_RECIPE),
-                        help="the recipe whose `model` and `training` sections are checked (default: shapes_local)")
+    parser.add_argument(
+        "--settings",
+        default=str(SHAPES_RECIPE),
+        help="the recipe whose `model` and `training` sections are checked (default: shapes_local)",
+    )
     args = parser.parse_args(argv)
 
     output = Path(args.output_dir)
@@ -234,15 +271,30 @@ def main(argv: list[str] | None = None) -> None:
         build_dataset(args.build, dataset, args.seed)
     recipe = write_recipe(dataset.resolve(), output / "recipe.yaml", Path(args.settings))
     start = time.time()
-    subprocess.run([sys.executable, str(ROOT / "examples" / "pretrain.py"), "--recipe", str(output / "recipe.yaml"),
-                    "--output-dir", str(output / "run")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "pretrain.py"),
+            "--recipe",
+            str(output / "recipe.yaml"),
+            "--output-dir",
+            str(output / "run"),
+        ],
+        check=True,
+    )
     wall = time.time() - start
     accuracy = evaluate(output / "run" / "final", dataset)
     import datasets
 
     classes = len(datasets.load_from_disk(str(dataset))["test"].features["label"].names)
-    result = {"dataset": str(dataset), "accuracy": accuracy, "chance": 1 / classes, "train_wall_s": round(wall, 1),
-              "max_steps": recipe["training"]["max_steps"], "threads": os.environ.get("OMP_NUM_THREADS")}
+    result = {
+        "dataset": str(dataset),
+        "accuracy": accuracy,
+        "chance": 1 / classes,
+        "train_wall_s": round(wall, 1),
+        "max_steps": recipe["training"]["max_steps"],
+        "threads": os.environ.get("OMP_NUM_THREADS"),
+    }
     (output / "result.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 

@@ -37,11 +37,12 @@ from uniperceiver_hf import (
     UniPerceiverProcessor,
     prepare_prompt_tuning,
 )
-from uniperceiver_hf.training.collator import open_image
 from uniperceiver_hf.metrics import load_metric
-from uniperceiver_hf.training.recipe import parse_recipe
 from uniperceiver_hf.retrieval_uniperceiver import image_text_recall
+from uniperceiver_hf.training.collator import open_image
+from uniperceiver_hf.training.recipe import parse_recipe
 from uniperceiver_hf.training.trainer import train_recipe
+
 
 BATCH = 128
 
@@ -73,8 +74,9 @@ def video_embeds(model, processor, paths: list[str], num_frames: int, stride: in
 @torch.no_grad()
 def text_embeds(model, processor, texts: list[str], is_target: bool = True) -> torch.Tensor:
     inputs = processor.target_inputs(texts)
-    return TargetSet.encode(model, inputs["target_input_ids"], inputs["target_attention_mask"],
-                            is_target=is_target).embeds
+    return TargetSet.encode(
+        model, inputs["target_input_ids"], inputs["target_attention_mask"], is_target=is_target
+    ).embeds
 
 
 def accuracy(query: torch.Tensor, candidates: torch.Tensor, labels: list[int]) -> float:
@@ -90,39 +92,77 @@ def zero_shot(model, processor, corpus: Path, limit: int | None) -> list[dict]:
         data = load_from_disk(str(corpus / name))[which]
         return data.select(range(min(limit, len(data)))) if limit else data
 
-    for name, title in (("emoji", "emoji classification"), ("digits", "digit classification"),
-                        ("emoji_heldout", "held-out emoji names (never pre-trained)")):
+    for name, title in (
+        ("emoji", "emoji classification"),
+        ("digits", "digit classification"),
+        ("emoji_heldout", "held-out emoji names (never pre-trained)"),
+    ):
         data = split(name)
         names = data.features["label"].names
-        accuracy_value = accuracy(image_embeds(model, processor, _images(data["image"]), "imagenet"),
-                                  text_embeds(model, processor, names), list(data["label"]))
-        rows.append(dict(task=title, metric="accuracy", value=accuracy_value, chance=1 / len(names),
-                         section="zero-shot" if "held" not in name else "novel categories", n=len(data)))
+        accuracy_value = accuracy(
+            image_embeds(model, processor, _images(data["image"]), "imagenet"),
+            text_embeds(model, processor, names),
+            list(data["label"]),
+        )
+        rows.append(
+            dict(
+                task=title,
+                metric="accuracy",
+                value=accuracy_value,
+                chance=1 / len(names),
+                section="zero-shot" if "held" not in name else "novel categories",
+                n=len(data),
+            )
+        )
 
     data = split("emoji")
     images = image_embeds(model, processor, _images(data["image"]), "clip")
     captions = text_embeds(model, processor, list(data["caption"]))
     recall = image_text_recall(images, captions, list(range(len(data))), ks=(1, 5))
-    for key, label in (("i2t_recall@1", "image->text R@1"), ("i2t_recall@5", "image->text R@5"),
-                       ("t2i_recall@1", "text->image R@1"), ("t2i_recall@5", "text->image R@5")):
+    for key, label in (
+        ("i2t_recall@1", "image->text R@1"),
+        ("i2t_recall@5", "image->text R@5"),
+        ("t2i_recall@1", "text->image R@1"),
+        ("t2i_recall@5", "text->image R@5"),
+    ):
         k = int(key[-1])
-        rows.append(dict(task=f"emoji retrieval, {label}", metric=key, value=recall[key],
-                         chance=min(1.0, k / len(data)), section="zero-shot", n=len(data)))
+        rows.append(
+            dict(
+                task=f"emoji retrieval, {label}",
+                metric=key,
+                value=recall[key],
+                chance=min(1.0, k / len(data)),
+                section="zero-shot",
+                n=len(data),
+            )
+        )
 
     answers = sorted(set(load_from_disk(str(corpus / "emoji"))["train"]["answer"]))
     answer_features = text_embeds(model, processor, answers)
     vqa = processor.vqa(_images(data["image"]), list(data["question"]), return_tensors="pt")
     with torch.no_grad():
-        features = torch.cat([
-            model.get_features(**{key: value[start : start + BATCH] for key, value in vqa.items() if key != "task"})
-            for start in range(0, len(data), BATCH)
-        ])
+        features = torch.cat(
+            [
+                model.get_features(
+                    **{key: value[start : start + BATCH] for key, value in vqa.items() if key != "task"}
+                )
+                for start in range(0, len(data), BATCH)
+            ]
+        )
     predictions = (features @ answer_features.T).argmax(-1).tolist()
     correct = [answers[p] == a for p, a in zip(predictions, list(data["answer"]))]
     majority = max(set(data["answer"]), key=list(data["answer"]).count)
-    rows.append(dict(task="emoji VQA (answer list)", metric="accuracy", value=sum(correct) / len(correct),
-                     chance=list(data["answer"]).count(majority) / len(data), chance_kind="majority answer",
-                     section="zero-shot", n=len(data)))
+    rows.append(
+        dict(
+            task="emoji VQA (answer list)",
+            metric="accuracy",
+            value=sum(correct) / len(correct),
+            chance=list(data["answer"]).count(majority) / len(data),
+            chance_kind="majority answer",
+            section="zero-shot",
+            n=len(data),
+        )
+    )
 
     captioner = UniPerceiverCaptioner(model)
     generated = []
@@ -134,17 +174,32 @@ def zero_shot(model, processor, corpus: Path, limit: int | None) -> list[dict]:
     references = [[caption] for caption in list(data["caption"])]
     for metric, key in (("bleu", "bleu_4"), ("cider", "cider")):
         value = load_metric(metric).compute(predictions=[g.strip() for g in generated], references=references)[key]
-        rows.append(dict(task=f"emoji captioning, {metric.upper()}", metric=metric, value=float(value), chance=None,
-                         section="zero-shot", n=len(data), example=generated[0]))
+        rows.append(
+            dict(
+                task=f"emoji captioning, {metric.upper()}",
+                metric=metric,
+                value=float(value),
+                chance=None,
+                section="zero-shot",
+                n=len(data),
+                example=generated[0],
+            )
+        )
 
-    for name, title, section in (("videos", "motion classification", "zero-shot"),
-                                 ("videos_heldout", "held-out motion (never pre-trained)", "novel categories")):
+    for name, title, section in (
+        ("videos", "motion classification", "zero-shot"),
+        ("videos_heldout", "held-out motion (never pre-trained)", "novel categories"),
+    ):
         data = split(name)
         names = data.features["label"].names
-        value = accuracy(video_embeds(model, processor, list(data["video"]), 4, 8),
-                         text_embeds(model, processor, names), list(data["label"]))
-        rows.append(dict(task=title, metric="accuracy", value=value, chance=1 / len(names), section=section,
-                         n=len(data)))
+        value = accuracy(
+            video_embeds(model, processor, list(data["video"]), 4, 8),
+            text_embeds(model, processor, names),
+            list(data["label"]),
+        )
+        rows.append(
+            dict(task=title, metric="accuracy", value=value, chance=1 / len(names), section=section, n=len(data))
+        )
     return rows
 
 
@@ -169,8 +224,9 @@ def exemplar_files(corpus: Path, output: Path) -> tuple[list[str], list[str]]:
 def exemplar_accuracy(model, processor, corpus: Path, paths: list[str], limit: int | None) -> float:
     test = load_from_disk(str(corpus / "digits"))["test"]
     test = test.select(range(min(limit, len(test)))) if limit else test
-    targets = processor.image_processor([Image.open(p).convert("RGB") for p in paths], preset="clip",
-                                        return_tensors="pt")["pixel_values"]
+    targets = processor.image_processor(
+        [Image.open(p).convert("RGB") for p in paths], preset="clip", return_tensors="pt"
+    )["pixel_values"]
     correct = 0
     for start in range(0, len(test), BATCH):
         chunk = test[start : start + BATCH]
@@ -188,16 +244,42 @@ def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: i
     base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32).eval()
     chance = 1 / len(names)
     title = "digits vs one exemplar image per class"
-    rows = [dict(task=title, setting="zero-shot", metric="accuracy", section="novel task", chance=chance,
-                 value=exemplar_accuracy(base, processor, corpus, paths, limit))]
+    rows = [
+        dict(
+            task=title,
+            setting="zero-shot",
+            metric="accuracy",
+            section="novel task",
+            chance=chance,
+            value=exemplar_accuracy(base, processor, corpus, paths, limit),
+        )
+    ]
     recipe = {
         "seed": 0,
-        "training": {"warmup_steps": 0.1, "weight_decay": 0.0, "logging_steps": 25, "save_strategy": "no",
-                     "report_to": "none"},
-        "tasks": [{"name": "digit_exemplars", "type": "image_classification", "dataset": str(corpus / "digits"),
-                   "batch_size": 32, "class_exemplars": paths,
-                   "augmentation": {"crop": "short_side", "short_side_ratio": 1.143, "flip": 0.0,
-                                    "rand_augment": None, "random_erasing": 0.0, "mixup": None}}],
+        "training": {
+            "warmup_steps": 0.1,
+            "weight_decay": 0.0,
+            "logging_steps": 25,
+            "save_strategy": "no",
+            "report_to": "none",
+        },
+        "tasks": [
+            {
+                "name": "digit_exemplars",
+                "type": "image_classification",
+                "dataset": str(corpus / "digits"),
+                "batch_size": 32,
+                "class_exemplars": paths,
+                "augmentation": {
+                    "crop": "short_side",
+                    "short_side_ratio": 1.143,
+                    "flip": 0.0,
+                    "rand_augment": None,
+                    "random_erasing": 0.0,
+                    "mixup": None,
+                },
+            }
+        ],
     }
     tuning_logs = {}
     for fraction in (0.01, 0.1):
@@ -211,13 +293,28 @@ def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: i
             run = output / f"{setting.replace(' ', '_')}_{fraction}"
             # Prompt tuning moves few parameters from random or zero starts: a larger learning rate than fine-tuning.
             learning_rate = 3e-3 if setting == "prompt tuning" else 3e-4
-            trainer = train_recipe(parse_recipe(recipe, "novel task"), run, model=UniPerceiverForPreTraining.wrap(model),
-                                   processor=processor, max_steps=steps, save_final=False, data_fraction=fraction,
-                                   learning_rate=learning_rate, disable_tqdm=True)
+            trainer = train_recipe(
+                parse_recipe(recipe, "novel task"),
+                run,
+                model=UniPerceiverForPreTraining.wrap(model),
+                processor=processor,
+                max_steps=steps,
+                save_final=False,
+                data_fraction=fraction,
+                learning_rate=learning_rate,
+                disable_tqdm=True,
+            )
             tuning_logs[f"{setting}, {fraction:.0%}"] = trainer.state.log_history
-            rows.append(dict(task=title, setting=f"{setting}, {fraction:.0%} of the data", metric="accuracy",
-                             section="novel task", chance=chance,
-                             value=exemplar_accuracy(model.eval(), processor, corpus, paths, limit)))
+            rows.append(
+                dict(
+                    task=title,
+                    setting=f"{setting}, {fraction:.0%} of the data",
+                    metric="accuracy",
+                    section="novel task",
+                    chance=chance,
+                    value=exemplar_accuracy(model.eval(), processor, corpus, paths, limit),
+                )
+            )
     return rows, tuning_logs
 
 
@@ -239,7 +336,9 @@ def _series(log_history: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [row["step"] for row in rows], [row[key] for row in rows]
 
 
-def plot_training_curves(log_history: list[dict], path: Path, tuning_logs: dict[str, list[dict]] | None = None) -> None:
+def plot_training_curves(
+    log_history: list[dict], path: Path, tuning_logs: dict[str, list[dict]] | None = None
+) -> None:
     """Per-task training loss, the monitor's input/target feature cosines and logit spread, and the tuning runs'
     losses, as one PNG: the curves that tell a model that learns from one whose features collapsed."""
     import matplotlib
@@ -247,7 +346,7 @@ def plot_training_curves(log_history: list[dict], path: Path, tuning_logs: dict[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = sorted({key[len("loss/"):] for row in log_history for key in row if key.startswith("loss/")})
+    tasks = sorted({key[len("loss/") :] for row in log_history for key in row if key.startswith("loss/")})
     panels = 4 if tuning_logs else 3
     figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2))
     colours = plt.get_cmap("tab20")
@@ -268,8 +367,9 @@ def plot_training_curves(log_history: list[dict], path: Path, tuning_logs: dict[
         axes[3].legend(fontsize=7)
     if not any(key.startswith("monitor/") for row in log_history for key in row):
         for axis in axes[1:3]:
-            axis.text(0.5, 0.5, "no monitor values\n(recipe without `monitor: true`)", ha="center",
-                      transform=axis.transAxes)
+            axis.text(
+                0.5, 0.5, "no monitor values\n(recipe without `monitor: true`)", ha="center", transform=axis.transAxes
+            )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -294,8 +394,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--output", required=True)
     parser.add_argument("--few-shot-steps", type=int, default=150, help="training steps of each tuning run")
     parser.add_argument("--limit", type=int, help="evaluate on at most this many test examples per set")
-    parser.add_argument("--training-log", help="the pre-training run folder (or its trainer_state.json): plot its "
-                        "curves to training_curves.png")
+    parser.add_argument(
+        "--training-log",
+        help="the pre-training run folder (or its trainer_state.json): plot its curves to training_curves.png",
+    )
     args = parser.parse_args(argv)
     model_dir, corpus, output = Path(args.model), Path(args.corpus), Path(args.output)
     if not (corpus / "emoji").is_dir():

@@ -36,12 +36,15 @@ from uniperceiver_hf.metrics import load_metric
 from uniperceiver_hf.processing_uniperceiver import glue_task_key
 from uniperceiver_hf.retrieval_uniperceiver import search
 
+
 TASKS = ("image-classification", "video-classification", "text-classification", "vqa", "retrieval", "captioning")
 
 
 def load_split(dataset: str, split: str) -> datasets.Dataset:
     """A `save_to_disk` folder, a local folder or file (format inferred from the extension), or a Hub dataset name."""
-    if os.path.isfile(os.path.join(dataset, "state.json")) or os.path.isfile(os.path.join(dataset, "dataset_dict.json")):
+    if os.path.isfile(os.path.join(dataset, "state.json")) or os.path.isfile(
+        os.path.join(dataset, "dataset_dict.json")
+    ):
         saved = datasets.load_from_disk(dataset)
         if isinstance(saved, datasets.DatasetDict):
             if split not in saved:
@@ -104,7 +107,9 @@ def label_indices(split: datasets.Dataset, column: str, names: list[str]) -> lis
         return [names.index(feature.int2str(v)) for v in values]
     if all(isinstance(v, int) for v in values):
         if any(not 0 <= v < len(names) for v in values):
-            raise ValueError(f"Integer labels of column {column!r} must be in [0, {len(names)}) (positions in {names}).")
+            raise ValueError(
+                f"Integer labels of column {column!r} must be in [0, {len(names)}) (positions in {names})."
+            )
         return values
     unknown = sorted({str(v) for v in values} - set(names))
     if unknown:

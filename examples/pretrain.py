@@ -41,10 +41,20 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", required=True, help="checkpoints and the final model go here")
     parser.add_argument("--model", help="start from this pre-trained folder instead of the recipe's `model` section")
     parser.add_argument("--max-steps", type=int, help="override the recipe's max_steps")
-    parser.add_argument("--resume", nargs="?", const=True, default=None,
-                        help="resume from the latest checkpoint in --output-dir, or from the one given")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a TrainingArguments field, e.g. --set bf16=true")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        help="resume from the latest checkpoint in --output-dir, or from the one given",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a TrainingArguments field, e.g. --set bf16=true",
+    )
     return parser
 
 
@@ -58,8 +68,16 @@ def run(args, **extra) -> None:
                 raise RecipeError(f"--model {args.model!r} is not a folder.")
             model = UniPerceiverForPreTraining.from_pretrained(args.model)
             processor = UniPerceiverProcessor.from_pretrained(args.model)
-        trainer = train_recipe(recipe, args.output_dir, model=model, processor=processor, max_steps=args.max_steps,
-                               resume_from_checkpoint=args.resume, **extra, **parse_settings(args.set))
+        trainer = train_recipe(
+            recipe,
+            args.output_dir,
+            model=model,
+            processor=processor,
+            max_steps=args.max_steps,
+            resume_from_checkpoint=args.resume,
+            **extra,
+            **parse_settings(args.set),
+        )
     except RecipeError as error:
         sys.exit(f"error: {error}")
     if trainer.is_world_process_zero():

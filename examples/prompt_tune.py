@@ -26,7 +26,6 @@ from pretrain import parse_settings
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor
 from uniperceiver_hf.adapters_uniperceiver import UniPerceiverAdapter
 from uniperceiver_hf.configuration_uniperceiver import PRESETS
-from uniperceiver_hf.training.data import load_task_dataset, task_classes
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
 from uniperceiver_hf.prompt_tuning_uniperceiver import (
     LAYER_NORM,
@@ -38,8 +37,10 @@ from uniperceiver_hf.prompt_tuning_uniperceiver import (
     prepare_prompt_tuning,
     trainable_parameter_breakdown,
 )
+from uniperceiver_hf.training.data import load_task_dataset, task_classes
 from uniperceiver_hf.training.recipe import RecipeError, load_recipe
 from uniperceiver_hf.training.trainer import train_recipe
+
 
 # The released prompt-tuning recipe (facts document section 7: ImageNet-1k, 1 % of the data): lr 1e-4, 500 warm-up
 # iterations, no weight decay, gradient clipping 0.1; drop path 0 is the settings' default.
@@ -56,7 +57,10 @@ def breakdown_table(counts: dict[str, int], num_classes: int, paper: bool) -> st
     rows = [(group, counts[group], paper_column.get(group)) for group in (SPE, LAYER_NORM, PROMPT, LINEAR_HEAD)]
     rows.append((OTHER, counts[OTHER], 0 if paper else None))
     rows.append(("total", sum(counts.values()), sum(paper_column.values()) if paper else None))
-    lines = [f"| {'group':<11} | {'this model':>10} | {'paper Table 9':>13} |", f"|{'-' * 13}|{'-' * 11}:|{'-' * 14}:|"]
+    lines = [
+        f"| {'group':<11} | {'this model':>10} | {'paper Table 9':>13} |",
+        f"|{'-' * 13}|{'-' * 11}:|{'-' * 14}:|",
+    ]
     for group, ours, theirs in rows:
         lines.append(f"| {group:<11} | {ours:>10,} | {format(theirs, ',') if theirs is not None else '-':>13} |")
     return "\n".join(lines)
@@ -108,9 +112,17 @@ def train(args) -> Path:
     torch.manual_seed(recipe.seed)
     tuned = prepare_prompt_tuning(base, settings)
     print(breakdown_table(trainable_parameter_breakdown(tuned), settings.num_classes, paper=False))
-    trainer = train_recipe(recipe, args.output_dir, model=UniPerceiverForPreTraining.wrap(tuned), processor=processor,
-                           max_steps=args.max_steps, resume_from_checkpoint=args.resume, save_final=False,
-                           data_fraction=args.fraction, **parse_settings(args.set))
+    trainer = train_recipe(
+        recipe,
+        args.output_dir,
+        model=UniPerceiverForPreTraining.wrap(tuned),
+        processor=processor,
+        max_steps=args.max_steps,
+        resume_from_checkpoint=args.resume,
+        save_final=False,
+        data_fraction=args.fraction,
+        **parse_settings(args.set),
+    )
     path = Path(args.output_dir) / "adapter.safetensors"
     if trainer.is_world_process_zero():
         UniPerceiverAdapter.from_model(tuned, base, labels=labels).save(path)
@@ -130,8 +142,12 @@ def main(argv: list[str] | None = None) -> dict[str, int] | Path:
     parser.add_argument("--resume", nargs="?", const=True, default=None, help="resume from a checkpoint")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a TrainingArguments field")
     parser.add_argument("--model-size", choices=sorted(PRESETS), default="base")
-    parser.add_argument("--layer-norms", choices=("paper", "released"), default="paper",
-                        help="paper: separate text/visual embedding LNs (27 at base); released: one shared (26)")
+    parser.add_argument(
+        "--layer-norms",
+        choices=("paper", "released"),
+        default="paper",
+        help="paper: separate text/visual embedding LNs (27 at base); released: one shared (26)",
+    )
     parser.add_argument("--share-prompts", action="store_true", help="one prompt set for inputs and targets")
     parser.add_argument("--num-prompt-tokens", type=int, default=10)
     parser.add_argument("--num-classes", type=int, default=1000, help="classes of the linear head (0: none)")

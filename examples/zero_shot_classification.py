@@ -21,6 +21,7 @@ from transformers import pipeline
 import uniperceiver_hf  # noqa: F401  (registers the Auto classes and the pipeline)
 from uniperceiver_hf.tools.convert import convert_checkpoint
 
+
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "uniperceiver-tiny-emoji"
 # Emoji names of the default model's pre-training data, which the drawn shapes resemble.
 SHAPE_LABELS = ["red circle", "blue square", "yellow circle", "green square", "purple circle"]
@@ -136,19 +137,23 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     digits = handwritten_digits()
-    show("Handwritten digits against the digit names", digits,
-         perceive(list(digits.values()), candidate_labels=DIGITS))
+    show(
+        "Handwritten digits against the digit names", digits, perceive(list(digits.values()), candidate_labels=DIGITS)
+    )
     questions = [{"image": image, "question": "what number is this?"} for image in digits.values()]
-    show('Visual question answering: "what number is this?"', digits,
-         perceive(questions, candidate_labels=DIGITS))
-    show("A clip against the motions", ["drawn: a red circle moving left"],
-         [perceive(moving_clip(), candidate_labels=MOTIONS)])
+    show('Visual question answering: "what number is this?"', digits, perceive(questions, candidate_labels=DIGITS))
+    show(
+        "A clip against the motions",
+        ["drawn: a red circle moving left"],
+        [perceive(moving_clip(), candidate_labels=MOTIONS)],
+    )
     show("A text against topics", [TEXT], [perceive(TEXT, candidate_labels=TOPICS)])
     gallery = {**images, **digits}
     show_captions(perceive, gallery)
     query = "a handwritten digit seven"
     ranked = perceive(query, candidate_images=list(gallery.values()), candidate_names=list(gallery))
     show(f'Retrieval: "{query}" against the pictures above', [query], [ranked])
+
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,7 @@ import json
 import sys
 from pathlib import Path
 
+
 EXPECTED_SHA256 = "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"
 NUM_MERGES = 49152 - 256 - 2
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "uniperceiver_hf"

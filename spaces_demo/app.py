@@ -25,6 +25,7 @@ from transformers import pipeline
 
 import uniperceiver_hf  # noqa: F401  (registers the Auto classes and the pipeline)
 
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 from zero_shot_classification import (  # noqa: E402  (the CLI demo's offline inputs: drawn, never downloaded)
@@ -37,6 +38,7 @@ from zero_shot_classification import (  # noqa: E402  (the CLI demo's offline in
     handwritten_digits,
     moving_clip,
 )
+
 
 DEFAULT_MODEL = ROOT / "models" / "uniperceiver-tiny-emoji"
 CONCURRENCY = 2  # requests served at once: one per core of a free CPU Space, each on one torch thread
@@ -208,8 +210,10 @@ def exemplars(files) -> tuple[list[Image.Image], list[str]]:
     """Uploaded exemplar images and their names (file names without suffix), at most `MAX_EXEMPLARS`."""
     if len(files) > MAX_EXEMPLARS:
         raise ValueError(f"{len(files)} exemplar images were given; the limit is {MAX_EXEMPLARS}.")
-    images = [read_image(payload, f"exemplar image {payload.get('orig_name') or index}") for index, payload in
-              enumerate(files, 1)]
+    images = [
+        read_image(payload, f"exemplar image {payload.get('orig_name') or index}")
+        for index, payload in enumerate(files, 1)
+    ]
     names = [Path(payload.get("orig_name") or f"exemplar {index}").stem for index, payload in enumerate(files, 1)]
     return images, names
 
@@ -284,8 +288,10 @@ class Handlers:
             candidate_images=list(self.gallery.values()),
             candidate_names=list(self.gallery),
         )
-        return [(self.gallery[entry["label"]], f"{rank}. {entry['label']} ({entry['score']:.2f})")
-                for rank, entry in enumerate(ranked[:SHOWN], 1)]
+        return [
+            (self.gallery[entry["label"]], f"{rank}. {entry['label']} ({entry['score']:.2f})")
+            for rank, entry in enumerate(ranked[:SHOWN], 1)
+        ]
 
     def image_to_texts(self, image):
         """The gallery's names ranked by similarity to an image."""
@@ -353,11 +359,16 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
                 video = gr.Video(label="Video", sources=["upload"], elem_id="classify-video", height=220)
                 text = gr.Textbox(label="Text", lines=4, elem_id="classify-text")
             with gr.Row():
-                labels = gr.Textbox(label="Labels (one per line or comma-separated)", lines=3,
-                                    elem_id="classify-labels")
+                labels = gr.Textbox(
+                    label="Labels (one per line or comma-separated)", lines=3, elem_id="classify-labels"
+                )
                 template = gr.Textbox(label="Prompt template", value="{}", elem_id="classify-template")
-                exemplar_files = gr.File(label="... or exemplar images as candidates", file_count="multiple",
-                                         file_types=["image"], elem_id="classify-exemplars")
+                exemplar_files = gr.File(
+                    label="... or exemplar images as candidates",
+                    file_count="multiple",
+                    file_types=["image"],
+                    elem_id="classify-exemplars",
+                )
             button = gr.Button("Classify", variant="primary", elem_id="classify-button")
             result = gr.Label(label="Ranked candidates", num_top_classes=5, elem_id="classify-result")
             inputs = [image, video, text, labels, template, exemplar_files]
@@ -368,53 +379,75 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
                     [examples["handwritten seven"], None, None, digit_answers, "{}", None],
                     [None, examples["clip"], None, ", ".join(MOTIONS), "{}", None],
                     [None, None, TEXT, ", ".join(TOPICS), "{}", None],
-                    [examples["handwritten three"], None, None, "", "{}",
-                     [examples["handwritten seven"], examples["handwritten three"], examples["drawn: blue square"]]],
+                    [
+                        examples["handwritten three"],
+                        None,
+                        None,
+                        "",
+                        "{}",
+                        [examples["handwritten seven"], examples["handwritten three"], examples["drawn: blue square"]],
+                    ],
                 ],
                 inputs,
             )
         with gr.Tab("Sketch", id="sketch"):
-            pad = gr.Sketchpad(label="Draw a digit or a shape (pick the brush first)", type="filepath",
-                               canvas_size=(320, 320),
-                               brush=gr.Brush(default_size=24, colors=["#111111", "#dc2323", "#2850d7"]),
-                               elem_id="sketch-pad")
+            pad = gr.Sketchpad(
+                label="Draw a digit or a shape (pick the brush first)",
+                type="filepath",
+                canvas_size=(320, 320),
+                brush=gr.Brush(default_size=24, colors=["#111111", "#dc2323", "#2850d7"]),
+                elem_id="sketch-pad",
+            )
             sketch_labels = gr.Textbox(label="Labels", value=digit_answers, elem_id="sketch-labels")
             sketch_button = gr.Button("Classify the sketch", variant="primary", elem_id="sketch-button")
             sketch_result = gr.Label(label="Ranked labels", num_top_classes=5, elem_id="sketch-result")
-            sketch_button.click(serve(handlers.sketch), [pad, sketch_labels], sketch_result, api_name="sketch",
-                                **listen())
+            sketch_button.click(
+                serve(handlers.sketch), [pad, sketch_labels], sketch_result, api_name="sketch", **listen()
+            )
         with gr.Tab("Retrieve", id="retrieve"):
-            gr.Gallery([(picture, name) for name, picture in handlers.gallery.items()], label="The gallery searched",
-                       columns=7, height="auto", allow_preview=False)
+            gr.Gallery(
+                [(picture, name) for name, picture in handlers.gallery.items()],
+                label="The gallery searched",
+                columns=7,
+                height="auto",
+                allow_preview=False,
+            )
             with gr.Row():
                 with gr.Column():
                     query = gr.Textbox(label="Text query", elem_id="retrieve-query")
                     query_button = gr.Button("Find pictures", variant="primary", elem_id="retrieve-images-button")
-                    found = gr.Gallery(label="Pictures, best first", columns=3, height="auto",
-                                       elem_id="retrieve-images")
-                    query_button.click(serve(handlers.text_to_images), [query], found, api_name="text_to_images",
-                                       **listen())
+                    found = gr.Gallery(
+                        label="Pictures, best first", columns=3, height="auto", elem_id="retrieve-images"
+                    )
+                    query_button.click(
+                        serve(handlers.text_to_images), [query], found, api_name="text_to_images", **listen()
+                    )
                     gr.Examples([["a handwritten digit seven"], ["red circle"]], [query])
                 with gr.Column():
                     picture = image_input("Image query", "retrieve-image")
                     picture_button = gr.Button("Find texts", variant="primary", elem_id="retrieve-texts-button")
                     texts = gr.Label(label="Gallery texts, best first", num_top_classes=5, elem_id="retrieve-texts")
-                    picture_button.click(serve(handlers.image_to_texts), [picture], texts, api_name="image_to_texts",
-                                         **listen())
+                    picture_button.click(
+                        serve(handlers.image_to_texts), [picture], texts, api_name="image_to_texts", **listen()
+                    )
                     gr.Examples([[examples["drawn: blue square"]], [examples["handwritten three"]]], [picture])
         with gr.Tab("Caption", id="caption"):
             with gr.Row():
                 caption_image = image_input("Image", "caption-image")
                 with gr.Column():
                     beams = gr.Slider(1, 5, value=2, step=1, label="Beam size", elem_id="caption-beams")
-                    length = gr.Slider(1, 32, value=21, step=1, label="Maximum length (tokens)",
-                                       elem_id="caption-length")
+                    length = gr.Slider(
+                        1, 32, value=21, step=1, label="Maximum length (tokens)", elem_id="caption-length"
+                    )
             caption_button = gr.Button("Caption", variant="primary", elem_id="caption-button")
             caption = gr.Textbox(label="Caption", elem_id="caption-result")
-            caption_button.click(serve(handlers.caption), [caption_image, beams, length], caption,
-                                 api_name="caption", **listen())
-            gr.Examples([[examples["drawn: red circle"], 2, 21], [examples["handwritten seven"], 3, 10]],
-                        [caption_image, beams, length])
+            caption_button.click(
+                serve(handlers.caption), [caption_image, beams, length], caption, api_name="caption", **listen()
+            )
+            gr.Examples(
+                [[examples["drawn: red circle"], 2, 21], [examples["handwritten seven"], 3, 10]],
+                [caption_image, beams, length],
+            )
         with gr.Tab("Ask", id="vqa"):
             with gr.Row():
                 vqa_image = image_input("Image", "vqa-image")
@@ -424,12 +457,21 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
             vqa_button = gr.Button("Answer", variant="primary", elem_id="vqa-button")
             answer = gr.Label(label="Ranked answers", num_top_classes=5, elem_id="vqa-result")
             vqa_button.click(serve(handlers.vqa), [vqa_image, question, answers], answer, api_name="vqa", **listen())
-            gr.Examples([[examples["handwritten seven"], QUESTION, digit_answers],
-                         [examples["drawn: blue square"], "what colour is the background?",
-                          "yellow, blue, red, green, white"]], [vqa_image, question, answers])
+            gr.Examples(
+                [
+                    [examples["handwritten seven"], QUESTION, digit_answers],
+                    [
+                        examples["drawn: blue square"],
+                        "what colour is the background?",
+                        "yellow, blue, red, green, white",
+                    ],
+                ],
+                [vqa_image, question, answers],
+            )
         with gr.Tab("Fill the mask", id="fill-mask"):
-            masked = gr.Textbox(label=f"Text with {MASK} where a word is missing", value=MASKED_TEXT,
-                                elem_id="fill-mask-text")
+            masked = gr.Textbox(
+                label=f"Text with {MASK} where a word is missing", value=MASKED_TEXT, elem_id="fill-mask-text"
+            )
             fill_button = gr.Button("Fill", variant="primary", elem_id="fill-mask-button")
             filled = gr.Textbox(label="Best words", elem_id="fill-mask-filled")
             words = gr.Label(label="Words per mask", num_top_classes=10, elem_id="fill-mask-result")

@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+
 # Tests never download: set before any test module imports huggingface_hub or transformers.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -11,6 +12,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
+
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "golden"
 
@@ -87,7 +89,6 @@ def tiny_model(tiny_config):
 
     torch.manual_seed(0)
     return UniPerceiverModel(tiny_config).eval()
-
 
 
 def _write_test_video(path, num_frames: int, fps: int, codec: str, size: tuple[int, int]):
@@ -185,11 +186,19 @@ def training_corpus(tmp_path_factory, make_video) -> Path:
 
     clips = [str(make_video(f"train_{i}.mp4", num_frames=12, fps=30, size=(40, 32))) for i in range(2)]
     videos = datasets.Dataset.from_dict(
-        {"video": clips * 2, "label": [0, 1, 1, 0],
-         "caption": ["a clip getting lighter", "a clip getting darker", "a slow clip getting darker",
-                     "a slow clip getting lighter"]},
+        {
+            "video": clips * 2,
+            "label": [0, 1, 1, 0],
+            "caption": [
+                "a clip getting lighter",
+                "a clip getting darker",
+                "a slow clip getting darker",
+                "a slow clip getting lighter",
+            ],
+        },
         features=datasets.Features(
-            video=datasets.Value("string"), label=datasets.ClassLabel(names=["lighter", "darker"]),
+            video=datasets.Value("string"),
+            label=datasets.ClassLabel(names=["lighter", "darker"]),
             caption=datasets.Value("string"),
         ),
     )
@@ -198,9 +207,14 @@ def training_corpus(tmp_path_factory, make_video) -> Path:
     words = ["red", "green", "blue", "square", "circle", "left", "right"]
     texts = [f"the {words[i % 7]} {words[(i + 2) % 7]} is near the {words[(i + 4) % 7]} one ." for i in range(12)]
     text = datasets.Dataset.from_dict(
-        {"text": texts, "text_pair": [t.replace("near", "close to") for t in texts], "label": [i % 2 for i in range(12)]},
+        {
+            "text": texts,
+            "text_pair": [t.replace("near", "close to") for t in texts],
+            "label": [i % 2 for i in range(12)],
+        },
         features=datasets.Features(
-            text=datasets.Value("string"), text_pair=datasets.Value("string"),
+            text=datasets.Value("string"),
+            text_pair=datasets.Value("string"),
             label=datasets.ClassLabel(names=["colour", "shape"]),
         ),
     )
@@ -221,28 +235,88 @@ def make_training_recipe(training_corpus: Path) -> dict:
     return {
         "seed": 0,
         "model": {**TINY_CONFIG, "num_frames": 4},
-        "training": {"learning_rate": 1e-3, "warmup_steps": 0, "logging_steps": 1, "report_to": "none",
-                     "save_strategy": "no", "dataloader_num_workers": 0},
+        "training": {
+            "learning_rate": 1e-3,
+            "warmup_steps": 0,
+            "logging_steps": 1,
+            "report_to": "none",
+            "save_strategy": "no",
+            "dataloader_num_workers": 0,
+        },
         "tasks": [
             {"name": "img_cls", "type": "image_classification", "dataset": images, "batch_size": 4},
-            {"name": "vid_cls", "type": "video_classification", "dataset": videos, "batch_size": 2,
-             "num_frames": 2, "frame_stride": 2, "loss_weight": 0.05},
-            {"name": "img_ret", "type": "image_text_retrieval", "dataset": images, "batch_size": 4,
-             "augmentation": small},
-            {"name": "vid_ret", "type": "video_text_retrieval", "dataset": videos, "batch_size": 2,
-             "num_frames": 2, "frame_stride": 2},
-            {"name": "txt_ret", "type": "text_text_retrieval", "dataset": {"path": text, "split": "train"},
-             "batch_size": 4},
-            {"name": "mlm", "type": "masked_lm", "dataset": {"path": text}, "batch_size": 4,
-             "vocabulary": "sampled", "vocabulary_samples": 64},
-            {"name": "img_mlm", "type": "image_masked_lm", "dataset": images, "batch_size": 4,
-             "vocabulary": "sampled", "vocabulary_samples": 64},
-            {"name": "lm", "type": "causal_lm", "dataset": {"path": text}, "batch_size": 4,
-             "vocabulary": "sampled", "vocabulary_samples": 64},
-            {"name": "cap", "type": "image_caption", "dataset": images, "batch_size": 4,
-             "vocabulary": "sampled", "vocabulary_samples": 64},
-            {"name": "vid_cap", "type": "video_caption", "dataset": videos, "batch_size": 2, "num_frames": 2,
-             "frame_stride": 2, "vocabulary": "sampled", "vocabulary_samples": 64},
+            {
+                "name": "vid_cls",
+                "type": "video_classification",
+                "dataset": videos,
+                "batch_size": 2,
+                "num_frames": 2,
+                "frame_stride": 2,
+                "loss_weight": 0.05,
+            },
+            {
+                "name": "img_ret",
+                "type": "image_text_retrieval",
+                "dataset": images,
+                "batch_size": 4,
+                "augmentation": small,
+            },
+            {
+                "name": "vid_ret",
+                "type": "video_text_retrieval",
+                "dataset": videos,
+                "batch_size": 2,
+                "num_frames": 2,
+                "frame_stride": 2,
+            },
+            {
+                "name": "txt_ret",
+                "type": "text_text_retrieval",
+                "dataset": {"path": text, "split": "train"},
+                "batch_size": 4,
+            },
+            {
+                "name": "mlm",
+                "type": "masked_lm",
+                "dataset": {"path": text},
+                "batch_size": 4,
+                "vocabulary": "sampled",
+                "vocabulary_samples": 64,
+            },
+            {
+                "name": "img_mlm",
+                "type": "image_masked_lm",
+                "dataset": images,
+                "batch_size": 4,
+                "vocabulary": "sampled",
+                "vocabulary_samples": 64,
+            },
+            {
+                "name": "lm",
+                "type": "causal_lm",
+                "dataset": {"path": text},
+                "batch_size": 4,
+                "vocabulary": "sampled",
+                "vocabulary_samples": 64,
+            },
+            {
+                "name": "cap",
+                "type": "image_caption",
+                "dataset": images,
+                "batch_size": 4,
+                "vocabulary": "sampled",
+                "vocabulary_samples": 64,
+            },
+            {
+                "name": "vid_cap",
+                "type": "video_caption",
+                "dataset": videos,
+                "batch_size": 2,
+                "num_frames": 2,
+                "frame_stride": 2,
+                "vocabulary": "sampled",
+                "vocabulary_samples": 64,
+            },
             {"name": "vqa", "type": "vqa", "dataset": images, "batch_size": 4},
             {"name": "txt_cls", "type": "text_classification", "dataset": {"path": text}, "batch_size": 4},
         ],
@@ -274,10 +348,18 @@ def hostile_files(tmp_path) -> tuple[dict[str, Path], Path]:
 
     marker = tmp_path / "PAYLOAD_RAN"
     payload = _Payload(marker)
-    files = {name: tmp_path / name for name in (
-        "raw_pickle.pth", "torch_zip.pth", "pickle.safetensors", "nested.pt", "truncated.pth", "truncated.safetensors",
-        "random.bin",
-    )}
+    files = {
+        name: tmp_path / name
+        for name in (
+            "raw_pickle.pth",
+            "torch_zip.pth",
+            "pickle.safetensors",
+            "nested.pt",
+            "truncated.pth",
+            "truncated.safetensors",
+            "random.bin",
+        )
+    }
     files["raw_pickle.pth"].write_bytes(pickle.dumps({"model": payload}))
     files["pickle.safetensors"].write_bytes(pickle.dumps(payload))
     torch.save(payload, files["torch_zip.pth"])

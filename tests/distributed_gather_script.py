@@ -11,6 +11,7 @@ import torch.distributed as dist
 from uniperceiver_hf import UniPerceiverConfig
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
 
+
 output = sys.argv[1]
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()

@@ -13,6 +13,7 @@ from uniperceiver_hf.adapters_uniperceiver import UniPerceiverAdapter
 from uniperceiver_hf.prompt_tuning_uniperceiver import PromptTuningSettings, parameter_groups, prepare_prompt_tuning
 from uniperceiver_hf.targets_uniperceiver import model_fingerprint
 
+
 FROZEN = "encoder.layers.0.self_attn.in_proj.weight"
 
 
@@ -93,8 +94,9 @@ def test_two_adapters_swap_on_one_base(base):
         for _ in range(2):  # back and forth: each call uses its own adapter only
             for tuned, adapter in zip((first, second), adapters):
                 inputs = batch(base.config, tuned.config.num_prompt_classes)
-                torch.testing.assert_close(base(**inputs, adapter=adapter).logits, tuned(**inputs).logits, rtol=0,
-                                           atol=0)
+                torch.testing.assert_close(
+                    base(**inputs, adapter=adapter).logits, tuned(**inputs).logits, rtol=0, atol=0
+                )
                 torch.testing.assert_close(base(**inputs).logits, reference(**inputs).logits, rtol=0, atol=0)
     pointers = {adapter.apply(base).get_parameter(FROZEN).data_ptr() for adapter in adapters}
     assert pointers == {base.get_parameter(FROZEN).data_ptr()}
@@ -168,8 +170,14 @@ def test_modeling_knows_adapters_only_by_duck_typing():
 
 def test_pipeline_call_with_an_adapter(tiny_config):
     torch.manual_seed(0)
-    config = UniPerceiverConfig(**{**tiny_config.to_diff_dict(), "image_size": 224, "max_position_embeddings": 64,
-                                   "layer_scale_init_value": 1.0})
+    config = UniPerceiverConfig(
+        **{
+            **tiny_config.to_diff_dict(),
+            "image_size": 224,
+            "max_position_embeddings": 64,
+            "layer_scale_init_value": 1.0,
+        }
+    )
     base = UniPerceiverModel(config).eval()
     tuned = tuned_from(base, 0, num_classes=3)
     adapter = UniPerceiverAdapter.from_model(tuned, base, labels=["red", "green", "blue"])

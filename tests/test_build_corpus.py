@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+
 datasets = pytest.importorskip("datasets")
 av = pytest.importorskip("av")
 
@@ -21,17 +22,42 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 sys.path.insert(0, str(EXAMPLES))
 import build_corpus as corpus_module  # noqa: E402
 from build_corpus import (  # noqa: E402
-    COLOURS, CORPUS_NAME, DIGIT_NAMES, MOTIONS, SPLITS, Emoji, MissingSourceError, build_corpus, choose_heldout,
-    clean_fortune, draw_glyph, fortune_pairs, motion_path, parse_emoji_test, read_fortune_databases,
-    split_digit_samples, split_pair, with_article,
+    COLOURS,
+    CORPUS_NAME,
+    DIGIT_NAMES,
+    MOTIONS,
+    SPLITS,
+    Emoji,
+    MissingSourceError,
+    build_corpus,
+    choose_heldout,
+    clean_fortune,
+    draw_glyph,
+    fortune_pairs,
+    motion_path,
+    parse_emoji_test,
+    read_fortune_databases,
+    split_digit_samples,
+    split_pair,
+    with_article,
 )
+
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "corpus"
 EMOJI_TEST = FIXTURES / "emoji-test.txt"
 FORTUNES = FIXTURES / "fortunes"
 SIZE = 32
-TINY = {"size": SIZE, "renders": 3, "frames": 4, "videos_per_class": 3, "heldout_fraction": 0.1,
-        "heldout_motion": "fading out", "max_text_chars": 200, "min_text_records": 3, "seed": 0}
+TINY = {
+    "size": SIZE,
+    "renders": 3,
+    "frames": 4,
+    "videos_per_class": 3,
+    "heldout_fraction": 0.1,
+    "heldout_motion": "fading out",
+    "max_text_chars": 200,
+    "min_text_records": 3,
+    "seed": 0,
+}
 
 
 def disc_glyph(emoji: Emoji):
@@ -53,8 +79,14 @@ def fake_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def tiny_build(folder: Path, **changes) -> dict:
-    arguments = {**TINY, "emoji_test": EMOJI_TEST, "fortunes_dir": FORTUNES, "render_glyph": disc_glyph,
-                 "digits": fake_digits(), **changes}
+    arguments = {
+        **TINY,
+        "emoji_test": EMOJI_TEST,
+        "fortunes_dir": FORTUNES,
+        "render_glyph": disc_glyph,
+        "digits": fake_digits(),
+        **changes,
+    }
     return build_corpus(folder, **arguments)
 
 
@@ -75,17 +107,40 @@ def names(dataset, column="label") -> list[str]:
 def test_parse_emoji_test_keeps_fully_qualified_base_emoji():
     emoji = parse_emoji_test(EMOJI_TEST)
     assert [item.name for item in emoji] == [
-        "grinning face", "grinning face with big eyes", "slightly smiling face", "smiling face", "face blowing a kiss",
-        "kissing face", "face in clouds", "waving hand", "raised hand", "person", "man", "person: blond hair",
-        "woman", "dog face", "dog", "cat", "fox", "rose", "sunflower", "twelve o'clock", "keycap: #",
-        "flag: germany", "flag: france"]
-    assert emoji[0] == Emoji("\U0001F600", "grinning face", "smileys & emotion", "face smiling")
-    assert emoji[3].characters == "\u263A\uFE0F"  # the fully-qualified form, not the unqualified "263A"
-    assert emoji[6].characters == "\U0001F636\u200D\U0001F32B\uFE0F"
+        "grinning face",
+        "grinning face with big eyes",
+        "slightly smiling face",
+        "smiling face",
+        "face blowing a kiss",
+        "kissing face",
+        "face in clouds",
+        "waving hand",
+        "raised hand",
+        "person",
+        "man",
+        "person: blond hair",
+        "woman",
+        "dog face",
+        "dog",
+        "cat",
+        "fox",
+        "rose",
+        "sunflower",
+        "twelve o'clock",
+        "keycap: #",
+        "flag: germany",
+        "flag: france",
+    ]
+    assert emoji[0] == Emoji("\U0001f600", "grinning face", "smileys & emotion", "face smiling")
+    assert emoji[3].characters == "\u263a\ufe0f"  # the fully-qualified form, not the unqualified "263A"
+    assert emoji[6].characters == "\U0001f636\u200d\U0001f32b\ufe0f"
     assert [(item.group, item.subgroup) for item in emoji if item.name in ("dog face", "flag: germany")] == [
-        ("animals & nature", "animal mammal"), ("flags", "country flag")]
-    assert not {"skin", "hair"} & {word for item in emoji if item.name != "person: blond hair"
-                                   for word in item.name.split()}
+        ("animals & nature", "animal mammal"),
+        ("flags", "country flag"),
+    ]
+    assert not {"skin", "hair"} & {
+        word for item in emoji if item.name != "person: blond hair" for word in item.name.split()
+    }
     assert "component" not in {item.group for item in emoji}
 
 
@@ -107,11 +162,11 @@ def test_parse_the_real_emoji_test():
 @pytest.mark.skipif(not Path(corpus_module.EMOJI_FONT).is_file(), reason="fonts-noto-color-emoji not installed")
 def test_noto_renderer_draws_one_colour_glyph():
     renderer = corpus_module.NotoGlyphRenderer(corpus_module.EMOJI_FONT)
-    glyph = renderer(Emoji("\U0001F436", "dog face", "animals & nature", "animal mammal"))
+    glyph = renderer(Emoji("\U0001f436", "dog face", "animals & nature", "animal mammal"))
     assert glyph.mode == "RGBA" and min(glyph.size) > 80
     colours = np.asarray(glyph)[..., :3][np.asarray(glyph)[..., 3] > 0]
     assert colours.std(axis=0).max() > 20  # in colour, not a one-colour mask
-    assert renderer(Emoji("\U0001F436\U0001F436", "two dogs", "g", "s")) is None  # two glyphs, not one
+    assert renderer(Emoji("\U0001f436\U0001f436", "two dogs", "g", "s")) is None  # two glyphs, not one
 
 
 def test_with_article():
@@ -125,8 +180,11 @@ def test_with_article():
 
 
 def test_choose_heldout_takes_a_share_of_every_group():
-    emoji = [Emoji(str(i), f"{group} {i}", group, "s") for group, count in (("a", 40), ("b", 9), ("c", 1))
-             for i in range(count)]
+    emoji = [
+        Emoji(str(i), f"{group} {i}", group, "s")
+        for group, count in (("a", 40), ("b", 9), ("c", 1))
+        for i in range(count)
+    ]
     heldout = choose_heldout(emoji, 0.1, random.Random(3))
     by_group = {group: sum(name.startswith(group + " ") for name in heldout) for group in "abc"}
     assert by_group == {"a": 4, "b": 1, "c": 1}
@@ -137,7 +195,15 @@ def test_choose_heldout_takes_a_share_of_every_group():
 def test_files_counts_and_features(built):
     folder, corpus = built
     assert sorted(p.name for p in folder.iterdir()) == [
-        "README.md", "corpus.json", "digits", "emoji", "emoji_heldout", "text", "videos", "videos_heldout"]
+        "README.md",
+        "corpus.json",
+        "digits",
+        "emoji",
+        "emoji_heldout",
+        "text",
+        "videos",
+        "videos_heldout",
+    ]
     assert not list(folder.parent.glob(".corpus.building-*"))
     card = json.loads((folder / "corpus.json").read_text())
     assert card["name"] == CORPUS_NAME and card["parameters"]["renders"] == 3
@@ -159,8 +225,14 @@ def test_files_counts_and_features(built):
     emoji = corpus["emoji"]["train"].features
     assert list(emoji) == ["image", "label", "group", "subgroup", "caption", "question", "answer"]
     assert isinstance(emoji["image"], datasets.Image)
-    assert emoji["group"].names == ["smileys & emotion", "people & body", "animals & nature", "travel & places",
-                                    "symbols", "flags"]
+    assert emoji["group"].names == [
+        "smileys & emotion",
+        "people & body",
+        "animals & nature",
+        "travel & places",
+        "symbols",
+        "flags",
+    ]
     assert "animal mammal" in emoji["subgroup"].names and "face smiling" in emoji["subgroup"].names
     assert list(corpus["emoji_heldout"]["test"].features) == list(emoji)
     assert list(corpus["digits"]["train"].features) == ["image", "label", "caption", "question", "answer"]
@@ -169,8 +241,15 @@ def test_files_counts_and_features(built):
     assert list(corpus["text"]["train"].features) == ["text", "text_pair", "label"]
     assert corpus["text"]["train"].features["label"].names == ["computers", "science"]  # "tiny" has too few
     readme = (folder / "README.md").read_text()
-    for needed in ("SIL Open Font License 1.1", "Unicode terms of use", "BSD-3-Clause", "fortunes-min",
-                   '"fading out"', "--renders 3", *card["heldout_emoji"]):
+    for needed in (
+        "SIL Open Font License 1.1",
+        "Unicode terms of use",
+        "BSD-3-Clause",
+        "fortunes-min",
+        '"fading out"',
+        "--renders 3",
+        *card["heldout_emoji"],
+    ):
         assert needed in readme
 
 
@@ -255,10 +334,16 @@ def test_motion_paths_move_the_right_way_and_stay_inside():
                 half = corpus_module._turned_extent(place["side"], place["angle"]) / 2
                 assert half - 1e-6 <= place["x"] <= 64 - half + 1e-6 and half - 1e-6 <= place["y"] <= 64 - half + 1e-6
             change = {key: last[key] - first[key] for key in first}
-            expected = {"moving left": change["x"] < -0.3 * 64, "moving right": change["x"] > 0.3 * 64,
-                        "moving up": change["y"] < -0.3 * 64, "moving down": change["y"] > 0.3 * 64,
-                        "growing": last["side"] > 2.5 * first["side"], "shrinking": first["side"] > 2.5 * last["side"],
-                        "turning": abs(change["angle"]) >= 120, "fading out": last["opacity"] <= 0.1}
+            expected = {
+                "moving left": change["x"] < -0.3 * 64,
+                "moving right": change["x"] > 0.3 * 64,
+                "moving up": change["y"] < -0.3 * 64,
+                "moving down": change["y"] > 0.3 * 64,
+                "growing": last["side"] > 2.5 * first["side"],
+                "shrinking": first["side"] > 2.5 * last["side"],
+                "turning": abs(change["angle"]) >= 120,
+                "fading out": last["opacity"] <= 0.1,
+            }
             assert expected[motion], (motion, change)
             moved = {key for key, value in change.items() if abs(value) > 1e-9}
             assert len(moved) == 1
@@ -306,15 +391,21 @@ def test_fortunes_reading_cleaning_and_pairs():
     assert sorted(databases) == ["computers", "science", "tiny"]  # not science.dat, not off/
     assert len(databases["science"]) == 9
     assert clean_fortune("The _\x08m_\x08o_\x08o_\x08n is a ____\x08\x08\x08\x08rock.") == "The moon is a rock."
-    assert clean_fortune("Gravity is a habit.\n\t\t-- Someone,\n\t\t   on a quiet afternoon\n") == "Gravity is a habit."
+    assert (
+        clean_fortune("Gravity is a habit.\n\t\t-- Someone,\n\t\t   on a quiet afternoon\n") == "Gravity is a habit."
+    )
     unindented_dashes = "A critic hates\n-- he hates everyone.\n\t\t-- An author"
     assert clean_fortune(unindented_dashes) == "A critic hates -- he hates everyone."
     two = clean_fortune(databases["computers"][2])
     assert two == "Only great masters of patience can debug on a Friday. Most engineers are great masters of patience."
     assert split_pair("Dr. Rivers counted the stars twice. The second count was larger, so she started a third.") == (
-        "Dr. Rivers counted the stars twice.", "The second count was larger, so she started a third.")
+        "Dr. Rivers counted the stars twice.",
+        "The second count was larger, so she started a third.",
+    )
     assert split_pair("Every experiment teaches something, even the one that explodes.") == (
-        "Every experiment teaches something,", "even the one that explodes.")
+        "Every experiment teaches something,",
+        "even the one that explodes.",
+    )
     assert split_pair("Short.") is None and split_pair("Too short. To split.") is None
     pairs = fortune_pairs(FORTUNES, max_chars=200, min_records=3)
     assert sorted(pairs) == ["computers", "science"] and [len(pairs[name]) for name in sorted(pairs)] == [5, 5]
@@ -330,7 +421,9 @@ def test_text_splits_disjoint(built):
     texts = [set(corpus["text"][split]["text"]) for split in SPLITS]
     assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
     for split in SPLITS:
-        assert sorted(names(corpus["text"][split])) == sorted(["computers", "science"] * (3 if split == "train" else 1))
+        assert sorted(names(corpus["text"][split])) == sorted(
+            ["computers", "science"] * (3 if split == "train" else 1)
+        )
 
 
 def test_same_seed_same_data_other_seed_other_data(built, tmp_path):
@@ -346,8 +439,10 @@ def test_same_seed_same_data_other_seed_other_data(built, tmp_path):
                     assert list(first[column]) == list(second[column]), (name, split, column)
     other = tiny_build(tmp_path / "other", seed=1)
     assert list(other["emoji"]["test"]["caption"]) != list(corpus["emoji"]["test"]["caption"])
-    assert (json.loads((tmp_path / "other" / "corpus.json").read_text())["heldout_emoji"]
-            != json.loads((folder / "corpus.json").read_text())["heldout_emoji"])
+    assert (
+        json.loads((tmp_path / "other" / "corpus.json").read_text())["heldout_emoji"]
+        != json.loads((folder / "corpus.json").read_text())["heldout_emoji"]
+    )
 
 
 def test_output_folder_rules(tmp_path):
@@ -364,11 +459,17 @@ def test_output_folder_rules(tmp_path):
     assert not list(tmp_path.glob(".*.building-*"))
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"size": 33}, "even"), ({"renders": 2}, "renders"), ({"heldout_motion": "jumping"}, "heldout_motion"),
-    ({"heldout_fraction": 0.9}, "heldout_fraction"), ({"min_text_records": 50}, "min_text_records"),
-    ({"digits": (np.zeros((3, 4, 4)), np.zeros(3))}, "digits"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"size": 33}, "even"),
+        ({"renders": 2}, "renders"),
+        ({"heldout_motion": "jumping"}, "heldout_motion"),
+        ({"heldout_fraction": 0.9}, "heldout_fraction"),
+        ({"min_text_records": 50}, "min_text_records"),
+        ({"digits": (np.zeros((3, 4, 4)), np.zeros(3))}, "digits"),
+    ],
+)
 def test_bad_arguments(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
         tiny_build(tmp_path / "corpus", **changes)
@@ -377,11 +478,23 @@ def test_bad_arguments(tmp_path, changes, message):
 
 def test_missing_sources_are_named_with_their_packages(tmp_path, monkeypatch):
     with pytest.raises(MissingSourceError) as error:
-        build_corpus(tmp_path / "c", emoji_font=tmp_path / "no.ttf", emoji_test=tmp_path / "no.txt",
-                     fortunes_dir=tmp_path / "none", digits=fake_digits())
+        build_corpus(
+            tmp_path / "c",
+            emoji_font=tmp_path / "no.ttf",
+            emoji_test=tmp_path / "no.txt",
+            fortunes_dir=tmp_path / "none",
+            digits=fake_digits(),
+        )
     message = str(error.value)
-    for needed in ("no.ttf", "fonts-noto-color-emoji", "no.txt", "unicode-data", "fortunes-min", "--fortunes-dir",
-                   "apt-get install fonts-noto-color-emoji unicode-data fortunes-min"):
+    for needed in (
+        "no.ttf",
+        "fonts-noto-color-emoji",
+        "no.txt",
+        "unicode-data",
+        "fortunes-min",
+        "--fortunes-dir",
+        "apt-get install fonts-noto-color-emoji unicode-data fortunes-min",
+    ):
         assert needed in message
     monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn` now raises ImportError
     with pytest.raises(MissingSourceError, match="pip install scikit-learn"):
@@ -390,8 +503,11 @@ def test_missing_sources_are_named_with_their_packages(tmp_path, monkeypatch):
 
 
 def test_cli_fails_clearly_without_the_packages(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["build_corpus.py", "--output", str(tmp_path / "c"),
-                                      "--emoji-test", str(tmp_path / "missing.txt")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["build_corpus.py", "--output", str(tmp_path / "c"), "--emoji-test", str(tmp_path / "missing.txt")],
+    )
     with pytest.raises(SystemExit) as exit_info:
         corpus_module.main()
     assert exit_info.value.code == 2

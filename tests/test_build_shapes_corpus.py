@@ -8,17 +8,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+
 datasets = pytest.importorskip("datasets")
 av = pytest.importorskip("av")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "data"))
 import build_shapes_corpus as corpus_module  # noqa: E402
 from build_shapes_corpus import (  # noqa: E402
-    CLASS_NAMES, COLOURS, MOTIONS, SHAPES, SPLITS, TOPICS, build_shapes_corpus,
+    CLASS_NAMES,
+    COLOURS,
+    MOTIONS,
+    SHAPES,
+    SPLITS,
+    TOPICS,
+    build_shapes_corpus,
 )
 from corpus_writing import split_sizes  # noqa: E402
 
 from uniperceiver_hf.video_processing_uniperceiver import decode_video_frames  # noqa: E402
+
 
 TINY = {"size": 32, "images_per_class": 3, "videos_per_class": 3, "frames": 6, "texts": 40, "seed": 0}
 
@@ -123,12 +131,26 @@ def test_captions_and_answers_match_the_pixels(built):
             strong = np.abs(array - array[0, 0]).sum(-1) > 0.75 * np.abs(array - array[0, 0]).sum(-1).max()
             drawn_colour = list(COLOURS)[np.argmin(((palette - array[strong].mean(0)) ** 2).sum(-1))]
             assert drawn_colour == colour
-            facts = {"shape": shape, "colour": colour, "horizontal": "left" if x < 16 else "right",
-                     "vertical": "top" if y < 16 else "bottom", "tone": "light" if array[0, 0].mean() > 128 else "dark"}
+            facts = {
+                "shape": shape,
+                "colour": colour,
+                "horizontal": "left" if x < 16 else "right",
+                "vertical": "top" if y < 16 else "bottom",
+                "tone": "light" if array[0, 0].mean() > 128 else "dark",
+            }
             assert abs(x - 16) > 1.5 and abs(y - 16) > 1.5  # clearly on one side (the centre is 2.56 px off)
             question, answer = row["question"], row["answer"]
-            kind = ("horizontal" if "left or the right" in question else "vertical" if "top or the bottom" in question
-                    else "tone" if "background" in question else "colour" if "colour" in question else "shape")
+            kind = (
+                "horizontal"
+                if "left or the right" in question
+                else "vertical"
+                if "top or the bottom" in question
+                else "tone"
+                if "background" in question
+                else "colour"
+                if "colour" in question
+                else "shape"
+            )
             kinds.add(kind)
             assert answer == facts[kind], (question, answer, facts)
             assert f"{colour} {shape}" in row["caption"]
@@ -153,8 +175,12 @@ def test_videos_decode_and_move_as_labelled(built):
             masks = [shape_pixels(frame)[0] for frame in frames]
             xs, ys = zip(*(centroid(mask) for mask in masks))
             areas = [int(mask.sum()) for mask in masks]
-            along = {"moving left": -np.array(xs), "moving right": np.array(xs), "moving up": -np.array(ys),
-                     "moving down": np.array(ys)}
+            along = {
+                "moving left": -np.array(xs),
+                "moving right": np.array(xs),
+                "moving up": -np.array(ys),
+                "moving down": np.array(ys),
+            }
             if motion in along:
                 track = along[motion]
                 assert track[-1] - track[0] > 0.3 * 32 and np.all(np.diff(track) > 0), (motion, xs, ys)
@@ -167,15 +193,22 @@ def test_videos_decode_and_move_as_labelled(built):
 
 
 OBJECT = rf"((?:{'|'.join(COLOURS)}) (?:{'|'.join(SHAPES)}))"
-CANONICAL = {"above": "above", "below": "above", "to the left of": "to the left of",
-             "to the right of": "to the left of", "bigger": "bigger", "smaller": "bigger"}
+CANONICAL = {
+    "above": "above",
+    "below": "above",
+    "to the left of": "to the left of",
+    "to the right of": "to the left of",
+    "bigger": "bigger",
+    "smaller": "bigger",
+}
 
 
 def parse(sentence: str) -> tuple[str, tuple]:
     """(topic, the fact in one canonical form) of a generated sentence, read independently of the generator."""
     relation = r"(above|below|to the left of|to the right of)"
-    match = (re.fullmatch(rf"the {OBJECT} (?:is|sits) {relation} the {OBJECT} \.", sentence)
-             or re.fullmatch(rf"there is an? {OBJECT} {relation} the {OBJECT} \.", sentence))
+    match = re.fullmatch(rf"the {OBJECT} (?:is|sits) {relation} the {OBJECT} \.", sentence) or re.fullmatch(
+        rf"there is an? {OBJECT} {relation} the {OBJECT} \.", sentence
+    )
     topic = "position"
     if not match:
         topic = "size"
@@ -186,10 +219,18 @@ def parse(sentence: str) -> tuple[str, tuple]:
     match = re.fullmatch(rf"(?:an?|the) {OBJECT} (.+) (slowly|quickly) \.", sentence)
     if match:
         obj, phrase, speed = match.groups()
-        direction = next(word for word, keys in {"left": ("left",), "right": ("right",), "up": ("up",),
-                                                 "down": ("down",), "grow": ("grow", "bigger"),
-                                                 "shrink": ("shrink", "smaller")}.items()
-                         if any(key in phrase for key in keys))
+        direction = next(
+            word
+            for word, keys in {
+                "left": ("left",),
+                "right": ("right",),
+                "up": ("up",),
+                "down": ("down",),
+                "grow": ("grow", "bigger"),
+                "shrink": ("shrink", "smaller"),
+            }.items()
+            if any(key in phrase for key in keys)
+        )
         return "motion", (obj, direction, speed)
     shapes, colours = "|".join(SHAPES), "|".join(COLOURS)
     pairs = re.findall(rf"the ({shapes}) is ({colours})", sentence)
@@ -235,14 +276,17 @@ def test_refuses_existing_folders_unless_overwriting_a_corpus(built, tmp_path):
     assert (target / "videos" / "clips" / "train-growing-000.mp4").read_bytes() != first
 
 
-@pytest.mark.parametrize("argument, value, message", [
-    ("size", 33, "`size`=33: expected an even number"),
-    ("size", 8, "`size`=8: expected an integer >= 16"),
-    ("images_per_class", 0, "`images_per_class`=0"),
-    ("frames", 1, "`frames`=1"),
-    ("texts", 10_000, "`texts`=10000: expected an integer between 1 and 1152"),
-    ("seed", 1.5, "`seed`=1.5"),
-])
+@pytest.mark.parametrize(
+    "argument, value, message",
+    [
+        ("size", 33, "`size`=33: expected an even number"),
+        ("size", 8, "`size`=8: expected an integer >= 16"),
+        ("images_per_class", 0, "`images_per_class`=0"),
+        ("frames", 1, "`frames`=1"),
+        ("texts", 10_000, "`texts`=10000: expected an integer between 1 and 1152"),
+        ("seed", 1.5, "`seed`=1.5"),
+    ],
+)
 def test_bad_arguments(tmp_path, argument, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         build_shapes_corpus(tmp_path / "x", **{**TINY, argument: value})
@@ -251,8 +295,20 @@ def test_bad_arguments(tmp_path, argument, value, message):
 
 def test_command_line(tmp_path, monkeypatch, capsys):
     target = tmp_path / "cli"
-    arguments = ["--output", str(target), "--size", "16", "--images-per-class", "1", "--videos-per-class", "1",
-                 "--frames", "2", "--texts", "4"]
+    arguments = [
+        "--output",
+        str(target),
+        "--size",
+        "16",
+        "--images-per-class",
+        "1",
+        "--videos-per-class",
+        "1",
+        "--frames",
+        "2",
+        "--texts",
+        "4",
+    ]
     monkeypatch.setattr(sys, "argv", ["build_shapes_corpus.py", *arguments])
     corpus_module.main()
     assert "images: train 24, validation 0, test 0" in capsys.readouterr().out

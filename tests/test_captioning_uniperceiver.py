@@ -107,18 +107,28 @@ BAD_CAPTIONER_CALLS = {
     "num_beams zero": (lambda c: c.generate(image(c), num_beams=0), ValueError, "num_beams"),
     "num_beams float": (lambda c: c.generate(image(c), num_beams=2.0), TypeError, "num_beams"),
     "num_beams bool": (lambda c: c.generate(image(c), num_beams=True), TypeError, "num_beams"),
-    "num_beams beyond the vocabulary": (lambda c: c.generate(image(c), num_beams=49412), ValueError,
-                                        "num_beams.*49411.*vocabulary"),
+    "num_beams beyond the vocabulary": (
+        lambda c: c.generate(image(c), num_beams=49412),
+        ValueError,
+        "num_beams.*49411.*vocabulary",
+    ),
     "max_new_tokens zero": (lambda c: c.generate(image(c), max_new_tokens=0), ValueError, "max_new_tokens"),
-    "max_new_tokens beyond the positions": (lambda c: c.generate(image(c), max_new_tokens=513), ValueError,
-                                            "max_new_tokens.*512.*text positions"),
+    "max_new_tokens beyond the positions": (
+        lambda c: c.generate(image(c), max_new_tokens=513),
+        ValueError,
+        "max_new_tokens.*512.*text positions",
+    ),
     "length_penalty NaN": (lambda c: c.generate(image(c), length_penalty=float("nan")), ValueError, "length_penalty"),
     "pixel_values NaN": (lambda c: c.generate(image(c, float("nan")), max_new_tokens=1), ValueError, "pixel_values"),
     "pixel_values size": (lambda c: c.generate(torch.zeros(1, 3, 8, 8), max_new_tokens=1), ValueError, "pixel_values"),
-    "vocabulary size": (lambda c: UniPerceiverCaptioner(c.model, TargetSet(c.vocabulary.embeds[:10])), ValueError,
-                        "vocabulary"),
+    "vocabulary size": (
+        lambda c: UniPerceiverCaptioner(c.model, TargetSet(c.vocabulary.embeds[:10])),
+        ValueError,
+        "vocabulary",
+    ),
     "vocabulary of other weights": (
-        lambda c: UniPerceiverCaptioner(c.model, TargetSet(c.vocabulary.embeds, fingerprint="0" * 16)), ValueError,
+        lambda c: UniPerceiverCaptioner(c.model, TargetSet(c.vocabulary.embeds, fingerprint="0" * 16)),
+        ValueError,
         "encoded by model",
     ),
 }
@@ -138,7 +148,9 @@ def test_the_cache_is_allocated_once_and_reordered_only_when_beams_move(tiny_mod
     captioner = UniPerceiverCaptioner(tiny_model, vocabulary)
     reorders, allocations = [], []
     original_reorder, original_init = KeyValueCache.reorder, KeyValueCache.__init__
-    monkeypatch.setattr(KeyValueCache, "reorder", lambda self, rows: reorders.append(rows) or original_reorder(self, rows))
+    monkeypatch.setattr(
+        KeyValueCache, "reorder", lambda self, rows: reorders.append(rows) or original_reorder(self, rows)
+    )
     monkeypatch.setattr(KeyValueCache, "__init__", lambda self, *a: allocations.append(1) or original_init(self, *a))
     images = pixels(tiny_model.config)
     greedy = captioner.generate(images, num_beams=1, max_new_tokens=5)
@@ -153,4 +165,7 @@ def test_the_vocabulary_is_read_in_the_model_dtype(tiny_model):
     vocabulary = TargetSet(torch.nn.functional.normalize(torch.randn(tiny_model.config.vocab_size, 32), dim=-1))
     captioner = UniPerceiverCaptioner(tiny_model.to(torch.bfloat16), vocabulary)
     assert captioner.vocabulary_embeds.dtype == torch.bfloat16 and vocabulary.embeds.dtype == torch.float32
-    assert captioner.generate(pixels(tiny_model.config).bfloat16(), num_beams=2, max_new_tokens=3).sequences.shape == (2, 3)
+    assert captioner.generate(pixels(tiny_model.config).bfloat16(), num_beams=2, max_new_tokens=3).sequences.shape == (
+        2,
+        3,
+    )

@@ -15,7 +15,10 @@ from uniperceiver_hf.configuration_uniperceiver import LOGIT_SCALE_TASKS
 def test_defaults_are_the_released_base_model():
     config = UniPerceiverConfig()
     assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size) == (
-        768, 12, 12, 3072
+        768,
+        12,
+        12,
+        3072,
     )
     assert (config.vocab_size, config.max_position_embeddings, config.type_vocab_size) == (49411, 512, 2)
     assert (config.image_size, config.patch_size, config.num_frames, config.num_patches) == (224, 16, 8, 196)
@@ -30,7 +33,10 @@ def test_defaults_are_the_released_base_model():
 def test_presets():
     large = UniPerceiverConfig.from_preset("large")
     assert (large.hidden_size, large.num_hidden_layers, large.num_attention_heads, large.intermediate_size) == (
-        1024, 24, 16, 4096
+        1024,
+        24,
+        16,
+        4096,
     )
     assert large.projection_dim == 1024 and large.drop_path_rate == 0.2
     assert UniPerceiverConfig.from_preset("base", num_prompt_tokens=10).num_prompt_tokens == 10

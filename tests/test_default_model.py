@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoModel, AutoProcessor, pipeline
 
 from uniperceiver_hf import UniPerceiverModel, UniPerceiverProcessor
 
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "uniperceiver-tiny-emoji"
 CARD = ROOT / "MODEL_CARD.md"
@@ -22,11 +23,15 @@ def test_the_folder_holds_one_half_precision_weights_file_under_48_mb():
     weights = MODEL / "model.safetensors"
     assert weights.stat().st_size <= 48 * 2**20
     assert sorted(path.name for path in MODEL.iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "processor_config.json",
+        "tokenizer.json",
         "tokenizer_config.json",
     ]
     with safe_open(str(weights), "pt") as file:
-        assert {file.get_slice(name).get_dtype() for name in file.keys()} == {"F16"}
+        assert {file.get_slice(name).get_dtype() for name in file} == {"F16"}
 
 
 def test_auto_classes_load_it_by_path_in_float32():

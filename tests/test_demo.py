@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
@@ -41,12 +42,22 @@ def test_demo_runs_the_default_model_on_every_kind_of_input(shared_pipeline, cap
     demo.main([])
     output = capsys.readouterr().out
     assert "Model: the default model uniperceiver-tiny-emoji" in output
-    for section in ("Images against labels", "Handwritten digits", "Visual question answering", "A clip against",
-                    "A text against topics", "Captions", "Retrieval"):
+    for section in (
+        "Images against labels",
+        "Handwritten digits",
+        "Visual question answering",
+        "A clip against",
+        "A text against topics",
+        "Captions",
+        "Retrieval",
+    ):
         assert f"== {section}" in output
     shapes = _ranked(output, "Images against labels")
     assert {name: ranked[0] for name, ranked in shapes.items()} == {  # the right emoji name first, zero-shot
-        "drawn: red circle": "red circle", "drawn: blue square": "blue square", "drawn: yellow circle": "yellow circle"}
+        "drawn: red circle": "red circle",
+        "drawn: blue square": "blue square",
+        "drawn: yellow circle": "yellow circle",
+    }
     digits = _ranked(output, "Handwritten digits against the digit names")
     assert set(digits) == {"handwritten three", "handwritten seven"} and all(len(v) == 3 for v in digits.values())
     captions = output.split("== Captions")[1].split("\n== ")[0].splitlines()[1:]

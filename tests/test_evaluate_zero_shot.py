@@ -9,21 +9,23 @@ import pytest
 import torch
 from PIL import Image
 
+
 pytest.importorskip("datasets")
 pytest.importorskip("evaluate")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import evaluate_zero_shot  # noqa: E402
+from transformers import pipeline  # noqa: E402
 
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor, save_for_pipeline  # noqa: E402
-from transformers import pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     torch.manual_seed(0)
-    config = UniPerceiverConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                                max_position_embeddings=64)
+    config = UniPerceiverConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64
+    )
     folder = tmp_path_factory.mktemp("model")
     save_for_pipeline(UniPerceiverModel(config).eval(), UniPerceiverProcessor(), folder)
     return str(folder)
@@ -63,22 +65,29 @@ def test_image_classification_on_an_image_folder(model_dir, image_files, tmp_pat
 
 
 def test_text_classification_and_vqa(model_dir, image_files, tmp_path):
-    sst2 = write_jsonl(tmp_path / "sst2.jsonl", [{"sentence": "a charming film", "label": 1},
-                                                 {"sentence": "dull and long", "label": 0}])
+    sst2 = write_jsonl(
+        tmp_path / "sst2.jsonl",
+        [{"sentence": "a charming film", "label": 1}, {"sentence": "dull and long", "label": 0}],
+    )
     scores = run(model_dir, "--task", "text-classification", "--dataset", sst2, "--glue-task", "sst2")
     assert scores["accuracy"] in (0.0, 0.5, 1.0)
 
-    vqa = write_jsonl(tmp_path / "vqa.jsonl", [
-        {"image": image_files[0], "question": "what color is it?", "answers": ["red"] * 6 + ["blue"] * 4},
-        {"image": image_files[1], "question": "how many?", "answers": ["2"] * 10},
-    ])
+    vqa = write_jsonl(
+        tmp_path / "vqa.jsonl",
+        [
+            {"image": image_files[0], "question": "what color is it?", "answers": ["red"] * 6 + ["blue"] * 4},
+            {"image": image_files[1], "question": "how many?", "answers": ["2"] * 10},
+        ],
+    )
     scores = run(model_dir, "--task", "vqa", "--dataset", vqa)
     pipe = pipeline("zero-shot-perception", model=model_dir)
     answers = ["2", "blue", "red"]
-    first = pipe({"image": Image.open(image_files[0]).convert("RGB"), "question": "what color is it?"},
-                 candidate_labels=answers)[0]["label"]
-    second = pipe({"image": Image.open(image_files[1]).convert("RGB"), "question": "how many?"},
-                  candidate_labels=answers)[0]["label"]
+    first = pipe(
+        {"image": Image.open(image_files[0]).convert("RGB"), "question": "what color is it?"}, candidate_labels=answers
+    )[0]["label"]
+    second = pipe(
+        {"image": Image.open(image_files[1]).convert("RGB"), "question": "how many?"}, candidate_labels=answers
+    )[0]["label"]
     expected = ({"red": 1.0, "blue": 1.0}.get(first, 0.0) + (1.0 if second == "2" else 0.0)) / 2
     assert scores["vqa_accuracy"] == pytest.approx(expected)
 
@@ -110,11 +119,33 @@ def test_class_labels_are_matched_by_name_from_a_saved_folder(model_dir, image_f
     features = datasets.Features(image=datasets.Image(), label=datasets.ClassLabel(names=names))
     rows = {"image": [Image.open(path) for path in image_files], "label": [0, 1, 1, 0]}
     datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "saved"))
-    scores = run(model_dir, "--task", "image-classification", "--dataset", str(tmp_path / "saved"),
-                 "--labels", "cat", "dog", "bird", "--batch-size", "3")
+    scores = run(
+        model_dir,
+        "--task",
+        "image-classification",
+        "--dataset",
+        str(tmp_path / "saved"),
+        "--labels",
+        "cat",
+        "dog",
+        "bird",
+        "--batch-size",
+        "3",
+    )
     pipe = pipeline("zero-shot-perception", model=model_dir)
-    predicted = [r[0]["label"] for r in pipe([Image.open(p) for p in image_files], candidate_labels=["cat", "dog", "bird"])]
+    predicted = [
+        r[0]["label"] for r in pipe([Image.open(p) for p in image_files], candidate_labels=["cat", "dog", "bird"])
+    ]
     expected = np.mean([p == names[label] for p, label in zip(predicted, rows["label"])])
     assert scores["accuracy"] == pytest.approx(expected)
     with pytest.raises(ValueError, match="missing: \\['dog'\\]"):
-        run(model_dir, "--task", "image-classification", "--dataset", str(tmp_path / "saved"), "--labels", "cat", "bird")
+        run(
+            model_dir,
+            "--task",
+            "image-classification",
+            "--dataset",
+            str(tmp_path / "saved"),
+            "--labels",
+            "cat",
+            "bird",
+        )

@@ -43,7 +43,7 @@ def test_save_and_load_round_trip_is_bitwise(tiny_model, tmp_path):
 
     # The one LayerNorm shared by text and visual embeddings is one tensor in the file, and one module after loading.
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as weights:
-        norms = [key for key in weights.keys() if key.startswith("embeddings.") and "layer_norm" in key]
+        norms = [key for key in weights if key.startswith("embeddings.") and "layer_norm" in key]
     assert norms == ["embeddings.layer_norm.bias", "embeddings.layer_norm.weight"]
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"] == {
@@ -93,7 +93,10 @@ def test_trust_remote_code_in_a_fresh_process_without_the_package(tiny_model, tm
     env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, str(script), str(folder), str(tmp_path / "inputs.pt"), str(tmp_path / "outputs.pt")],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     remote = torch.load(tmp_path / "outputs.pt", weights_only=True)

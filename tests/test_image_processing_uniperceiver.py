@@ -12,6 +12,7 @@ from uniperceiver_hf.image_processing_uniperceiver import (
     short_side_resize_shape,
 )
 
+
 GOLDEN_KEYS = {"imagenet": "imagenet_eval", "clip": "clip_test"}
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import uniperceiver_hf
 
+
 ROOT = Path(uniperceiver_hf.__file__).parent
 SUBPACKAGES = ("training", "tools", "metrics")
 MODEL_CODE = sorted(path.stem for path in ROOT.glob("*_uniperceiver.py"))
@@ -49,6 +50,7 @@ BLOCKED_IMPORTS = textwrap.dedent(
 
 
 def test_every_root_module_imports_with_the_subpackages_blocked():
-    result = subprocess.run([sys.executable, "-c", BLOCKED_IMPORTS, *MODEL_CODE], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCKED_IMPORTS, *MODEL_CODE], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]

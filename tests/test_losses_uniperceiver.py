@@ -15,6 +15,7 @@ import torch
 from uniperceiver_hf.layouts_uniperceiver import vocabulary_target_ids
 from uniperceiver_hf.losses_uniperceiver import retrieval_loss, similarity_cross_entropy, vocabulary_embeds
 
+
 TESTS = Path(__file__).resolve().parent
 
 
@@ -39,9 +40,13 @@ def test_label_smoothing_matches_hand_computation():
 def test_soft_targets_and_ignored_rows():
     logits = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
     soft = torch.tensor([[0.75, 0.25], [0.5, 0.5]])
-    expected = sum(
-        -sum(p * lp for p, lp in zip(target, _log_softmax_row(row))) for row, target in zip(logits.tolist(), soft.tolist())
-    ) / 2
+    expected = (
+        sum(
+            -sum(p * lp for p, lp in zip(target, _log_softmax_row(row)))
+            for row, target in zip(logits.tolist(), soft.tolist())
+        )
+        / 2
+    )
     assert similarity_cross_entropy(logits, soft).item() == pytest.approx(expected, abs=1e-6)
     only_first = similarity_cross_entropy(logits, torch.tensor([0, -100]))
     assert only_first.item() == pytest.approx(-_log_softmax_row([1.0, 0.0])[0], abs=1e-6)

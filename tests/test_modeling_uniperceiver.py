@@ -4,12 +4,12 @@ import random
 
 import pytest
 import torch
-
 from official_reference import random_official_state_dict, reference_features
+
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel
-from uniperceiver_hf.tools.convert import infer_config, official_state_dict_to_hf
 from uniperceiver_hf.layouts_uniperceiver import caption_training_inputs, pad_token_sequences
 from uniperceiver_hf.modeling_uniperceiver import sincos_2d_position_table
+from uniperceiver_hf.tools.convert import infer_config, official_state_dict_to_hf
 
 
 def model_from_official(sd, num_heads, attn_implementation="sdpa"):
@@ -22,8 +22,10 @@ def model_from_official(sd, num_heads, attn_implementation="sdpa"):
 
 def images(config, batch=2, frames=None, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    shape = (batch, 3, config.image_size, config.image_size) if frames is None else (
-        batch, frames, 3, config.image_size, config.image_size
+    shape = (
+        (batch, 3, config.image_size, config.image_size)
+        if frames is None
+        else (batch, frames, 3, config.image_size, config.image_size)
     )
     return torch.randn(shape, generator=generator)
 
@@ -126,7 +128,10 @@ def test_new_model_uses_official_initialisation(tiny_model, tiny_config):
     scales = dict(tiny_model.head.logit_scales.items())
     assert len(scales) == 11 and all(abs(v.item() - 2.6593) < 1e-4 for v in scales.values())
     bound = (6 / (2 * 32)) ** 0.5  # xavier per q/k/v block, not over the fused matrix
-    assert layer.self_attn.in_proj.weight.abs().max() <= bound and layer.self_attn.in_proj.weight.abs().max() > 0.8 * bound
+    assert (
+        layer.self_attn.in_proj.weight.abs().max() <= bound
+        and layer.self_attn.in_proj.weight.abs().max() > 0.8 * bound
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -261,11 +266,21 @@ def test_hidden_states_and_attentions_are_recorded_for_both_sides(tiny_config):
     model.set_attn_implementation("eager")
     ids, mask = pad_token_sequences([[3, 4, 49407], [5, 49407]])
     targets = torch.tensor([[6, 49407], [7, 49407]])
-    output = model(ids, mask, pixel_values=images(model.config), target_input_ids=targets,
-                   output_hidden_states=True, output_attentions=True)
+    output = model(
+        ids,
+        mask,
+        pixel_values=images(model.config),
+        target_input_ids=targets,
+        output_hidden_states=True,
+        output_attentions=True,
+    )
     length, target_length = 1 + 4 + 3, 1 + 2
     assert len(output.hidden_states) == len(output.target_hidden_states) == 3  # embeddings + 2 layers
-    assert output.hidden_states[0].shape == (2, length, 32) and output.target_hidden_states[0].shape == (2, target_length, 32)
+    assert output.hidden_states[0].shape == (2, length, 32) and output.target_hidden_states[0].shape == (
+        2,
+        target_length,
+        32,
+    )
     torch.testing.assert_close(output.hidden_states[-1], output.last_hidden_state)
     # Attention weights: the 2 deep prompts are keys only, in front of the sequence; padding gets no weight.
     assert len(output.attentions) == len(output.target_attentions) == 2
@@ -328,17 +343,25 @@ def test_cpu_and_disk_offload_give_the_same_logits(tiny_config, tmp_path):
     assert everything.head.projection.weight.device.type == "meta"
     torch.testing.assert_close(everything(**inputs).logits, expected)
 
-    device_map = {"embeddings.text": "cpu", "embeddings.visual": "disk", "embeddings.layer_norm": "cpu",
-                  "embeddings.dropout": "cpu", "encoder": "cpu", "head": "disk"}
-    on_disk = UniPerceiverModel.from_pretrained(tmp_path / "model", device_map=device_map,
-                                                offload_folder=tmp_path / "offload").eval()
+    device_map = {
+        "embeddings.text": "cpu",
+        "embeddings.visual": "disk",
+        "embeddings.layer_norm": "cpu",
+        "embeddings.dropout": "cpu",
+        "encoder": "cpu",
+        "head": "disk",
+    }
+    on_disk = UniPerceiverModel.from_pretrained(
+        tmp_path / "model", device_map=device_map, offload_folder=tmp_path / "offload"
+    ).eval()
     assert on_disk.embeddings.visual.temporal_position_embeddings.weight.device.type == "meta"
     torch.testing.assert_close(on_disk(**inputs).logits, expected)
 
     # `device_map="auto"` under a CPU budget that holds the embeddings and a little more: the rest goes to disk.
     budget = sum(p.numel() * p.element_size() for p in model.embeddings.parameters()) + 64 * 1024
-    auto = UniPerceiverModel.from_pretrained(tmp_path / "model", device_map="auto", max_memory={"cpu": budget},
-                                             offload_folder=tmp_path / "offload_auto").eval()
+    auto = UniPerceiverModel.from_pretrained(
+        tmp_path / "model", device_map="auto", max_memory={"cpu": budget}, offload_folder=tmp_path / "offload_auto"
+    ).eval()
     assert "disk" in auto.hf_device_map.values()
     torch.testing.assert_close(auto(**inputs).logits, expected)
 
@@ -377,7 +400,10 @@ def bad_inputs(config):
         "pixel_values NaN": (dict(pixel_values=pixels.index_fill(1, torch.tensor([0]), nan)), "pixel_values.*NaN"),
         "pixel_values inf in a video": (dict(pixel_values=images(config, frames=2) * inf), "pixel_values.*infinite"),
         "pixel_values empty batch": (dict(pixel_values=torch.zeros(0, 3, 32, 32)), "pixel_values.*empty"),
-        "target_pixel_values NaN": (dict(pixel_values=pixels, target_pixel_values=pixels * nan), "target_pixel_values"),
+        "target_pixel_values NaN": (
+            dict(pixel_values=pixels, target_pixel_values=pixels * nan),
+            "target_pixel_values",
+        ),
         "input_ids empty batch": (dict(input_ids=torch.zeros(0, 3, dtype=torch.long)), "input_ids.*empty"),
         "input_ids no tokens": (dict(input_ids=torch.zeros(2, 0, dtype=torch.long)), "input_ids.*empty"),
         "inputs_embeds NaN": (dict(inputs_embeds=torch.full((1, 2, 32), nan)), "inputs_embeds.*NaN"),
@@ -385,9 +411,15 @@ def bad_inputs(config):
         "target_embeds inf": (dict(pixel_values=pixels, target_embeds=torch.full((3, 32), -inf)), "target_embeds"),
         "target_embeds empty": (dict(pixel_values=pixels, target_embeds=torch.zeros(0, 32)), "target_embeds.*empty"),
         "target_embeds integer": (
-            dict(pixel_values=pixels, target_embeds=torch.zeros(3, 32, dtype=torch.long)), "target_embeds.*int", TypeError
+            dict(pixel_values=pixels, target_embeds=torch.zeros(3, 32, dtype=torch.long)),
+            "target_embeds.*int",
+            TypeError,
         ),
-        "target_embeds list": (dict(pixel_values=pixels, target_embeds=[[0.0] * 32]), "target_embeds.*list", TypeError),
+        "target_embeds list": (
+            dict(pixel_values=pixels, target_embeds=[[0.0] * 32]),
+            "target_embeds.*list",
+            TypeError,
+        ),
         "labels beyond targets": (dict(pixel_values=pixels, labels=torch.tensor([0, 1])), r"labels.*\[0, 1\).*\[1\]"),
         "labels negative": (dict(pixel_values=pixels, labels=torch.tensor([-1, 0])), r"labels.*-100"),
         "labels float": (dict(pixel_values=pixels, labels=torch.tensor([0.0, 0.0])), "labels.*float32", TypeError),
@@ -409,7 +441,9 @@ def test_bad_input_gets_a_clear_value_error(tiny_model, case):
 def random_tensor(rng: random.Random) -> torch.Tensor:
     """A tensor of random rank (0-6), sizes (0-33), dtype and values (normal, large, negative ids, NaN, inf)."""
     shape = [rng.choice([0, 1, 2, 3, 4, 32, 33]) for _ in range(rng.randint(0, 6))]
-    dtype = rng.choice([torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.long, torch.int8, torch.bool])
+    dtype = rng.choice(
+        [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.long, torch.int8, torch.bool]
+    )
     values = torch.randn(shape, generator=torch.Generator().manual_seed(rng.randrange(2**31))) * rng.choice([1, 100])
     if rng.random() < 0.2:
         values.view(-1)[: rng.randint(0, values.numel())] = rng.choice([float("nan"), float("inf")])
@@ -490,7 +524,10 @@ class _Features(torch.nn.Module):
 def test_image_and_text_paths_compile_whole_and_export(tiny_model):
     """The value checks that read tensor contents are skipped while tracing: one graph, no data-dependent branch."""
     ids = torch.tensor([[5, 6, 49407], [7, 49407, 0]])
-    for inputs in (dict(pixel_values=images(tiny_model.config)), dict(input_ids=ids, attention_mask=(ids != 0).long())):
+    for inputs in (
+        dict(pixel_values=images(tiny_model.config)),
+        dict(input_ids=ids, attention_mask=(ids != 0).long()),
+    ):
         eager = tiny_model.get_features(**inputs)
         torch._dynamo.reset()
         compiled = torch.compile(tiny_model.get_features, fullgraph=True, backend="eager")(**inputs)

@@ -7,8 +7,8 @@ Every upstream test that does not apply is skipped below with its reason.
 import unittest
 
 import torch
-
 from transformers_common_tests import use_transformers_common_tests
+
 
 use_transformers_common_tests("test_configuration_common", "test_modeling_common")
 
@@ -155,7 +155,7 @@ for _index in range(3):
     setattr(
         UniPerceiverModelTest,
         f"test_get_text_features_output_{_index}",
-        unittest.skip("reads `config.text_config`; the shared encoder has no sub-configs (see test_modeling_uniperceiver)")(
-            _skip_text_features_output
-        ),
+        unittest.skip(
+            "reads `config.text_config`; the shared encoder has no sub-configs (see test_modeling_uniperceiver)"
+        )(_skip_text_features_output),
     )

@@ -10,6 +10,7 @@ import torch
 from uniperceiver_hf import UniPerceiverModel
 from uniperceiver_hf.layouts_uniperceiver import caption_training_inputs, vocabulary_target_ids
 
+
 LOGIT_TOL = 1e-4
 HIDDEN_TOL = 1e-5
 
@@ -62,7 +63,12 @@ def check(request, models, parity_rows):
 
 def check_side(check, encoded, goldens, prefix: str, side: str):
     """Encoder input embeddings and last hidden states of one side."""
-    check(f"{side}_encoder_input_embeds", encoded.hidden_states[0], goldens[f"{prefix}/{side}_encoder_input_embeds"], HIDDEN_TOL)
+    check(
+        f"{side}_encoder_input_embeds",
+        encoded.hidden_states[0],
+        goldens[f"{prefix}/{side}_encoder_input_embeds"],
+        HIDDEN_TOL,
+    )
     check(f"{side}_last_hidden", encoded.last_hidden_state, goldens[f"{prefix}/{side}_last_hidden"], HIDDEN_TOL)
 
 
@@ -71,7 +77,10 @@ def test_image_classification(models, goldens, check):
     model, key = models[0], "image_classification"
     inputs = model.encode(pixel_values=images(goldens, "imagenet_eval"), output_hidden_states=True)
     targets = model.encode(
-        goldens[f"{key}/target_ids"], keep_mask(goldens[f"{key}/target_padding_mask"]), is_target=True, output_hidden_states=True
+        goldens[f"{key}/target_ids"],
+        keep_mask(goldens[f"{key}/target_padding_mask"]),
+        is_target=True,
+        output_hidden_states=True,
     )
     check_side(check, inputs, goldens, key, "input")
     check_side(check, targets, goldens, key, "target")
@@ -99,7 +108,12 @@ def test_image_text_retrieval(models, goldens, check):
         output_hidden_states=True,
     )
     check("input_last_hidden", output.last_hidden_state, goldens[f"{key}/input_last_hidden"], HIDDEN_TOL)
-    check("target_encoder_input_embeds", output.target_hidden_states[0], goldens[f"{key}/target_encoder_input_embeds"], HIDDEN_TOL)
+    check(
+        "target_encoder_input_embeds",
+        output.target_hidden_states[0],
+        goldens[f"{key}/target_encoder_input_embeds"],
+        HIDDEN_TOL,
+    )
     check("target_last_hidden", output.target_last_hidden_state, goldens[f"{key}/target_last_hidden"], HIDDEN_TOL)
     check("eval_input_feats", output.input_embeds, goldens[f"{key}/eval_input_feats"], HIDDEN_TOL)
     check("eval_tgt_feats", output.target_embeds, goldens[f"{key}/eval_tgt_feats"], HIDDEN_TOL)
@@ -120,7 +134,9 @@ def test_text_classification(models, goldens, check, key):
         output_hidden_states=True,
     )
     check.case = key
-    check("input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL)
+    check(
+        "input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL
+    )
     check("input_last_hidden", output.last_hidden_state, goldens[f"{key}/input_last_hidden"], HIDDEN_TOL)
     check("target_last_hidden", output.target_last_hidden_state, goldens[f"{key}/target_last_hidden"], HIDDEN_TOL)
     features = model.encode(
@@ -138,9 +154,21 @@ def test_text_mlm(models, goldens, check):
     labels = goldens[f"{key}/mlm_labels"]
     vocab = model.encode(vocabulary(model)["target_input_ids"], is_target=True, output_hidden_states=True)
     rows = goldens[f"{key}/target_rows_index"]
-    check("target_encoder_input_embeds_rows", vocab.hidden_states[0][rows], goldens[f"{key}/target_encoder_input_embeds_rows"], HIDDEN_TOL)
-    check("target_last_hidden_rows", vocab.last_hidden_state[rows], goldens[f"{key}/target_last_hidden_rows"], HIDDEN_TOL)
-    check("vocab_target_feats_rows", vocab.projected_features[rows], goldens[f"{key}/vocab_target_feats_rows"], HIDDEN_TOL)
+    check(
+        "target_encoder_input_embeds_rows",
+        vocab.hidden_states[0][rows],
+        goldens[f"{key}/target_encoder_input_embeds_rows"],
+        HIDDEN_TOL,
+    )
+    check(
+        "target_last_hidden_rows", vocab.last_hidden_state[rows], goldens[f"{key}/target_last_hidden_rows"], HIDDEN_TOL
+    )
+    check(
+        "vocab_target_feats_rows",
+        vocab.projected_features[rows],
+        goldens[f"{key}/vocab_target_feats_rows"],
+        HIDDEN_TOL,
+    )
     targets = labels[labels != -1]
     torch.testing.assert_close(targets, goldens[f"{key}/masked_targets"], rtol=0, atol=0)
     output = model(
@@ -151,7 +179,9 @@ def test_text_mlm(models, goldens, check):
         labels=targets,
         output_hidden_states=True,
     )
-    check("input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL)
+    check(
+        "input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL
+    )
     check("input_last_hidden", output.last_hidden_state, goldens[f"{key}/input_last_hidden"], HIDDEN_TOL)
     check("logits", output.logits, goldens[f"{key}/logits"], LOGIT_TOL)
     expected_loss = torch.nn.functional.cross_entropy(goldens[f"{key}/logits"], targets)
@@ -183,7 +213,9 @@ def test_image_caption_train(models, goldens, check, golden_index):
         output_hidden_states=True,
     )
     torch.testing.assert_close(layout["labels"], goldens[f"{key}/train_targets"], rtol=0, atol=0)
-    check("input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL)
+    check(
+        "input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL
+    )
     check("input_last_hidden", output.last_hidden_state, goldens[f"{key}/input_last_hidden"], HIDDEN_TOL)
     check("train_logits", output.logits, goldens[f"{key}/train_logits"], LOGIT_TOL)
     # The official eval branch reads the last fused position only.
@@ -210,7 +242,9 @@ def test_video_classification(models, goldens, check):
         task="video_cls",
         output_hidden_states=True,
     )
-    check("input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL)
+    check(
+        "input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL
+    )
     check("input_last_hidden", output.last_hidden_state, goldens[f"{key}/input_last_hidden"], HIDDEN_TOL)
     check("target_last_hidden", output.target_last_hidden_state, goldens[f"{key}/target_last_hidden"], HIDDEN_TOL)
     # Logits reach ~60 with the scale capped at 100: compared relative to their magnitude.
@@ -233,7 +267,9 @@ def test_vqa(models, goldens, check, golden_index):
         task="downstream",
         output_hidden_states=True,
     )
-    check("input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL)
+    check(
+        "input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL
+    )
     check("input_last_hidden", output.last_hidden_state, goldens[f"{key}/input_last_hidden"], HIDDEN_TOL)
     check("target_last_hidden", output.target_last_hidden_state, goldens[f"{key}/target_last_hidden"], HIDDEN_TOL)
     check("logits", output.logits, goldens[f"{key}/logits"], LOGIT_TOL)
@@ -251,9 +287,16 @@ def test_prompt_tuned_image_classification(models, goldens, check):
         task="img_cls",
         output_hidden_states=True,
     )
-    check("input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL)
+    check(
+        "input_encoder_input_embeds", output.hidden_states[0], goldens[f"{key}/input_encoder_input_embeds"], HIDDEN_TOL
+    )
     check("input_last_hidden", output.last_hidden_state, goldens[f"{key}/input_last_hidden"], HIDDEN_TOL)
-    check("target_encoder_input_embeds", output.target_hidden_states[0], goldens[f"{key}/target_encoder_input_embeds"], HIDDEN_TOL)
+    check(
+        "target_encoder_input_embeds",
+        output.target_hidden_states[0],
+        goldens[f"{key}/target_encoder_input_embeds"],
+        HIDDEN_TOL,
+    )
     check("target_last_hidden", output.target_last_hidden_state, goldens[f"{key}/target_last_hidden"], HIDDEN_TOL)
     features = model.encode(pixel_values=images(goldens, "imagenet_eval"))
     check("input_feats", features.projected_features, goldens[f"{key}/input_feats"], HIDDEN_TOL)

@@ -7,12 +7,17 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_CONFIG
 from PIL import Image
 from transformers import pipeline
 
-from conftest import TINY_CONFIG
-from uniperceiver_hf import UniPerceiverConfig, UniPerceiverImageProcessor, UniPerceiverModel, UniPerceiverProcessor
-from uniperceiver_hf import pipeline_uniperceiver
+from uniperceiver_hf import (
+    UniPerceiverConfig,
+    UniPerceiverImageProcessor,
+    UniPerceiverModel,
+    UniPerceiverProcessor,
+    pipeline_uniperceiver,
+)
 from uniperceiver_hf.pipeline_uniperceiver import ZeroShotPerceptionPipeline, input_kind, save_for_pipeline
 from uniperceiver_hf.targets_uniperceiver import TargetSet
 
@@ -116,12 +121,23 @@ def test_tiny_images_against_manual_model_call(tiny_pipe):
     with torch.no_grad():
         features = model.get_features(pixel_values=pixels)
         ensemble = torch.stack(
-            [TargetSet.encode(model, **{k.removeprefix("target_"): v for k, v in processor.target_inputs(
-                [template.format(c) for c in ["red", "green", "blue"]]).items()}).embeds
-             for template in ["a {}", "the {} one"]]
+            [
+                TargetSet.encode(
+                    model,
+                    **{
+                        k.removeprefix("target_"): v
+                        for k, v in processor.target_inputs(
+                            [template.format(c) for c in ["red", "green", "blue"]]
+                        ).items()
+                    },
+                ).embeds
+                for template in ["a {}", "the {} one"]
+            ]
         ).mean(0)
-        expected = (features @ torch.nn.functional.normalize(ensemble, dim=-1).T * model.head.logit_scales("img_cls"))
-    torch.testing.assert_close(scores_in_order(result, ["red", "green", "blue"]), expected.softmax(-1)[0], atol=1e-5, rtol=1e-4)
+        expected = features @ torch.nn.functional.normalize(ensemble, dim=-1).T * model.head.logit_scales("img_cls")
+    torch.testing.assert_close(
+        scores_in_order(result, ["red", "green", "blue"]), expected.softmax(-1)[0], atol=1e-5, rtol=1e-4
+    )
 
 
 def test_image_candidates_and_per_input_lists(tiny_pipe):
@@ -151,31 +167,51 @@ BAD_PIPELINE_CALLS = {
     "only commas": (lambda pipe: pipe("a text", candidate_labels=" , ,"), "candidate_labels.*non-empty"),
     "duplicate labels": (lambda pipe: pipe("a text", candidate_labels=["a", "a"]), "duplicates"),
     "blank label": (lambda pipe: pipe("a text", candidate_labels=["a", " "]), "candidate_labels.*empty label"),
-    "mixed modalities": (lambda pipe: pipe("a text", candidate_labels=["a", np.zeros((8, 8, 3), np.uint8)]),
-                         "share one modality"),
-    "two kinds of candidates": (lambda pipe: pipe("a", candidate_labels=["a"], candidate_images=[np.zeros((8, 8, 3))]),
-                                "exactly one"),
+    "mixed modalities": (
+        lambda pipe: pipe("a text", candidate_labels=["a", np.zeros((8, 8, 3), np.uint8)]),
+        "share one modality",
+    ),
+    "two kinds of candidates": (
+        lambda pipe: pipe("a", candidate_labels=["a"], candidate_images=[np.zeros((8, 8, 3))]),
+        "exactly one",
+    ),
     "no candidates": (lambda pipe: pipe("a text"), "exactly one"),
-    "template without {}": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a photo of"),
-                            "hypothesis_template"),
-    "template with two {}": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="{} or {}"),
-                             "hypothesis_template.*exactly one"),
-    "template named field": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a {label}"),
-                             "hypothesis_template"),
-    "template indexed field": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a {0} {1}"),
-                               "hypothesis_template"),
-    "template unbalanced brace": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a {} {"),
-                                  "hypothesis_template"),
-    "template not a string": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template=["{}", 5]),
-                              "hypothesis_template"),
-    "template empty list": (lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template=[]),
-                            "hypothesis_template"),
+    "template without {}": (
+        lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a photo of"),
+        "hypothesis_template",
+    ),
+    "template with two {}": (
+        lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="{} or {}"),
+        "hypothesis_template.*exactly one",
+    ),
+    "template named field": (
+        lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a {label}"),
+        "hypothesis_template",
+    ),
+    "template indexed field": (
+        lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a {0} {1}"),
+        "hypothesis_template",
+    ),
+    "template unbalanced brace": (
+        lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template="a {} {"),
+        "hypothesis_template",
+    ),
+    "template not a string": (
+        lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template=["{}", 5]),
+        "hypothesis_template",
+    ),
+    "template empty list": (
+        lambda pipe: pipe("a", candidate_labels=["a", "b"], hypothesis_template=[]),
+        "hypothesis_template",
+    ),
     "top_k zero": (lambda pipe: pipe("a text", candidate_labels=["a", "b"], top_k=0), "top_k"),
     "top_k string": (lambda pipe: pipe("a text", candidate_labels=["a", "b"], top_k="2"), "top_k"),
     "candidate_set type": (lambda pipe: pipe("a text", candidate_set=["a", "b"]), "candidate_set"),
     "candidate_set unfingerprinted": (lambda pipe: pipe("a text", candidate_set=unfingerprinted_set()), "fingerprint"),
-    "candidate_names length": (lambda pipe: pipe("a text", candidate_labels=["a", "b"], candidate_names=["x"]),
-                               "candidate_names"),
+    "candidate_names length": (
+        lambda pipe: pipe("a text", candidate_labels=["a", "b"], candidate_names=["x"]),
+        "candidate_names",
+    ),
     "unknown scale": (lambda pipe: pipe("a text", candidate_labels=["a", "b"], logit_scale_task="nope"), "task"),
     "empty text": (lambda pipe: pipe("  ", candidate_labels=["a", "b"]), "empty"),
     "empty batch": (lambda pipe: pipe([], candidate_labels=["a"]), "empty list"),
@@ -250,23 +286,34 @@ REMOTE = textwrap.dedent(
 )
 
 
-def test_every_save_route_runs_the_pipeline_with_and_without_the_package(golden_pipe, golden_dir, tmp_path,
-                                                                         golden_model_dirs, monkeypatch):
+def test_every_save_route_runs_the_pipeline_with_and_without_the_package(
+    golden_pipe, golden_dir, tmp_path, golden_model_dirs, monkeypatch
+):
     image = png(golden_dir, 0)
     expected = golden_pipe(image, candidate_labels=["tench", "goldfish", "kite"])
-    folders = {"converter": golden_model_dirs["plain"], "save_for_pipeline": tmp_path / "saved",
-               "pipe.save_pretrained": tmp_path / "pipe", "model.save_pretrained": tmp_path / "model",
-               "push_to_hub": tmp_path / "pushed"}
+    folders = {
+        "converter": golden_model_dirs["plain"],
+        "save_for_pipeline": tmp_path / "saved",
+        "pipe.save_pretrained": tmp_path / "pipe",
+        "model.save_pretrained": tmp_path / "model",
+        "push_to_hub": tmp_path / "pushed",
+    }
     save_for_pipeline(golden_pipe.model, golden_pipe.processor, folders["save_for_pipeline"])
     golden_pipe.save_pretrained(folders["pipe.save_pretrained"])
     golden_pipe.model.save_pretrained(folders["model.save_pretrained"])  # weights only: the folder is still complete
     # `push_to_hub` saves into a temporary folder and uploads it: the upload is redirected to a local copy here.
     from transformers.utils import hub
 
-    monkeypatch.setattr(hub, "hf_api", lambda: type("Api", (), {"create_repo": lambda *a, **k: type(
-        "Repo", (), {"repo_id": "me/model"})})())
-    monkeypatch.setattr(type(golden_pipe.model), "_upload_modified_files",
-                        lambda self, work_dir, *a, **k: __import__("shutil").copytree(work_dir, folders["push_to_hub"]))
+    monkeypatch.setattr(
+        hub,
+        "hf_api",
+        lambda: type("Api", (), {"create_repo": lambda *a, **k: type("Repo", (), {"repo_id": "me/model"})})(),
+    )
+    monkeypatch.setattr(
+        type(golden_pipe.model),
+        "_upload_modified_files",
+        lambda self, work_dir, *a, **k: __import__("shutil").copytree(work_dir, folders["push_to_hub"]),
+    )
     golden_pipe.model.push_to_hub("me/model")
     for name, folder in folders.items():
         local = pipeline("zero-shot-perception", model=str(folder))  # the package imported: no remote code needed
@@ -276,15 +323,22 @@ def test_every_save_route_runs_the_pipeline_with_and_without_the_package(golden_
     script = tmp_path / "remote.py"
     script.write_text(REMOTE)
     env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
-    remote_folders = [folders[name] for name in ("model.save_pretrained", "converter", "pipe.save_pretrained",
-                                                 "push_to_hub")]  # `save_for_pipeline` is the model's save too
-    run = subprocess.run([sys.executable, str(script), image, *map(str, remote_folders)], env=env,
-                         capture_output=True, text=True, timeout=600)
+    remote_folders = [
+        folders[name] for name in ("model.save_pretrained", "converter", "pipe.save_pretrained", "push_to_hub")
+    ]  # `save_for_pipeline` is the model's save too
+    run = subprocess.run(
+        [sys.executable, str(script), image, *map(str, remote_folders)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     for remote in __import__("json").loads(run.stdout.strip().splitlines()[-1]):
         assert [r["label"] for r in remote] == [r["label"] for r in expected]
-        torch.testing.assert_close(torch.tensor([r["score"] for r in remote]),
-                                   torch.tensor([r["score"] for r in expected]))
+        torch.testing.assert_close(
+            torch.tensor([r["score"] for r in remote]), torch.tensor([r["score"] for r in expected])
+        )
 
 
 def test_a_model_object_finds_its_processor(tiny_config, tmp_path):
@@ -301,8 +355,9 @@ def test_a_model_object_finds_its_processor(tiny_config, tmp_path):
 def test_candidate_set_saved_and_reused(tiny_pipe, tmp_path, tiny_config):
     labels = ["red", "green", "blue"]
     targets = tiny_pipe.processor.target_inputs(labels)
-    target_set = TargetSet.encode(tiny_pipe.model, targets["target_input_ids"], targets["target_attention_mask"],
-                                  labels=labels)
+    target_set = TargetSet.encode(
+        tiny_pipe.model, targets["target_input_ids"], targets["target_attention_mask"], labels=labels
+    )
     target_set.save(tmp_path / "colours.safetensors")
     image = np.random.default_rng(5).integers(0, 255, (40, 40, 3), dtype=np.uint8)
     from_file = tiny_pipe(image, candidate_set=TargetSet.load(tmp_path / "colours.safetensors", tiny_pipe.model))
@@ -404,12 +459,16 @@ def test_caption_runs_a_list_in_batches(tiny_pipe, monkeypatch):
     one_by_one = [tiny_pipe.caption(image, max_new_tokens=3)[0] for image in images]
     sizes = []
     original = pipeline_uniperceiver.UniPerceiverCaptioner.generate
-    monkeypatch.setattr(pipeline_uniperceiver.UniPerceiverCaptioner, "generate",
-                        lambda self, pixels, *a, **k: sizes.append(len(pixels)) or original(self, pixels, *a, **k))
+    monkeypatch.setattr(
+        pipeline_uniperceiver.UniPerceiverCaptioner,
+        "generate",
+        lambda self, pixels, *a, **k: sizes.append(len(pixels)) or original(self, pixels, *a, **k),
+    )
     batched = tiny_pipe.caption(images, max_new_tokens=3, batch_size=2)
     assert sizes == [2, 1] and [c["generated_text"] for c in batched] == [c["generated_text"] for c in one_by_one]
-    torch.testing.assert_close(torch.tensor([c["score"] for c in batched]),
-                               torch.tensor([c["score"] for c in one_by_one]))
+    torch.testing.assert_close(
+        torch.tensor([c["score"] for c in batched]), torch.tensor([c["score"] for c in one_by_one])
+    )
 
 
 def test_label_lists_never_evict_the_vocabulary(tiny_pipe):

@@ -5,15 +5,28 @@ import torch
 from conftest import make_training_recipe
 
 from uniperceiver_hf import UniPerceiverModel, UniPerceiverProcessor
-from uniperceiver_hf.training.collator import UniPerceiverCollator
-from uniperceiver_hf.training.data import MultiTaskDataset, load_recipe_datasets
 from uniperceiver_hf.losses_uniperceiver import retrieval_loss, similarity_cross_entropy
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
+from uniperceiver_hf.training.collator import UniPerceiverCollator
+from uniperceiver_hf.training.data import MultiTaskDataset, load_recipe_datasets
 from uniperceiver_hf.training.recipe import parse_recipe
 from uniperceiver_hf.training.trainer import build_config
 
-TASKS = ["img_cls", "vid_cls", "img_ret", "vid_ret", "txt_ret", "mlm", "img_mlm", "lm", "cap", "vid_cap", "vqa",
-         "txt_cls"]
+
+TASKS = [
+    "img_cls",
+    "vid_cls",
+    "img_ret",
+    "vid_ret",
+    "txt_ret",
+    "mlm",
+    "img_mlm",
+    "lm",
+    "cap",
+    "vid_cap",
+    "vqa",
+    "txt_cls",
+]
 
 
 @pytest.fixture(scope="module")

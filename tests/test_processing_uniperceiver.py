@@ -15,6 +15,7 @@ from PIL import Image
 from uniperceiver_hf import UniPerceiverProcessor, UniPerceiverVideoProcessor
 from uniperceiver_hf.processing_uniperceiver import GLUE_LABEL_WORDS, glue_task_key, truncate_keeping_last
 
+
 SPE, EOT = 49410, 49407
 
 
@@ -300,11 +301,15 @@ def test_standard_keyword_arguments_route_to_their_component(processor, pngs, go
     assert [len(ids) for ids in whole["input_ids"]] == [3, 5]
     # Image and video options, flat or nested: `preset`, `do_normalize`, `num_spatial_crops`, ...
     clip = processor(images=pngs, preset="clip", return_tensors="pt")["pixel_values"]
-    assert torch.equal(clip, processor(images=pngs, images_kwargs={"preset": "clip"}, return_tensors="pt")["pixel_values"])
+    assert torch.equal(
+        clip, processor(images=pngs, images_kwargs={"preset": "clip"}, return_tensors="pt")["pixel_values"]
+    )
     raw = processor(images=pngs, do_normalize=False, return_tensors="pt")["pixel_values"]
     assert raw.min() >= 0 and raw.max() <= 1
     frames = goldens["pre/video/frames_uint8_thwc"].numpy()
-    video = processor(videos=frames, videos_kwargs={"num_spatial_crops": 1, "do_normalize": False}, return_tensors="pt")
+    video = processor(
+        videos=frames, videos_kwargs={"num_spatial_crops": 1, "do_normalize": False}, return_tensors="pt"
+    )
     assert video["pixel_values"].shape == (1, 8, 3, 224, 224) and video["pixel_values"].min() >= 0
     with pytest.raises(ValueError, match="passed two times"):
         processor(text=texts, max_length=3, text_kwargs={"max_length": 4})
@@ -327,7 +332,11 @@ def still_image(tmp_path):
 BAD_PROCESSOR_CALLS = {
     "nothing": (lambda p, im, tmp: p(), ValueError, "images"),
     "all None": (lambda p, im, tmp: p(text=None, images=None), ValueError, "images"),
-    "images and videos": (lambda p, im, tmp: p(images=im, videos=np.zeros((8, 8, 8, 3), np.uint8)), ValueError, "videos"),
+    "images and videos": (
+        lambda p, im, tmp: p(images=im, videos=np.zeros((8, 8, 8, 3), np.uint8)),
+        ValueError,
+        "videos",
+    ),
     "text not a string": (lambda p, im, tmp: p(text=["a", 3]), ValueError, "text"),
     "text empty list": (lambda p, im, tmp: p(text=[]), ValueError, "text"),
     "text blank": (lambda p, im, tmp: p(text=["a", "  "]), ValueError, "`text` item 1 is an empty string"),
@@ -336,43 +345,71 @@ BAD_PROCESSOR_CALLS = {
     "targets empty": (lambda p, im, tmp: p(images=im, targets=[]), ValueError, "targets"),
     "targets blank": (lambda p, im, tmp: p(images=im, targets=["cat", ""]), ValueError, "`targets` item 1"),
     "labels count": (lambda p, im, tmp: p(images=im, targets=["cat"], labels=[0]), ValueError, "labels"),
-    "labels beyond targets": (lambda p, im, tmp: p(images=im, targets=["a", "b"], labels=[0, 2]), ValueError,
-                              "`labels` must be at least 0 and at most 1"),
+    "labels beyond targets": (
+        lambda p, im, tmp: p(images=im, targets=["a", "b"], labels=[0, 2]),
+        ValueError,
+        "`labels` must be at least 0 and at most 1",
+    ),
     "labels negative": (lambda p, im, tmp: p(images=im, targets=["a", "b"], labels=[-1, 0]), ValueError, "`labels`"),
     "labels float": (lambda p, im, tmp: p(images=im, targets=["a", "b"], labels=[0.5, 1]), TypeError, "`labels`"),
     "labels string": (lambda p, im, tmp: p(images=im, targets=["a", "b"], labels="01"), TypeError, "`labels`"),
     "image 0 pixels": (lambda p, im, tmp: p(images=[Image.new("RGB", (0, 0))]), ValueError, "images"),
     "image NaN": (lambda p, im, tmp: p(images=np.full((4, 4, 3), np.nan, np.float32)), ValueError, "images"),
-    "image extreme aspect": (lambda p, im, tmp: p(images=Image.new("RGB", (100_000, 2))), ValueError,
-                             "`images`.*MAX_RESIZED_PIXELS"),
+    "image extreme aspect": (
+        lambda p, im, tmp: p(images=Image.new("RGB", (100_000, 2))),
+        ValueError,
+        "`images`.*MAX_RESIZED_PIXELS",
+    ),
     "image missing file": (lambda p, im, tmp: p(images=str(tmp / "missing.png")), ValueError, "images"),
     "images empty list": (lambda p, im, tmp: p(images=[]), ValueError, "images"),
     "video missing file": (lambda p, im, tmp: p(videos=str(tmp / "missing.mp4")), ValueError, "videos"),
     "video is a still image": (lambda p, im, tmp: p(videos=still_image(tmp)), ValueError, "`videos`.*still image"),
-    "video extreme aspect": (lambda p, im, tmp: p(videos=np.zeros((8, 2, 40_000, 3), np.uint8)), ValueError,
-                             "`videos`.*MAX_RESIZED_PIXELS"),
-    "return_tensors": (lambda p, im, tmp: p(images=im, return_tensors="tf"), ValueError, "tf is not a valid TensorType"),
+    "video extreme aspect": (
+        lambda p, im, tmp: p(videos=np.zeros((8, 2, 40_000, 3), np.uint8)),
+        ValueError,
+        "`videos`.*MAX_RESIZED_PIXELS",
+    ),
+    "return_tensors": (
+        lambda p, im, tmp: p(images=im, return_tensors="tf"),
+        ValueError,
+        "tf is not a valid TensorType",
+    ),
     "padding max_length": (lambda p, im, tmp: p(text="a", padding="max_length"), ValueError, "max_length"),
-    "unpadded tensors": (lambda p, im, tmp: p(text=["a", "a b c"], padding=False, return_tensors="pt"), ValueError,
-                         "padding"),
+    "unpadded tensors": (
+        lambda p, im, tmp: p(text=["a", "a b c"], padding=False, return_tensors="pt"),
+        ValueError,
+        "padding",
+    ),
     "captions None": (lambda p, im, tmp: p.caption_training(None, images=im), ValueError, "captions"),
     "caption max_length": (lambda p, im, tmp: p.caption_training(["a cat"], max_length=1), ValueError, "max_length"),
     "texts item": (lambda p, im, tmp: p.masked_lm([["line", 5]]), ValueError, "texts"),
-    "mask_probability above 1": (lambda p, im, tmp: p.masked_lm(["a b"], mask_probability=1.5), ValueError,
-                                 "mask_probability"),
-    "mask_probability NaN": (lambda p, im, tmp: p.masked_lm(["a b"], mask_probability=float("nan")), ValueError,
-                             "mask_probability"),
+    "mask_probability above 1": (
+        lambda p, im, tmp: p.masked_lm(["a b"], mask_probability=1.5),
+        ValueError,
+        "mask_probability",
+    ),
+    "mask_probability NaN": (
+        lambda p, im, tmp: p.masked_lm(["a b"], mask_probability=float("nan")),
+        ValueError,
+        "mask_probability",
+    ),
     "masked_lm max_length": (lambda p, im, tmp: p.masked_lm(["a b"], max_length=1), ValueError, "max_length"),
     "questions None": (lambda p, im, tmp: p.vqa(im, None), ValueError, "questions"),
     "vqa max_length": (lambda p, im, tmp: p.vqa(im, ["q", "q"], max_length=1), ValueError, "max_length"),
     "vqa max_length type": (lambda p, im, tmp: p.vqa(im, ["q", "q"], max_length="23"), TypeError, "max_length"),
-    "vqa labels beyond answers": (lambda p, im, tmp: p.vqa(im, ["q", "q"], ["yes"], labels=[0, 1]), ValueError,
-                                  "`labels`.*at most 0"),
+    "vqa labels beyond answers": (
+        lambda p, im, tmp: p.vqa(im, ["q", "q"], ["yes"], labels=[0, 1]),
+        ValueError,
+        "`labels`.*at most 0",
+    ),
     "glue task name": (lambda p, im, tmp: p.text_classification("imdb", ["a"]), ValueError, "task_name"),
     "glue pair missing": (lambda p, im, tmp: p.text_classification("rte", ["a"]), ValueError, "second_sentences"),
     "glue labels": (lambda p, im, tmp: p.text_classification("sst2", ["a", "b"], labels=[0, 2]), ValueError, "labels"),
-    "glue max_length": (lambda p, im, tmp: p.text_classification("sst2", ["a"], max_length=3), ValueError,
-                        "max_length"),
+    "glue max_length": (
+        lambda p, im, tmp: p.text_classification("sst2", ["a"], max_length=3),
+        ValueError,
+        "max_length",
+    ),
 }
 
 
@@ -432,7 +469,7 @@ def test_random_inputs_give_the_documented_outputs_or_a_clear_error(processor):
             assert pixels.shape[1:] == (3, 224, 224) and torch.isfinite(pixels).all(), kwargs
         for key in ("input_ids", "target_input_ids"):
             if key in inputs:
-                assert 0 <= inputs[key].min() and inputs[key].max() < len(processor.tokenizer), kwargs
+                assert inputs[key].min() >= 0 and inputs[key].max() < len(processor.tokenizer), kwargs
     assert outcomes["ok"] and outcomes["refused"], outcomes
 
 

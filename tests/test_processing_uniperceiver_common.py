@@ -7,6 +7,7 @@ import unittest
 
 from transformers_common_tests import use_transformers_common_tests
 
+
 use_transformers_common_tests("test_processing_common")
 
 from tests.test_processing_common import ProcessorTesterMixin  # noqa: E402
@@ -77,7 +78,9 @@ class UniPerceiverProcessorTest(ProcessorTesterMixin, unittest.TestCase):
     def test_flat_kwarg_applied_when_modality_dict_lacks_it(self):
         pass
 
-    @unittest.skip("the views of a video (3 crops) become rows of `pixel_values`; the video processor keeps a views axis")
+    @unittest.skip(
+        "the views of a video (3 crops) become rows of `pixel_values`; the video processor keeps a views axis"
+    )
     def test_subprocessor_defaults_2_videos(self):
         pass
 

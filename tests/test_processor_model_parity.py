@@ -10,6 +10,7 @@ from PIL import Image
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor
 from uniperceiver_hf.tools.convert import convert_checkpoint
 
+
 LOGIT_TOL = 1e-4
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
 

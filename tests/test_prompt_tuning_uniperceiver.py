@@ -16,6 +16,7 @@ from uniperceiver_hf.prompt_tuning_uniperceiver import (
 )
 from uniperceiver_hf.targets_uniperceiver import model_fingerprint
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import prompt_tune  # noqa: E402
 
@@ -82,8 +83,13 @@ def test_paper_layout_gives_table_9_at_base_size():
     settings = PromptTuningSettings(layer_norms="paper", share_prompt_tokens=False, num_classes=1000)
     counts = trainable_parameter_breakdown(prepare_prompt_tuning(base_meta(), settings))
     # The paper counts 768 x classes for the head; the head also has a bias per class and the weight alpha.
-    assert counts == {"SPE": 768, "Layer Norm": 41_472, "Prompt": 184_320, "Linear head": 768 * 1000 + 1000 + 1,
-                      "other": 0}
+    assert counts == {
+        "SPE": 768,
+        "Layer Norm": 41_472,
+        "Prompt": 184_320,
+        "Linear head": 768 * 1000 + 1000 + 1,
+        "other": 0,
+    }
     assert counts["SPE"] + counts["Layer Norm"] + counts["Prompt"] == 226_560  # the paper's "227K"
 
 
@@ -100,8 +106,13 @@ def test_groups_cover_every_layer_norm_and_nothing_else_is_trainable():
     assert len(layer_norms) == 2 * 27
     assert "embeddings.visual_layer_norm.weight" in layer_norms and "head.layer_norm.bias" in layer_norms
     assert sorted(n for n, g in groups.items() if g == "Linear head") == [
-        "head.classifier.bias", "head.classifier.weight", "head.similarity_weight"]
-    assert {n for n, p in tuned.named_parameters() if p.requires_grad} == {n for n, g in groups.items() if g != "other"}
+        "head.classifier.bias",
+        "head.classifier.weight",
+        "head.similarity_weight",
+    ]
+    assert {n for n, p in tuned.named_parameters() if p.requires_grad} == {
+        n for n, g in groups.items() if g != "other"
+    }
     assert not any("logit_scales" in n for n, p in tuned.named_parameters() if p.requires_grad)
 
 
@@ -120,12 +131,15 @@ def test_prepare_loads_the_pretrained_weights_and_initialises_as_appendix_c(mode
     assert torch.equal(tuned.head.classifier.weight, torch.zeros(3, 32))
     assert torch.equal(tuned.head.classifier.bias, torch.zeros(3))
     assert tuned.head.similarity_weight.item() == 1.0
-    prompts = torch.stack([p for layer in tuned.encoder.layers
-                           for p in (layer.prompt_embeddings, layer.target_prompt_embeddings)])
+    prompts = torch.stack(
+        [p for layer in tuned.encoder.layers for p in (layer.prompt_embeddings, layer.target_prompt_embeddings)]
+    )
     assert prompts.shape == (4, 64, 32)
     assert abs(prompts.std().item() - 0.02) < 0.001 and abs(prompts.mean().item()) < 0.001
     again = prepare_prompt_tuning(model, settings, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(again.encoder.layers[1].target_prompt_embeddings, tuned.encoder.layers[1].target_prompt_embeddings)
+    assert torch.equal(
+        again.encoder.layers[1].target_prompt_embeddings, tuned.encoder.layers[1].target_prompt_embeddings
+    )
     # The visual LN starts as a copy of the shared one; LNs are copies, frozen tensors are shared.
     assert torch.equal(tuned.embeddings.visual_layer_norm.weight, model.embeddings.layer_norm.weight)
     for name in ("embeddings.layer_norm.weight", "encoder.layers.0.layer_norm1.bias", "head.layer_norm.weight"):

@@ -30,25 +30,43 @@ def test_image_text_recall():
 # name -> (call, error type, regex naming the argument)
 BAD_RETRIEVAL_CALLS = {
     "top_k zero": (lambda: search(torch.zeros(2, 3), torch.zeros(4, 3), top_k=0), ValueError, "top_k"),
-    "top_k beyond the gallery": (lambda: search(torch.zeros(2, 3), torch.zeros(4, 3), top_k=5), ValueError,
-                                 "top_k.*gallery"),
+    "top_k beyond the gallery": (
+        lambda: search(torch.zeros(2, 3), torch.zeros(4, 3), top_k=5),
+        ValueError,
+        "top_k.*gallery",
+    ),
     "top_k float": (lambda: search(torch.zeros(2, 3), torch.zeros(4, 3), top_k=1.5), TypeError, "top_k"),
-    "chunk_size zero": (lambda: search(torch.zeros(2, 3), torch.zeros(4, 3), top_k=1, chunk_size=0), ValueError,
-                        "chunk_size"),
+    "chunk_size zero": (
+        lambda: search(torch.zeros(2, 3), torch.zeros(4, 3), top_k=1, chunk_size=0),
+        ValueError,
+        "chunk_size",
+    ),
     "empty gallery": (lambda: search(torch.zeros(2, 3), torch.zeros(0, 3), top_k=1), ValueError, "top_k"),
     "widths differ": (lambda: search(torch.zeros(2, 3), torch.zeros(4, 2)), ValueError, "same D"),
-    "ks beyond the ranking": (lambda: recall_at_k(torch.zeros(2, 3, dtype=torch.long), [{0}, {1}], ks=(5,)),
-                              ValueError, "ks"),
+    "ks beyond the ranking": (
+        lambda: recall_at_k(torch.zeros(2, 3, dtype=torch.long), [{0}, {1}], ks=(5,)),
+        ValueError,
+        "ks",
+    ),
     "ks empty": (lambda: recall_at_k(torch.zeros(2, 3, dtype=torch.long), [{0}, {1}], ks=()), ValueError, "ks"),
     "ks zero": (lambda: recall_at_k(torch.zeros(2, 3, dtype=torch.long), [{0}, {1}], ks=(0, 1)), ValueError, "ks"),
     "positives count": (lambda: recall_at_k(torch.zeros(2, 3, dtype=torch.long), [{0}]), ValueError, "positives"),
     "ground truth count": (lambda: image_text_recall(torch.eye(2), torch.eye(2), [0]), ValueError, "text_to_image"),
-    "ground truth beyond the gallery": (lambda: image_text_recall(torch.eye(2), torch.eye(2), [0, 2]), ValueError,
-                                        r"text_to_image.*\[0, 2\).*\[2\]"),
-    "ground truth negative": (lambda: image_text_recall(torch.eye(2), torch.eye(2), [-1, 0]), ValueError,
-                              "text_to_image"),
-    "ground truth not integers": (lambda: image_text_recall(torch.eye(2), torch.eye(2), [0.0, 1.0]), ValueError,
-                                  "text_to_image"),
+    "ground truth beyond the gallery": (
+        lambda: image_text_recall(torch.eye(2), torch.eye(2), [0, 2]),
+        ValueError,
+        r"text_to_image.*\[0, 2\).*\[2\]",
+    ),
+    "ground truth negative": (
+        lambda: image_text_recall(torch.eye(2), torch.eye(2), [-1, 0]),
+        ValueError,
+        "text_to_image",
+    ),
+    "ground truth not integers": (
+        lambda: image_text_recall(torch.eye(2), torch.eye(2), [0.0, 1.0]),
+        ValueError,
+        "text_to_image",
+    ),
 }
 
 

@@ -14,12 +14,14 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "spaces_demo"))
 
 import app as space  # noqa: E402
 import space_load  # noqa: E402
+
 
 CHROMIUM = Path("/usr/bin/chromium")
 LOAD_REQUESTS = 60  # benchmarks/space_load.py runs 200; this many fit the test budget and show the same bound
@@ -65,9 +67,11 @@ def ranked(label_output: dict, given: list[str] | None = None) -> list[tuple[str
 @pytest.mark.parametrize("kind", ["image", "video", "text"])
 def test_classify_ranks_the_typed_labels_for_each_kind_of_input(client, files, kind):
     labels = {"image": SHAPES, "video": ", ".join(space.MOTIONS), "text": ", ".join(space.TOPICS)}[kind]
-    inputs = {"image": (handle_file(files["drawn: red circle"]), None, ""),
-              "video": (None, handle_file(files["clip"]), ""),
-              "text": (None, None, space.TEXT)}[kind]
+    inputs = {
+        "image": (handle_file(files["drawn: red circle"]), None, ""),
+        "video": (None, handle_file(files["clip"]), ""),
+        "text": (None, None, space.TEXT),
+    }[kind]
     output = client.predict(*inputs, labels, "an emoji of {}", [], api_name="/classify")
     ranked(output, [label.strip() for label in labels.split(",")])
 
@@ -100,7 +104,12 @@ def test_sketch_classifies_a_drawing_on_a_transparent_canvas(client, tmp_path):
     drawing = Image.new("RGBA", (320, 320), (0, 0, 0, 0))  # the sketch pad's strokes lie on a transparent canvas
     ImageDraw.Draw(drawing).line([(110, 60), (210, 60), (150, 270)], fill=(17, 17, 17, 255), width=24)
     drawing.save(tmp_path / "seven.png")
-    editor_value = {"background": None, "layers": [], "composite": handle_file(str(tmp_path / "seven.png")), "id": None}
+    editor_value = {
+        "background": None,
+        "layers": [],
+        "composite": handle_file(str(tmp_path / "seven.png")),
+        "id": None,
+    }
     ranked(client.predict(editor_value, ", ".join(space.DIGITS), api_name="/sketch"), space.DIGITS)
 
 
@@ -128,8 +137,9 @@ def test_caption_respects_the_length_and_is_deterministic(client, files):
 
 
 def test_vqa_ranks_the_candidate_answers(client, files):
-    output = client.predict(handle_file(files["handwritten seven"]), space.QUESTION, ", ".join(space.DIGITS),
-                            api_name="/vqa")
+    output = client.predict(
+        handle_file(files["handwritten seven"]), space.QUESTION, ", ".join(space.DIGITS), api_name="/vqa"
+    )
     ranked(output, space.DIGITS)
 
 
@@ -164,8 +174,12 @@ def write_video(path: Path, frames: int, fps: int) -> str:
 
 def bad_file(tmp_path: Path, kind: str) -> str:
     """A file that must be refused: too large, too many pixels, corrupt, truncated, too long or too many frames."""
-    path = tmp_path / {"video": "bad.mp4", "big video": "big.mp4", "long video": "long.mp4",
-                       "many frames": "many.mp4"}.get(kind, f"{kind.replace(' ', '_')}.png")
+    path = tmp_path / {
+        "video": "bad.mp4",
+        "big video": "big.mp4",
+        "long video": "long.mp4",
+        "many frames": "many.mp4",
+    }.get(kind, f"{kind.replace(' ', '_')}.png")
     if kind == "big image":
         path.write_bytes(png_bytes() + bytes(11 * space.MEGABYTE))
     elif kind == "many pixels":
@@ -266,8 +280,15 @@ def page(served):
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
             # No background connections: this machine's closed network refuses them, many at a time.
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(60_000)
@@ -310,7 +331,9 @@ def test_in_the_browser_upload_type_labels_and_read_the_top_label(page, client, 
     upload(page, "classify-image", files["drawn: red circle"])
     page.locator("#classify-labels textarea").fill(SHAPES)
     top = run_tab(page, "classify-button", "classify-result")
-    expected = client.predict(handle_file(files["drawn: red circle"]), None, "", SHAPES, "{}", [], api_name="/classify")
+    expected = client.predict(
+        handle_file(files["drawn: red circle"]), None, "", SHAPES, "{}", [], api_name="/classify"
+    )
     assert top == expected["label"]
     screenshot(page, "Classify", tmp_path_factory.getbasetemp())
 

@@ -13,6 +13,7 @@ import regex
 from uniperceiver_hf import UniPerceiverTokenizer
 from uniperceiver_hf.tokenization_uniperceiver import clean_text
 
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "uniperceiver_hf"
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "derive_clip_vocab.py"
 

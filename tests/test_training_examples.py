@@ -11,6 +11,7 @@ from transformers import pipeline
 from uniperceiver_hf import UniPerceiverModel, UniPerceiverProcessor
 from uniperceiver_hf.adapters_uniperceiver import UniPerceiverAdapter
 
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
@@ -32,8 +33,9 @@ def pretrained(training_corpus, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pretrain")
     recipe = _write_recipe(root / "recipe.json", make_training_recipe(training_corpus), "img_cls", "img_ret", "cap")
-    pretrain.main(["--recipe", str(recipe), "--output-dir", str(root / "run"), "--max-steps", "4",
-                   "--set", "logging_steps=2"])
+    pretrain.main(
+        ["--recipe", str(recipe), "--output-dir", str(root / "run"), "--max-steps", "4", "--set", "logging_steps=2"]
+    )
     return root / "run" / "final"
 
 
@@ -46,16 +48,31 @@ def test_pretrain_script_writes_a_model_the_pipeline_loads(pretrained):
 
 def test_prompt_tuning_saves_an_adapter_that_serves_beside_the_base(pretrained, training_recipe_data, tmp_path):
     recipe = _write_recipe(tmp_path / "recipe.json", training_recipe_data, "img_cls")
-    path = prompt_tune.main(["--model", str(pretrained), "--recipe", str(recipe), "--output-dir", str(tmp_path / "pt"),
-                             "--linear-head", "--num-prompt-tokens", "2", "--max-steps", "3",
-                             "--set", "learning_rate=0.01"])
+    path = prompt_tune.main(
+        [
+            "--model",
+            str(pretrained),
+            "--recipe",
+            str(recipe),
+            "--output-dir",
+            str(tmp_path / "pt"),
+            "--linear-head",
+            "--num-prompt-tokens",
+            "2",
+            "--max-steps",
+            "3",
+            "--set",
+            "learning_rate=0.01",
+        ]
+    )
     adapter = UniPerceiverAdapter.load(path)
     assert adapter.labels == ["red", "green", "blue"] and adapter.settings.num_classes == 3
     assert path.stat().st_size < 200_000  # the tuned tensors only, not the model
     base = UniPerceiverModel.from_pretrained(pretrained).eval()
     processor = UniPerceiverProcessor.from_pretrained(pretrained)
-    inputs = processor(images=[torch.zeros(40, 40, 3, dtype=torch.uint8).numpy()], targets=adapter.labels,
-                       return_tensors="pt")
+    inputs = processor(
+        images=[torch.zeros(40, 40, 3, dtype=torch.uint8).numpy()], targets=adapter.labels, return_tensors="pt"
+    )
     with torch.no_grad():
         plain = base(**inputs).logits
         tuned = base(**inputs, adapter=adapter).logits
@@ -65,12 +82,30 @@ def test_prompt_tuning_saves_an_adapter_that_serves_beside_the_base(pretrained, 
 
 def test_finetune_script_trains_all_parameters_on_a_fraction(pretrained, training_recipe_data, tmp_path):
     recipe = _write_recipe(tmp_path / "recipe.json", training_recipe_data, "img_cls")
-    finetune.main(["--model", str(pretrained), "--recipe", str(recipe), "--output-dir", str(tmp_path / "ft"),
-                   "--fraction", "0.5", "--max-steps", "2", "--set", "learning_rate=0.01"])
+    finetune.main(
+        [
+            "--model",
+            str(pretrained),
+            "--recipe",
+            str(recipe),
+            "--output-dir",
+            str(tmp_path / "ft"),
+            "--fraction",
+            "0.5",
+            "--max-steps",
+            "2",
+            "--set",
+            "learning_rate=0.01",
+        ]
+    )
     before = UniPerceiverModel.from_pretrained(pretrained)
     after = UniPerceiverModel.from_pretrained(tmp_path / "ft" / "final")
-    changed = [name for name, tensor in after.state_dict().items() if not torch.equal(tensor, before.state_dict()[name])]
-    assert any("encoder.layers.0.mlp" in name for name in changed) and any("patch_embedding" in name for name in changed)
+    changed = [
+        name for name, tensor in after.state_dict().items() if not torch.equal(tensor, before.state_dict()[name])
+    ]
+    assert any("encoder.layers.0.mlp" in name for name in changed) and any(
+        "patch_embedding" in name for name in changed
+    )
 
 
 def test_scripts_report_recipe_errors_without_a_traceback(training_recipe_data, tmp_path):
@@ -78,8 +113,11 @@ def test_scripts_report_recipe_errors_without_a_traceback(training_recipe_data, 
         pretrain.main(["--recipe", str(tmp_path / "missing.yaml"), "--output-dir", str(tmp_path / "out")])
     recipe = _write_recipe(tmp_path / "recipe.json", training_recipe_data, "img_cls")
     with pytest.raises(SystemExit, match="--model .*nothing' is not a folder"):
-        finetune.main(["--model", str(tmp_path / "nothing"), "--recipe", str(recipe), "--output-dir", str(tmp_path / "o")])
+        finetune.main(
+            ["--model", str(tmp_path / "nothing"), "--recipe", str(recipe), "--output-dir", str(tmp_path / "o")]
+        )
     with pytest.raises(SystemExit, match="--linear-head needs exactly one classification task"):
         two = _write_recipe(tmp_path / "two.json", training_recipe_data, "img_cls", "cap")
-        prompt_tune.main(["--model", str(EXAMPLES), "--recipe", str(two), "--output-dir", str(tmp_path / "o"),
-                          "--linear-head"])
+        prompt_tune.main(
+            ["--model", str(EXAMPLES), "--recipe", str(two), "--output-dir", str(tmp_path / "o"), "--linear-head"]
+        )

@@ -1,10 +1,10 @@
 """The tested transformers range, the error that names it, and declared floors that CI actually installs."""
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import transformers
 from transformers import AutoProcessor, PreTrainedModel
 from transformers.processing_utils import ProcessorMixin
@@ -12,6 +12,7 @@ from transformers.processing_utils import ProcessorMixin
 from uniperceiver_hf import UniPerceiverModel, UniPerceiverProcessor
 from uniperceiver_hf import versions_uniperceiver as versions
 from uniperceiver_hf.versions_uniperceiver import TESTED_TRANSFORMERS_FLOOR, is_tested_transformers
+
 
 ROOT = Path(__file__).resolve().parents[1]
 

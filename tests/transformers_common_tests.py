@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import transformers
 
+
 CACHE_DIR = Path(os.environ.get("UNIPERCEIVER_HF_CACHE", Path.home() / ".cache" / "uniperceiver-hf"))
 
 _STAND_INS = {
@@ -106,7 +107,9 @@ def use_transformers_common_tests(*modules: str) -> Path:
     not warn as unknown marks.
     """
     if importlib.util.find_spec("parameterized") is None:
-        _unavailable("transformers' common tests import `parameterized` (in the dev extras): pip install parameterized")
+        _unavailable(
+            "transformers' common tests import `parameterized` (in the dev extras): pip install parameterized"
+        )
     version = transformers.__version__
     root = CACHE_DIR / f"transformers-{version}-tests"
     if not (root / "tests" / "test_modeling_common.py").is_file():

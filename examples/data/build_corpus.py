@@ -74,8 +74,7 @@ COLOURS = {
 PAPER_COLOURS = ("white", "yellow", "pink")
 INK_COLOURS = ("black", "blue", "purple", "brown", "red")
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-MOTIONS = ("moving left", "moving right", "moving up", "moving down", "growing", "shrinking", "turning",
-           "fading out")
+MOTIONS = ("moving left", "moving right", "moving up", "moving down", "growing", "shrinking", "turning", "fading out")
 
 EMOJI_CAPTIONS = (
     "{a_name}",
@@ -97,16 +96,47 @@ DIGIT_CAPTIONS = (
     "a {ink} {digit} on a {background} background",
 )
 DIGIT_QUESTIONS = ("what digit is this?", "which number is written here?", "what number is this?")
-VIDEO_CAPTIONS = ("{a_name} {motion}", "{a_name} {motion} on a {background} background",
-                  "an emoji of {a_name} {motion}")
+VIDEO_CAPTIONS = (
+    "{a_name} {motion}",
+    "{a_name} {motion} on a {background} background",
+    "an emoji of {a_name} {motion}",
+)
 VIDEO_QUESTIONS = {
     "motion": ("what is it doing?", "how is the emoji moving?", "what happens to the emoji?"),
     "name": ("what is in the video?", "which emoji is this?"),
 }
 
 # Fortune cleaning and pairing.
-ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "sr", "jr", "prof", "vs", "etc", "e.g", "i.e", "no",
-                           "vol", "mt", "gen", "col", "lt", "sgt", "rev", "inc", "co", "ltd", "u.s", "a.m", "p.m"})
+ABBREVIATIONS = frozenset(
+    {
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "st",
+        "sr",
+        "jr",
+        "prof",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "no",
+        "vol",
+        "mt",
+        "gen",
+        "col",
+        "lt",
+        "sgt",
+        "rev",
+        "inc",
+        "co",
+        "ltd",
+        "u.s",
+        "a.m",
+        "p.m",
+    }
+)
 SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 CLAUSE_END = re.compile(r"(?:[,;:]|\s--)\s+")
 ATTRIBUTION = re.compile(r"^\s+(?:--|\u2015|\u2014)\s*\S")
@@ -155,8 +185,10 @@ def parse_emoji_test(path: str | os.PathLike) -> list[Emoji]:
                 continue
             match = re.match(r"\s*\S+\s+E\d+\.\d+\s+(.+?)\s*$", comment)
             if match is None or group is None or subgroup is None:
-                raise ValueError(f"{path}, line {number}: expected `CODES ; fully-qualified # EMOJI E<version> NAME` "
-                                 f"under `# group:` and `# subgroup:` headers, got {line!r}.")
+                raise ValueError(
+                    f"{path}, line {number}: expected `CODES ; fully-qualified # EMOJI E<version> NAME` "
+                    f"under `# group:` and `# subgroup:` headers, got {line!r}."
+                )
             codepoints = [int(code, 16) for code in codes.split()]
             if any(code in block for code in codepoints for block in VARIANT_CODEPOINTS):
                 continue
@@ -177,7 +209,7 @@ class NotoGlyphRenderer:
     def __init__(self, path: str | os.PathLike):
         layout = ImageFont.Layout.RAQM if features.check("raqm") else ImageFont.Layout.BASIC
         self.font = ImageFont.truetype(str(path), NOTO_BITMAP_SIZE, layout_engine=layout)
-        self.advance = self.font.getlength("\U0001F600")
+        self.advance = self.font.getlength("\U0001f600")
 
     def __call__(self, emoji: Emoji) -> Image.Image | None:
         if self.font.getlength(emoji.characters) > 1.5 * self.advance:
@@ -196,8 +228,9 @@ def prepare_glyph(glyph: Image.Image, size: int) -> Image.Image:
     scale = size / max(glyph.size)
     if scale >= 1:
         return glyph
-    return glyph.resize((max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))),
-                        Image.Resampling.LANCZOS)
+    return glyph.resize(
+        (max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))), Image.Resampling.LANCZOS
+    )
 
 
 def render_glyphs(emoji: Sequence[Emoji], render_glyph: GlyphRenderer, size: int) -> tuple[dict, list[str]]:
@@ -224,9 +257,11 @@ def choose_heldout(emoji: Sequence[Emoji], fraction: float, rng: random.Random) 
 
 
 def with_article(name: str) -> str:
-    """"dog face" -> "a dog face", "eight o'clock" -> "an eight o'clock", "sparkles" -> "sparkles" (plural head)."""
+    """ "dog face" -> "a dog face", "eight o'clock" -> "an eight o'clock", "sparkles" -> "sparkles" (plural head)."""
     head = re.split(r"\s(?:with|in|of|on|at|for|from|holding|and|over)\s|[:,(]", name)[0].split()[-1]
-    if head in ("people", "men", "women", "children") or (head.endswith("s") and not head.endswith(("ss", "us", "is"))):
+    if head in ("people", "men", "women", "children") or (
+        head.endswith("s") and not head.endswith(("ss", "us", "is"))
+    ):
         return name
     vowel = name[0] in "aeiou" and not name.startswith(("one", "uni", "use", "eu"))
     return ("an " if vowel else "a ") + name
@@ -236,23 +271,37 @@ def _luminance(rgb: tuple[int, int, int]) -> float:
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 
 
-def random_colour(rng: random.Random, contrast_with: tuple[int, int, int] | None = None,
-                  among: Sequence[str] = tuple(COLOURS)) -> tuple[str, tuple]:
+def random_colour(
+    rng: random.Random, contrast_with: tuple[int, int, int] | None = None, among: Sequence[str] = tuple(COLOURS)
+) -> tuple[str, tuple]:
     """A named colour of `among`, jittered by up to 12 per channel; with `contrast_with`, one at least 90 luminance
     levels away."""
-    names = [name for name in among
-             if contrast_with is None or abs(_luminance(COLOURS[name]) - _luminance(contrast_with)) >= 90]
+    names = [
+        name
+        for name in among
+        if contrast_with is None or abs(_luminance(COLOURS[name]) - _luminance(contrast_with)) >= 90
+    ]
     name = rng.choice(names)
     return name, writing.jitter_colour(COLOURS[name], 12, rng)
 
 
-def draw_glyph(glyph: Image.Image, size: int, background: tuple[int, int, int], *, side: float, x: float, y: float,
-               angle: float = 0.0, opacity: float = 1.0) -> Image.Image:
+def draw_glyph(
+    glyph: Image.Image,
+    size: int,
+    background: tuple[int, int, int],
+    *,
+    side: float,
+    x: float,
+    y: float,
+    angle: float = 0.0,
+    opacity: float = 1.0,
+) -> Image.Image:
     """A `size` x `size` RGB image: the glyph scaled to `side` pixels (longer side), turned `angle` degrees
     anticlockwise, with alpha times `opacity`, centred at (x, y) over a plain background."""
     scale = side / max(glyph.size)
-    image = glyph.resize((max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))),
-                         Image.Resampling.LANCZOS)
+    image = glyph.resize(
+        (max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))), Image.Resampling.LANCZOS
+    )
     if angle:
         # Turned with premultiplied alpha, so transparent pixels do not bleed dark fringes into the edges.
         image = image.convert("RGBa").rotate(angle, Image.Resampling.BICUBIC, expand=True).convert("RGBA")
@@ -283,8 +332,9 @@ def emoji_features(names: Sequence[str], groups: Sequence[str], subgroups: Seque
     return writing.image_features(label=names, group=groups, subgroup=subgroups)
 
 
-def build_emoji(emoji: Sequence[Emoji], glyphs: dict, features: datasets.Features, size: int, renders: int,
-                rng: random.Random) -> datasets.DatasetDict:
+def build_emoji(
+    emoji: Sequence[Emoji], glyphs: dict, features: datasets.Features, size: int, renders: int, rng: random.Random
+) -> datasets.DatasetDict:
     """`renders` drawings of each emoji: the last two go to validation and test, the rest to train."""
     rows = {split: [] for split in SPLITS}
     for item in emoji:
@@ -399,13 +449,23 @@ def motion_path(motion: str, size: int, frames: int, rng: random.Random) -> list
         end.update({"side": side, "x": x, "y": y, "opacity": rng.uniform(0.0, 0.1)})
     else:
         raise ValueError(f"`motion`={motion!r}: expected one of {MOTIONS}.")
-    return [{key: start[key] + index / (frames - 1) * (end[key] - start[key]) for key in start}
-            for index in range(frames)]
+    return [
+        {key: start[key] + index / (frames - 1) * (end[key] - start[key]) for key in start} for index in range(frames)
+    ]
 
 
-def build_videos(folder: Path, clip_root: Path, emoji: Sequence[Emoji], glyphs: dict, motions: Sequence[str],
-                 label_names: Sequence[str], size: int, frames: int, videos_per_class: int,
-                 rng: random.Random) -> datasets.DatasetDict:
+def build_videos(
+    folder: Path,
+    clip_root: Path,
+    emoji: Sequence[Emoji],
+    glyphs: dict,
+    motions: Sequence[str],
+    label_names: Sequence[str],
+    size: int,
+    frames: int,
+    videos_per_class: int,
+    rng: random.Random,
+) -> datasets.DatasetDict:
     """`videos_per_class` clips of each motion (70/15/15), each a random emoji of `emoji` on a named background.
 
     Clips are written to `folder` but their `video` paths name `clip_root` (where the corpus ends up).
@@ -482,14 +542,14 @@ def split_pair(text: str) -> tuple[str, str] | None:
     for pattern in (SENTENCE_END, CLAUSE_END):
         best = None
         for match in pattern.finditer(text):
-            before = text[:match.start()].split()
+            before = text[: match.start()].split()
             if not before:
                 continue
             last = before[-1].lower().rstrip(".")
             abbreviation = last in ABBREVIATIONS or "." in last or (len(last) == 1 and last.isalpha())
             if pattern is SENTENCE_END and abbreviation:
                 continue
-            first, second = text[:match.end()].strip(), text[match.end():].strip()
+            first, second = text[: match.end()].strip(), text[match.end() :].strip()
             if len(first.split()) < MIN_PAIR_WORDS or len(second.split()) < MIN_PAIR_WORDS:
                 continue
             balance = abs(len(first) - len(second))
@@ -545,17 +605,23 @@ def check_sources(*, emoji_font: str | None, emoji_test: str, fortunes_dir: str,
     if not Path(emoji_test).is_file():
         missing.append(f"the emoji list {emoji_test} (Debian package unicode-data; or pass --emoji-test)")
     if not Path(fortunes_dir).is_dir() or not read_fortune_databases(fortunes_dir):
-        missing.append(f"fortune databases in {fortunes_dir} (Debian package fortunes-min or fortunes; "
-                       "or pass --fortunes-dir)")
+        missing.append(
+            f"fortune databases in {fortunes_dir} (Debian package fortunes-min or fortunes; or pass --fortunes-dir)"
+        )
     if missing:
-        raise MissingSourceError("cannot build the corpus, missing " + "; ".join(missing)
-                                 + f". Install the system packages with `{APT_INSTALL}`.")
+        raise MissingSourceError(
+            "cannot build the corpus, missing "
+            + "; ".join(missing)
+            + f". Install the system packages with `{APT_INSTALL}`."
+        )
     if need_sklearn:
         try:
             import sklearn  # noqa: F401, PLC0415 (only checked for here)
         except ImportError as error:
-            raise MissingSourceError("cannot build the corpus, missing scikit-learn (its handwritten digits): "
-                                     "`pip install scikit-learn` (or the project's `train` extra).") from error
+            raise MissingSourceError(
+                "cannot build the corpus, missing scikit-learn (its handwritten digits): "
+                "`pip install scikit-learn` (or the project's `train` extra)."
+            ) from error
 
 
 def data_card(parameters: dict, counts: dict, summary: dict) -> str:
@@ -640,13 +706,25 @@ The same arguments and package versions give the same data.
 """
 
 
-def build_corpus(output: str | os.PathLike, *, size: int = 64, renders: int = 3, frames: int = 8,
-                 videos_per_class: int = 100, heldout_fraction: float = 0.1, heldout_motion: str = "fading out",
-                 max_text_chars: int = 400, min_text_records: int = 100, seed: int = 0,
-                 emoji_font: str | os.PathLike = EMOJI_FONT, emoji_test: str | os.PathLike = EMOJI_TEST,
-                 fortunes_dir: str | os.PathLike = FORTUNES_DIR, overwrite: bool = False,
-                 render_glyph: GlyphRenderer | None = None,
-                 digits: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, datasets.DatasetDict]:
+def build_corpus(
+    output: str | os.PathLike,
+    *,
+    size: int = 64,
+    renders: int = 3,
+    frames: int = 8,
+    videos_per_class: int = 100,
+    heldout_fraction: float = 0.1,
+    heldout_motion: str = "fading out",
+    max_text_chars: int = 400,
+    min_text_records: int = 100,
+    seed: int = 0,
+    emoji_font: str | os.PathLike = EMOJI_FONT,
+    emoji_test: str | os.PathLike = EMOJI_TEST,
+    fortunes_dir: str | os.PathLike = FORTUNES_DIR,
+    overwrite: bool = False,
+    render_glyph: GlyphRenderer | None = None,
+    digits: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, datasets.DatasetDict]:
     """Build the corpus into `output` (see the module docstring) and return its datasets by folder name.
 
     `render_glyph` (an `Emoji` -> RGBA image or None) replaces the Noto font and `digits` ((pixels [N, 8, 8] in
@@ -664,12 +742,14 @@ def build_corpus(output: str | os.PathLike, *, size: int = 64, renders: int = 3,
     writing.check_number("max_text_chars", max_text_chars, 20)
     writing.check_number("min_text_records", min_text_records, 3)
     writing.check_number("seed", seed, 0)
-    if digits is not None and (len(digits) != 2 or np.shape(digits[0])[1:] != (8, 8)
-                               or len(digits[0]) != len(digits[1])):
+    if digits is not None and (
+        len(digits) != 2 or np.shape(digits[0])[1:] != (8, 8) or len(digits[0]) != len(digits[1])
+    ):
         raise ValueError("`digits`: expected (pixels [N, 8, 8] in 0..16, digits [N]).")
     emoji_font = None if render_glyph is not None else str(emoji_font)
-    check_sources(emoji_font=emoji_font, emoji_test=str(emoji_test), fortunes_dir=str(fortunes_dir),
-                  need_sklearn=digits is None)
+    check_sources(
+        emoji_font=emoji_font, emoji_test=str(emoji_test), fortunes_dir=str(fortunes_dir), need_sklearn=digits is None
+    )
     output = writing.prepare_output(output, overwrite, corpus="a corpus built by this script", name=CORPUS_NAME)
 
     emoji = parse_emoji_test(emoji_test)
@@ -686,56 +766,125 @@ def build_corpus(output: str | os.PathLike, *, size: int = 64, renders: int = 3,
     all_motions = [*motions, heldout_motion]
     pairs = fortune_pairs(fortunes_dir, max_text_chars, min_text_records)
     if not pairs:
-        raise ValueError(f"`fortunes_dir`={str(fortunes_dir)!r}: no database has {min_text_records} usable records "
-                         "(`min_text_records`).")
+        raise ValueError(
+            f"`fortunes_dir`={str(fortunes_dir)!r}: no database has {min_text_records} usable records "
+            "(`min_text_records`)."
+        )
     pixels, targets = digits if digits is not None else load_sklearn_digits()
 
-    parameters = {"size": size, "renders": renders, "frames": frames, "videos_per_class": videos_per_class,
-                  "heldout_fraction": heldout_fraction, "heldout_motion": heldout_motion,
-                  "max_text_chars": max_text_chars, "min_text_records": min_text_records, "seed": seed,
-                  "emoji_font": emoji_font, "emoji_test": str(emoji_test), "fortunes_dir": str(fortunes_dir)}
+    parameters = {
+        "size": size,
+        "renders": renders,
+        "frames": frames,
+        "videos_per_class": videos_per_class,
+        "heldout_fraction": heldout_fraction,
+        "heldout_motion": heldout_motion,
+        "max_text_chars": max_text_chars,
+        "min_text_records": min_text_records,
+        "seed": seed,
+        "emoji_font": emoji_font,
+        "emoji_test": str(emoji_test),
+        "fortunes_dir": str(fortunes_dir),
+    }
     with writing.staged_output(output) as staging:
         corpus = {
-            "emoji": build_emoji(pretraining, glyphs, emoji_features([item.name for item in pretraining], groups,
-                                                                     subgroups), size, renders,
-                                 random.Random(f"{seed}-emoji")),
-            "emoji_heldout": build_emoji(novel, glyphs, emoji_features(heldout, groups, subgroups), size, renders,
-                                         random.Random(f"{seed}-emoji-heldout")),
+            "emoji": build_emoji(
+                pretraining,
+                glyphs,
+                emoji_features([item.name for item in pretraining], groups, subgroups),
+                size,
+                renders,
+                random.Random(f"{seed}-emoji"),
+            ),
+            "emoji_heldout": build_emoji(
+                novel,
+                glyphs,
+                emoji_features(heldout, groups, subgroups),
+                size,
+                renders,
+                random.Random(f"{seed}-emoji-heldout"),
+            ),
             "digits": build_digits(np.asarray(pixels), np.asarray(targets), size, random.Random(f"{seed}-digits")),
-            "videos": build_videos(staging / "videos" / "clips", output / "videos" / "clips", pretraining, glyphs,
-                                   motions, motions, size, frames, videos_per_class, random.Random(f"{seed}-videos")),
-            "videos_heldout": build_videos(staging / "videos_heldout" / "clips", output / "videos_heldout" / "clips",
-                                           pretraining, glyphs, [heldout_motion], all_motions, size, frames,
-                                           videos_per_class, random.Random(f"{seed}-videos-heldout")),
+            "videos": build_videos(
+                staging / "videos" / "clips",
+                output / "videos" / "clips",
+                pretraining,
+                glyphs,
+                motions,
+                motions,
+                size,
+                frames,
+                videos_per_class,
+                random.Random(f"{seed}-videos"),
+            ),
+            "videos_heldout": build_videos(
+                staging / "videos_heldout" / "clips",
+                output / "videos_heldout" / "clips",
+                pretraining,
+                glyphs,
+                [heldout_motion],
+                all_motions,
+                size,
+                frames,
+                videos_per_class,
+                random.Random(f"{seed}-videos-heldout"),
+            ),
             "text": build_text(pairs, random.Random(f"{seed}-text")),
         }
         counts = writing.save_datasets(staging, corpus)
         summary = {
-            "emoji_classes": len(pretraining), "heldout_emoji": heldout, "skipped_emoji": skipped,
-            "groups": groups, "subgroups": subgroups, "motions": motions, "all_motions": all_motions,
+            "emoji_classes": len(pretraining),
+            "heldout_emoji": heldout,
+            "skipped_emoji": skipped,
+            "groups": groups,
+            "subgroups": subgroups,
+            "motions": motions,
+            "all_motions": all_motions,
             "text_databases": sorted(pairs),
-            "sources": {"emoji_font": emoji_font or "a custom glyph renderer", "emoji_test": str(emoji_test),
-                        "fortunes_dir": str(fortunes_dir),
-                        "digits": "caller-given digits" if digits is not None else "sklearn.datasets.load_digits"},
+            "sources": {
+                "emoji_font": emoji_font or "a custom glyph renderer",
+                "emoji_test": str(emoji_test),
+                "fortunes_dir": str(fortunes_dir),
+                "digits": "caller-given digits" if digits is not None else "sklearn.datasets.load_digits",
+            },
         }
-        writing.write_card_and_json(staging, data_card(parameters, counts, summary),
-                                    {"name": CORPUS_NAME, "parameters": parameters, "counts": counts, **summary})
+        writing.write_card_and_json(
+            staging,
+            data_card(parameters, counts, summary),
+            {"name": CORPUS_NAME, "parameters": parameters, "counts": counts, **summary},
+        )
     return corpus
 
 
 def main() -> None:
     parser = writing.corpus_argument_parser(__doc__, "a corpus of this script")
-    parser.add_argument("--renders", type=int, default=3,
-                        help="drawings per emoji (>= 3): one for validation, one for test, the rest for train")
+    parser.add_argument(
+        "--renders",
+        type=int,
+        default=3,
+        help="drawings per emoji (>= 3): one for validation, one for test, the rest for train",
+    )
     parser.add_argument("--frames", type=int, default=8, help=f"frames per clip ({FPS} fps)")
     parser.add_argument("--videos-per-class", type=int, default=100, help="clips per motion (70/15/15)")
-    parser.add_argument("--heldout-fraction", type=float, default=0.1,
-                        help="share of each emoji group's names held out of pre-training (at least one per group)")
-    parser.add_argument("--heldout-motion", default="fading out", choices=MOTIONS,
-                        help="motion held out of `videos` (its clips form `videos_heldout`)")
+    parser.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=0.1,
+        help="share of each emoji group's names held out of pre-training (at least one per group)",
+    )
+    parser.add_argument(
+        "--heldout-motion",
+        default="fading out",
+        choices=MOTIONS,
+        help="motion held out of `videos` (its clips form `videos_heldout`)",
+    )
     parser.add_argument("--max-text-chars", type=int, default=400, help="longest fortune kept, after cleaning")
-    parser.add_argument("--min-text-records", type=int, default=100,
-                        help="fewest usable records for a fortune database to be a text class")
+    parser.add_argument(
+        "--min-text-records",
+        type=int,
+        default=100,
+        help="fewest usable records for a fortune database to be a text class",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--emoji-font", default=EMOJI_FONT, help="Noto Color Emoji (fonts-noto-color-emoji)")
     parser.add_argument("--emoji-test", default=EMOJI_TEST, help="emoji-test.txt (unicode-data)")

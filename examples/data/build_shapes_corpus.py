@@ -62,8 +62,14 @@ VIDEO_CAPTION_TEMPLATES = ("a {colour} {shape} {motion}", "a {colour} {shape} {m
 
 POSITIONS = ("above", "below", "to the left of", "to the right of")
 SIZES = ("bigger", "smaller")
-INVERSE = {"above": "below", "below": "above", "to the left of": "to the right of",
-           "to the right of": "to the left of", "bigger": "smaller", "smaller": "bigger"}
+INVERSE = {
+    "above": "below",
+    "below": "above",
+    "to the left of": "to the right of",
+    "to the right of": "to the left of",
+    "bigger": "smaller",
+    "smaller": "bigger",
+}
 MOTION_PHRASES = {
     "left": ("moves to the left", "is moving left", "goes left"),
     "right": ("moves to the right", "is moving right", "goes right"),
@@ -90,8 +96,11 @@ class Scene:
 
 def shape_vertices(shape: str, x: float, y: float, radius: float, angle: float) -> list[tuple[float, float]]:
     """Corners of a regular square, triangle (apex up) or five-pointed star inscribed in the circle (x, y, radius)."""
-    count, radii, start = {"square": (4, (1.0,), 45.0), "triangle": (3, (1.0,), -90.0),
-                           "star": (10, (1.0, 0.45), -90.0)}[shape]
+    count, radii, start = {
+        "square": (4, (1.0,), 45.0),
+        "triangle": (3, (1.0,), -90.0),
+        "star": (10, (1.0, 0.45), -90.0),
+    }[shape]
     points = []
     for k in range(count):
         theta = math.radians(start + angle + k * 360.0 / count)
@@ -114,7 +123,7 @@ def render(scene: Scene, size: int) -> Image.Image:
 
 
 def with_articles(sentence: str) -> str:
-    """"a orange star" -> "an orange star": the templates write "a" before every colour and shape."""
+    """ "a orange star" -> "an orange star": the templates write "a" before every colour and shape."""
     return re.sub(r"\ba (?=[aeiou])", "an ", sentence)
 
 
@@ -195,8 +204,9 @@ def random_clip(motion: str, size: int, frames: int, rng: random.Random) -> tupl
     return scenes, {"shape": shape, "colour": colour, "tone": tone, "motion": motion}
 
 
-def build_videos(folder: Path, clip_root: Path, size: int, videos_per_class: int, frames: int,
-                 rng: random.Random) -> datasets.DatasetDict:
+def build_videos(
+    folder: Path, clip_root: Path, size: int, videos_per_class: int, frames: int, rng: random.Random
+) -> datasets.DatasetDict:
     """Clips are written to `folder` but their `video` paths name `clip_root` (where the corpus ends up)."""
     features = writing.video_features(MOTIONS)
     folder.mkdir(parents=True)
@@ -215,8 +225,15 @@ def build_videos(folder: Path, clip_root: Path, size: int, videos_per_class: int
 def text_facts(topic: str) -> list[tuple]:
     """Every fact a topic's sentences can state."""
     if topic == "colour":
-        return [(s1, c1, s2, c2) for s1 in SHAPES for s2 in SHAPES if s1 != s2
-                for c1 in COLOURS for c2 in COLOURS if c1 != c2]
+        return [
+            (s1, c1, s2, c2)
+            for s1 in SHAPES
+            for s2 in SHAPES
+            if s1 != s2
+            for c1 in COLOURS
+            for c2 in COLOURS
+            if c1 != c2
+        ]
     if topic in ("position", "size"):
         relations = POSITIONS if topic == "position" else SIZES
         return [(a, relation, b) for a in CLASS_NAMES for b in CLASS_NAMES if a != b for relation in relations]
@@ -228,18 +245,25 @@ def describe(topic: str, fact: tuple, rng: random.Random) -> tuple[str, str]:
     if topic == "colour":
         s1, c1, s2, c2 = fact
         text = f"the {s1} is {c1} and the {s2} is {c2} ."
-        pair = rng.choice((f"the {c1} shape is a {s1} and the {c2} shape is a {s2} .",
-                           f"the {s2} is {c2} while the {s1} is {c1} ."))
+        pair = rng.choice(
+            (f"the {c1} shape is a {s1} and the {c2} shape is a {s2} .", f"the {s2} is {c2} while the {s1} is {c1} .")
+        )
     elif topic == "position":
         a, relation, b = fact
         text = rng.choice((f"the {a} is {relation} the {b} .", f"there is a {a} {relation} the {b} ."))
-        pair = rng.choice((f"the {b} is {INVERSE[relation]} the {a} .",
-                           f"there is a {b} {INVERSE[relation]} the {a} .", f"the {a} sits {relation} the {b} ."))
+        pair = rng.choice(
+            (
+                f"the {b} is {INVERSE[relation]} the {a} .",
+                f"there is a {b} {INVERSE[relation]} the {a} .",
+                f"the {a} sits {relation} the {b} .",
+            )
+        )
     elif topic == "size":
         a, relation, b = fact
         text = f"the {a} is {relation} than the {b} ."
-        pair = rng.choice((f"the {b} is {INVERSE[relation]} than the {a} .",
-                           f"the {a} looks {relation} than the {b} ."))
+        pair = rng.choice(
+            (f"the {b} is {INVERSE[relation]} than the {a} .", f"the {a} looks {relation} than the {b} .")
+        )
     else:
         a, motion, speed = fact
         first, second = rng.sample(MOTION_PHRASES[motion], 2)
@@ -298,9 +322,17 @@ Generated data; no third-party data, images or text. Released under the project'
 """
 
 
-def build_shapes_corpus(output: str | os.PathLike, *, size: int = 64, images_per_class: int = 20,
-                        videos_per_class: int = 6, frames: int = 8, texts: int = 600, seed: int = 0,
-                        overwrite: bool = False) -> dict[str, datasets.DatasetDict]:
+def build_shapes_corpus(
+    output: str | os.PathLike,
+    *,
+    size: int = 64,
+    images_per_class: int = 20,
+    videos_per_class: int = 6,
+    frames: int = 8,
+    texts: int = 600,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> dict[str, datasets.DatasetDict]:
     """Build the corpus into `output` (see the module docstring) and return {"images", "videos", "text"}.
 
     The folder is built next to `output` and moved into place at the end, so a failed build leaves nothing behind
@@ -313,18 +345,31 @@ def build_shapes_corpus(output: str | os.PathLike, *, size: int = 64, images_per
     writing.check_number("texts", texts, 1, max_texts())
     writing.check_number("seed", seed, 0)
     output = writing.prepare_output(output, overwrite, corpus="a shapes corpus")
-    parameters = {"size": size, "images_per_class": images_per_class, "videos_per_class": videos_per_class,
-                  "frames": frames, "texts": texts, "seed": seed}
+    parameters = {
+        "size": size,
+        "images_per_class": images_per_class,
+        "videos_per_class": videos_per_class,
+        "frames": frames,
+        "texts": texts,
+        "seed": seed,
+    }
     with writing.staged_output(output) as staging:
         corpus = {
             "images": build_images(size, images_per_class, random.Random(f"{seed}-images")),
-            "videos": build_videos(staging / "videos" / "clips", output / "videos" / "clips", size,
-                                   videos_per_class, frames, random.Random(f"{seed}-videos")),
+            "videos": build_videos(
+                staging / "videos" / "clips",
+                output / "videos" / "clips",
+                size,
+                videos_per_class,
+                frames,
+                random.Random(f"{seed}-videos"),
+            ),
             "text": build_text(texts, random.Random(f"{seed}-text")),
         }
         counts = writing.save_datasets(staging, corpus)
-        writing.write_card_and_json(staging, data_card(parameters, counts),
-                                    {"name": "shapes", "parameters": parameters, "counts": counts})
+        writing.write_card_and_json(
+            staging, data_card(parameters, counts), {"name": "shapes", "parameters": parameters, "counts": counts}
+        )
     return corpus
 
 

@@ -53,8 +53,11 @@ def split_sizes(count: int) -> tuple[int, int, int]:
 def split_items(items: list) -> dict[str, list]:
     """Cut one class's items (drawn independently, so any cut is a random one) 70/15/15 in order."""
     train, validation, _ = split_sizes(len(items))
-    return {"train": items[:train], "validation": items[train:train + validation],
-            "test": items[train + validation:]}
+    return {
+        "train": items[:train],
+        "validation": items[train : train + validation],
+        "test": items[train + validation :],
+    }
 
 
 def jitter_colour(rgb: tuple[int, int, int], amount: int, rng: random.Random) -> tuple[int, int, int]:
@@ -86,8 +89,10 @@ def prepare_output(output: str | os.PathLike, overwrite: bool, *, corpus: str, n
     if not output.is_dir() or not any(output.iterdir()):
         return output
     if not overwrite:
-        raise ValueError(f"`output`={str(output)!r} already exists and is not empty; pass `--overwrite` "
-                         f"(overwrite=True) to replace {corpus} there, or choose a new folder.")
+        raise ValueError(
+            f"`output`={str(output)!r} already exists and is not empty; pass `--overwrite` "
+            f"(overwrite=True) to replace {corpus} there, or choose a new folder."
+        )
     if name is None:
         recognised, naming = (output / "corpus.json").is_file(), ""
     else:
@@ -97,13 +102,15 @@ def prepare_output(output: str | os.PathLike, overwrite: bool, *, corpus: str, n
             found = None
         recognised, naming = found == name, f" naming {name!r}"
     if not recognised:
-        raise ValueError(f"`output`={str(output)!r} is not empty and holds no corpus.json{naming}, so it is not "
-                         f"{corpus}; refusing to overwrite it.")
+        raise ValueError(
+            f"`output`={str(output)!r} is not empty and holds no corpus.json{naming}, so it is not "
+            f"{corpus}; refusing to overwrite it."
+        )
     return output
 
 
 def clip_file_name(split: str, motion: str, number: int) -> str:
-    """"train-moving-left-007.mp4"."""
+    """ "train-moving-left-007.mp4"."""
     return f"{split}-{motion.replace(' ', '-')}-{number:03d}.mp4"
 
 
@@ -121,35 +128,45 @@ def write_clip(path: Path, images: list[Image.Image]) -> None:
 def image_features(**labels: Sequence[str]) -> datasets.Features:
     """`image`, a ClassLabel column per keyword (over its names, in keyword order), then `caption`, `question` and
     `answer` strings."""
-    return datasets.Features({
-        "image": datasets.Image(),
-        **{column: datasets.ClassLabel(names=list(names)) for column, names in labels.items()},
-        "caption": datasets.Value("string"),
-        "question": datasets.Value("string"),
-        "answer": datasets.Value("string"),
-    })
+    return datasets.Features(
+        {
+            "image": datasets.Image(),
+            **{column: datasets.ClassLabel(names=list(names)) for column, names in labels.items()},
+            "caption": datasets.Value("string"),
+            "question": datasets.Value("string"),
+            "answer": datasets.Value("string"),
+        }
+    )
 
 
 def video_features(label_names: Sequence[str], *more: str) -> datasets.Features:
     """`video` (an mp4 path), `label` (a ClassLabel over `label_names`), `caption`, then the string columns `more`."""
-    return datasets.Features({
-        "video": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=list(label_names)),
-        **{column: datasets.Value("string") for column in ("caption", *more)},
-    })
+    return datasets.Features(
+        {
+            "video": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=list(label_names)),
+            **{column: datasets.Value("string") for column in ("caption", *more)},
+        }
+    )
 
 
 def text_pair_features(label_names: Sequence[str]) -> datasets.Features:
     """`text`, `text_pair` (a sentence that goes with it) and `label` (a ClassLabel over `label_names`)."""
-    return datasets.Features({
-        "text": datasets.Value("string"),
-        "text_pair": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=list(label_names)),
-    })
+    return datasets.Features(
+        {
+            "text": datasets.Value("string"),
+            "text_pair": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=list(label_names)),
+        }
+    )
 
 
-def shuffled_splits(rows: dict[str, list], features: datasets.Features, rng: random.Random,
-                    make_row: Callable[[int, object], dict] | None = None) -> datasets.DatasetDict:
+def shuffled_splits(
+    rows: dict[str, list],
+    features: datasets.Features,
+    rng: random.Random,
+    make_row: Callable[[int, object], dict] | None = None,
+) -> datasets.DatasetDict:
     """Each split's rows shuffled in place (in `SPLITS` order), then made {column: value} by `make_row(index, row)`
     (by default a row is its values in the order of `features`)."""
     result = {}
@@ -199,31 +216,39 @@ def write_card_and_json(folder: Path, card: str, record: dict) -> None:
 
 def counts_table(counts: dict[str, dict[str, int]]) -> str:
     """A Markdown table of the rows of each dataset (a line each) in each split (a column each)."""
-    rows = "\n".join(f"| {name} | " + " | ".join(str(counts[name][split]) for split in SPLITS) + " |"
-                     for name in counts)
+    rows = "\n".join(
+        f"| {name} | " + " | ".join(str(counts[name][split]) for split in SPLITS) + " |" for name in counts
+    )
     return f"""| dataset | {" | ".join(SPLITS)} |
 |---|---|---|---|
 {rows}"""
 
 
 def command_line_arguments(parameters: dict) -> str:
-    """"--size 64 --heldout-motion "fading out" ...": the parameters as arguments, leaving out those that are None."""
-    return " ".join(f"--{key.replace('_', '-')} {json.dumps(value) if isinstance(value, str) else value}"
-                    for key, value in parameters.items() if value is not None)
+    """ "--size 64 --heldout-motion "fading out" ...": the parameters as arguments, leaving out those that are None."""
+    return " ".join(
+        f"--{key.replace('_', '-')} {json.dumps(value) if isinstance(value, str) else value}"
+        for key, value in parameters.items()
+        if value is not None
+    )
 
 
 def corpus_argument_parser(docstring: str, replaceable: str) -> argparse.ArgumentParser:
     """A parser described by the docstring's first paragraph, with --output (a new or empty folder, or one holding
     `replaceable` with --overwrite) and --size."""
     parser = argparse.ArgumentParser(description=docstring.split("\n\n")[0])
-    parser.add_argument("--output", required=True,
-                        help=f"folder to create (new, empty, or {replaceable} with --overwrite)")
+    parser.add_argument(
+        "--output", required=True, help=f"folder to create (new, empty, or {replaceable} with --overwrite)"
+    )
     parser.add_argument("--size", type=int, default=64, help="image and frame side in pixels (even)")
     return parser
 
 
-def run_command_line(parser: argparse.ArgumentParser, build: Callable[..., dict[str, datasets.DatasetDict]],
-                     errors: tuple[type[Exception], ...] = (ValueError,)) -> None:
+def run_command_line(
+    parser: argparse.ArgumentParser,
+    build: Callable[..., dict[str, datasets.DatasetDict]],
+    errors: tuple[type[Exception], ...] = (ValueError,),
+) -> None:
     """`build(**arguments)` with the parsed command line (one of `errors` is reported as a usage error), then the
     rows of each dataset per split and the time taken are printed."""
     args = parser.parse_args()

@@ -36,6 +36,7 @@ from .targets_uniperceiver import TargetSet
 from .tokenization_uniperceiver import UniPerceiverTokenizer
 from .video_processing_uniperceiver import UniPerceiverVideoProcessor
 
+
 AutoConfig.register(UniPerceiverConfig.model_type, UniPerceiverConfig, exist_ok=True)
 AutoModel.register(UniPerceiverConfig, UniPerceiverModel, exist_ok=True)
 AutoModelForPreTraining.register(UniPerceiverConfig, UniPerceiverForPreTraining, exist_ok=True)

@@ -23,6 +23,7 @@ from .modeling_uniperceiver import UniPerceiverModel
 from .prompt_tuning_uniperceiver import OTHER, PromptTuningSettings, parameter_groups
 from .targets_uniperceiver import model_fingerprint
 
+
 _FORMAT = "uniperceiver-prompt-adapter"
 _METADATA_KEYS = ("format", "settings", "labels", "base_fingerprint")
 

@@ -17,7 +17,6 @@ from .targets_uniperceiver import TargetSet
 from .validation_uniperceiver import check_int, check_side
 
 
-
 class _LayerCache:
     """One layer's view of a `KeyValueCache`: what the attention's `past_key_value.update` calls."""
 
@@ -142,7 +141,9 @@ class UniPerceiverCaptioner:
         """Logits `[N, V]` of the `<SPE>` at text position `position`; the cache keeps `previous_words` (only the
         word is cached, never the step `<SPE>`)."""
         buffer = cache.buffers[0]
-        embeds, mask = self.step_inputs(previous_words, position, cache.rows, cache.length, buffer.device, buffer.dtype)
+        embeds, mask = self.step_inputs(
+            previous_words, position, cache.rows, cache.length, buffer.device, buffer.dtype
+        )
         hidden, _ = self.model.encoder(embeds, mask, past_key_values=cache.layers)
         if previous_words is not None:
             cache.advance(1)
@@ -223,7 +224,9 @@ class UniPerceiverCaptioner:
             vocab_size = candidates.shape[-1]
             scores, chosen = candidates.view(batch_size, -1).topk(num_beams, dim=-1)
             beam_index, words = chosen // vocab_size, chosen % vocab_size
-            sequences = torch.cat([sequences.gather(1, beam_index[..., None].expand(-1, -1, position)), words[..., None]], -1)
+            sequences = torch.cat(
+                [sequences.gather(1, beam_index[..., None].expand(-1, -1, position)), words[..., None]], -1
+            )
             finished = finished.gather(1, beam_index) | (words == eos)
             if use_cache:
                 rows = (beam_index + torch.arange(batch_size, device=device)[:, None] * beams).flatten()

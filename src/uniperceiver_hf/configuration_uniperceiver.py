@@ -9,6 +9,7 @@ from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 from transformers.utils import logging
 
+
 logger = logging.get_logger(__name__)
 
 # The 11 per-task log-scales of the official predictor, in its order. Each task picks one by name
@@ -29,7 +30,14 @@ LOGIT_SCALE_TASKS = (
 )
 
 # The config fields holding special token ids: each must lie inside the vocabulary.
-SPECIAL_TOKEN_FIELDS = ("spe_token_id", "eos_token_id", "bos_token_id", "mask_token_id", "gen_token_id", "pad_token_id")
+SPECIAL_TOKEN_FIELDS = (
+    "spe_token_id",
+    "eos_token_id",
+    "bos_token_id",
+    "mask_token_id",
+    "gen_token_id",
+    "pad_token_id",
+)
 
 # Released sizes (paper section 4.2 and the official configs). Head size is 64 in both.
 PRESETS: dict[str, dict] = {

@@ -3,6 +3,7 @@
 
 from .tools.convert import convert_checkpoint, main
 
+
 __all__ = ["convert_checkpoint", "main"]
 
 if __name__ == "__main__":

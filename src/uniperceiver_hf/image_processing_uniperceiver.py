@@ -39,6 +39,7 @@ from transformers.image_utils import (
 )
 from transformers.processing_utils import ImagesKwargs, Unpack
 
+
 # Name -> (resize of the short side, centre-crop size) of the original's two evaluation transforms at 224 px; a
 # model trained at another `image_size` scales both (e.g. "imagenet" at 64 px: short side 73, crop 64).
 IMAGE_PRESETS: dict[str, tuple[int, int]] = {"imagenet": (256, 224), "clip": (224, 224)}

@@ -29,10 +29,14 @@ def similarity_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, label_s
     logits = logits.float()
     if labels.is_floating_point():
         if labels.shape != logits.shape:
-            raise ValueError(f"Soft `labels` must have the logits' shape {tuple(logits.shape)}, got {tuple(labels.shape)}.")
+            raise ValueError(
+                f"Soft `labels` must have the logits' shape {tuple(logits.shape)}, got {tuple(labels.shape)}."
+            )
         return -(labels * F.log_softmax(logits, dim=-1)).sum(-1).mean()
     if labels.shape != logits.shape[:1]:
-        raise ValueError(f"`labels` must hold one index per logits row, shape {tuple(logits.shape[:1])}, got {tuple(labels.shape)}.")
+        raise ValueError(
+            f"`labels` must hold one index per logits row, shape {tuple(logits.shape[:1])}, got {tuple(labels.shape)}."
+        )
     if not (labels != -100).any():
         return logits.sum() * 0.0
     return F.cross_entropy(logits, labels, ignore_index=-100, label_smoothing=label_smoothing)

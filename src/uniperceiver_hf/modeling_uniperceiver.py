@@ -18,14 +18,15 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput, logging
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_uniperceiver import SPECIAL_TOKEN_FIELDS, UniPerceiverConfig
 from .validation_uniperceiver import check_labels, check_side, check_target_embeds
 from .versions_uniperceiver import explain_untested_transformers
+
 
 logger = logging.get_logger(__name__)
 
@@ -498,8 +499,8 @@ def _requested_outputs(
     if wants_attentions and config._attn_implementation != "eager":
         logger.warning_once(
             f"`output_attentions=True` needs eager attention: {config._attn_implementation!r} attention does not compute "
-            "the attention weights, so `attentions` stays empty. Load the model with `attn_implementation=\"eager\"` "
-            "(or call `model.set_attn_implementation(\"eager\")`) to get them; the outputs are the same."
+            'the attention weights, so `attentions` stays empty. Load the model with `attn_implementation="eager"` '
+            '(or call `model.set_attn_implementation("eager")`) to get them; the outputs are the same.'
         )
     flags = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
     return {name: value for name, value in flags.items() if value is not None}
@@ -569,12 +570,11 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.ParameterDict):  # the per-task log-scales of the similarity head
             for scale in module.values():
                 init.constant_(scale, self.config.logit_scale_init_value)
-        elif isinstance(module, UniPerceiverSimilarityHead):
-            if module.classifier is not None:
-                # The prompt-tuning linear head starts at zero and the similarity weight at one (appendix C).
-                init.zeros_(module.classifier.weight)
-                init.zeros_(module.classifier.bias)
-                init.ones_(module.similarity_weight)
+        elif isinstance(module, UniPerceiverSimilarityHead) and module.classifier is not None:
+            # The prompt-tuning linear head starts at zero and the similarity weight at one (appendix C).
+            init.zeros_(module.classifier.weight)
+            init.zeros_(module.classifier.bias)
+            init.ones_(module.similarity_weight)
 
 
 class UniPerceiverModel(UniPerceiverPreTrainedModel):
@@ -707,7 +707,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         else:
             rows = torch.arange(last_hidden_state.shape[0], device=last_hidden_state.device)
             feature_hidden_state = last_hidden_state[rows, num_prefix + feature_index]
-        return UniPerceiverEncoderOutput(feature_hidden_state=feature_hidden_state, last_hidden_state=last_hidden_state)
+        return UniPerceiverEncoderOutput(
+            feature_hidden_state=feature_hidden_state, last_hidden_state=last_hidden_state
+        )
 
     def encode(
         self,
@@ -786,8 +788,12 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         return_dict: bool | None = None,
     ) -> BaseModelOutputWithPooling | tuple:
         """Images `[B, 3, H, W]`: `pooler_output` holds their features `[B, projection_dim]`."""
-        encoded = self.encode(pixel_values=pixel_values, is_target=is_target,
-                              output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        encoded = self.encode(
+            pixel_values=pixel_values,
+            is_target=is_target,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
         return self._pooled(encoded, return_dict)
 
     def get_video_features(
@@ -799,8 +805,12 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         return_dict: bool | None = None,
     ) -> BaseModelOutputWithPooling | tuple:
         """Videos `[B, T, 3, H, W]` (transformers' name for video pixels): `pooler_output` holds their features."""
-        encoded = self.encode(pixel_values=pixel_values_videos, is_target=is_target,
-                              output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        encoded = self.encode(
+            pixel_values=pixel_values_videos,
+            is_target=is_target,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
         return self._pooled(encoded, return_dict)
 
     def get_text_features(
@@ -813,8 +823,13 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         return_dict: bool | None = None,
     ) -> BaseModelOutputWithPooling | tuple:
         """Texts `[B, L]` (ids without the prefix `<SPE>`): `pooler_output` holds their features."""
-        encoded = self.encode(input_ids, attention_mask, is_target=is_target,
-                              output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        encoded = self.encode(
+            input_ids,
+            attention_mask,
+            is_target=is_target,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
         return self._pooled(encoded, return_dict)
 
     # -- both sides -----------------------------------------------------------------------------------------------

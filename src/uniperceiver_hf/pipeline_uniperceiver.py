@@ -43,6 +43,7 @@ from .processing_uniperceiver import GLUE_LABEL_WORDS, UniPerceiverProcessor, gl
 from .targets_uniperceiver import TargetSet, model_fingerprint
 from .validation_uniperceiver import check_int
 
+
 logger = logging.get_logger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".gif")
@@ -369,8 +370,15 @@ class ZeroShotPerceptionPipeline(Pipeline):
         return self._cached(key, encode)
 
     def _visual_targets(self, model, modality: str, candidates: list, preset: str, fingerprint: str) -> TargetSet:
-        pixel_values = self._pixels(modality, candidates, preset, num_spatial_crops=1, argument=f"candidate_{modality}s")
-        key = (modality, fingerprint, tuple(pixel_values.shape), hashlib.sha256(pixel_values.numpy().tobytes()).hexdigest())
+        pixel_values = self._pixels(
+            modality, candidates, preset, num_spatial_crops=1, argument=f"candidate_{modality}s"
+        )
+        key = (
+            modality,
+            fingerprint,
+            tuple(pixel_values.shape),
+            hashlib.sha256(pixel_values.numpy().tobytes()).hexdigest(),
+        )
         return self._cached(key, lambda: TargetSet.encode(model, pixel_values=pixel_values, batch_size=32))
 
     def _pixels(
@@ -385,7 +393,9 @@ class ZeroShotPerceptionPipeline(Pipeline):
                     pixels = self.processor.image_processor([item], preset=preset, return_tensors="pt")["pixel_values"]
                     rows.append(pixels)
                 else:
-                    pixels = self.processor.video_processor([item], num_spatial_crops=num_spatial_crops)["pixel_values"]
+                    pixels = self.processor.video_processor([item], num_spatial_crops=num_spatial_crops)[
+                        "pixel_values"
+                    ]
                     rows.append(pixels.flatten(0, 1) if pixels.ndim == 6 else pixels)
             except ValueError as error:
                 raise ValueError(f"`{argument}` item {index}: {error}") from error
@@ -419,7 +429,12 @@ class ZeroShotPerceptionPipeline(Pipeline):
             candidate_labels = list(GLUE_LABEL_WORDS[glue_task_key(glue_task)])
         modality, candidate_lists, name_lists = self._candidate_lists(
             self._model_for(adapter),
-            len(inputs), candidate_labels, candidate_images, candidate_videos, candidate_set, candidate_names
+            len(inputs),
+            candidate_labels,
+            candidate_images,
+            candidate_videos,
+            candidate_set,
+            candidate_names,
         )
         if hypothesis_template is not None and modality != "text":
             raise ValueError("`hypothesis_template` applies to text candidates only.")
@@ -453,7 +468,10 @@ class ZeroShotPerceptionPipeline(Pipeline):
             items = [item["text"] if isinstance(item, dict) else item for item in items]
         if kind == "vqa":
             layout = self.processor.vqa([i["image"] for i in items], [i["question"] for i in items])
-            names, scale = ("pixel_values", "input_ids", "attention_mask", "feature_index"), logit_scale_task or "downstream"
+            names, scale = (
+                ("pixel_values", "input_ids", "attention_mask", "feature_index"),
+                logit_scale_task or "downstream",
+            )
         elif kind == "text_pair":
             pairs = [(i["text"], i["text_pair"]) if isinstance(i, dict) else i for i in items]
             layout = self.processor.text_classification(glue_task, [p[0] for p in pairs], [p[1] for p in pairs])
@@ -548,7 +566,9 @@ class ZeroShotPerceptionPipeline(Pipeline):
             output = captioner.generate(pixel_values.to(self.device), num_beams, max_new_tokens, length_penalty)
             ids = strip_after_eos(output.sequences, self.model.config.eos_token_id)
             texts = self.processor.tokenizer.batch_decode(ids)
-            results += [{"generated_text": t.strip(), "score": s.item()} for t, s in zip(texts, output.sequences_scores)]
+            results += [
+                {"generated_text": t.strip(), "score": s.item()} for t, s in zip(texts, output.sequences_scores)
+            ]
         return results
 
     def fill_mask(self, text: str, top_k: int = 5) -> list[list[dict]]:

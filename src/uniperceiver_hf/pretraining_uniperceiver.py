@@ -21,6 +21,7 @@ from transformers.utils import ModelOutput
 from .losses_uniperceiver import gathered_retrieval_loss, retrieval_loss, similarity_cross_entropy, vocabulary_embeds
 from .modeling_uniperceiver import UniPerceiverModel, UniPerceiverPreTrainedModel
 
+
 SIDE_ARGUMENTS = ("input_ids", "attention_mask", "position_ids", "pixel_values", "feature_index")
 TARGET_ARGUMENTS = ("target_input_ids", "target_attention_mask", "target_pixel_values")
 
@@ -91,7 +92,7 @@ class UniPerceiverForPreTraining(UniPerceiverPreTrainedModel):
         self.post_init()
 
     @classmethod
-    def wrap(cls, model: UniPerceiverModel) -> "UniPerceiverForPreTraining":
+    def wrap(cls, model: UniPerceiverModel) -> UniPerceiverForPreTraining:
         """Wraps an existing model (e.g. one prepared for prompt tuning) without copying its weights."""
         with torch.device("meta"):
             wrapper = cls(model.config)

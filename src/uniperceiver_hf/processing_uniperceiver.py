@@ -42,6 +42,7 @@ from .validation_uniperceiver import check_int
 from .versions_uniperceiver import explain_untested_transformers
 from .video_processing_uniperceiver import UniPerceiverVideoProcessor, UniPerceiverVideoProcessorKwargs
 
+
 # Sequence lengths of the released configs (`MODEL.MAX_SEQ_LEN`).
 CAPTION_MAX_LENGTH = 50
 VQA_MAX_LENGTH = 23
@@ -390,7 +391,9 @@ class UniPerceiverProcessor(ProcessorMixin):
             max_length = self.tokenizer.model_max_length  # the model's text position table
         cut = max_length if text_kwargs.get("truncation") not in (False, "do_not_truncate") else None
         images_kwargs["preset"] = images_kwargs.get("preset") or ("imagenet" if task == "img_cls" else "clip")
-        videos_kwargs["num_spatial_crops"] = videos_kwargs.get("num_spatial_crops") or (3 if task == "video_cls" else 1)
+        videos_kwargs["num_spatial_crops"] = videos_kwargs.get("num_spatial_crops") or (
+            3 if task == "video_cls" else 1
+        )
 
         data, batch, views = self._pixels(images, videos, images_kwargs, videos_kwargs)
         if text is not None:

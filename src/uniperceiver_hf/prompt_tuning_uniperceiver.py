@@ -36,6 +36,7 @@ from .modeling_uniperceiver import (
     UniPerceiverTextEmbeddings,
 )
 
+
 SPE = "SPE"
 LAYER_NORM = "Layer Norm"
 PROMPT = "Prompt"

@@ -70,8 +70,12 @@ def image_text_recall(
     _, image_ranked = search(image_embeds, text_embeds, min(depth, text_embeds.shape[0]))
     _, text_ranked = search(text_embeds, image_embeds, min(depth, image_embeds.shape[0]))
     i2t = recall_at_k(image_ranked, captions_of, tuple(k for k in ks if k <= image_ranked.shape[1]))
-    t2i = recall_at_k(text_ranked, [{image} for image in text_to_image], tuple(k for k in ks if k <= text_ranked.shape[1]))
-    result = {f"i2t_{name}": value for name, value in i2t.items()} | {f"t2i_{name}": value for name, value in t2i.items()}
+    t2i = recall_at_k(
+        text_ranked, [{image} for image in text_to_image], tuple(k for k in ks if k <= text_ranked.shape[1])
+    )
+    result = {f"i2t_{name}": value for name, value in i2t.items()} | {
+        f"t2i_{name}": value for name, value in t2i.items()
+    }
     result["mean_recall"] = sum(result.values()) / len(result)
     return result
 

@@ -16,6 +16,7 @@ from .files_uniperceiver import read_safetensors
 from .layouts_uniperceiver import vocabulary_target_ids
 from .validation_uniperceiver import check_finite, check_int
 
+
 _WEIGHT_SAMPLE = 1024  # values per parameter that enter the fingerprint
 
 

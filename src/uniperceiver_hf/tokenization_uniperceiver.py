@@ -18,6 +18,7 @@ from typing import Any
 
 from transformers import CLIPTokenizer
 
+
 try:  # optional at import time so that remote code loads without it; the cleaning needs it
     import ftfy
 except ImportError:  # pragma: no cover - ftfy is a dependency of the package

@@ -147,6 +147,7 @@ def check_side(
         elif read_values and (feature_index.min() < 0 or feature_index.max() >= length):
             raise ValueError(f"`{prefix}feature_index` must be in [0, {length}) (positions inside the text).")
 
+
 def check_target_embeds(config: UniPerceiverConfig, target_embeds: torch.Tensor) -> torch.Tensor:
     """`target_embeds` if it is a non-empty, finite `[N_targets, projection_dim]` float tensor."""
     if not torch.is_tensor(target_embeds) or not target_embeds.is_floating_point():
@@ -161,6 +162,7 @@ def check_target_embeds(config: UniPerceiverConfig, target_embeds: torch.Tensor)
         )
     check_finite("target_embeds", target_embeds)
     return target_embeds
+
 
 def check_labels(labels: torch.Tensor, num_inputs: int, num_targets: int) -> None:
     """`labels` must be one integer target index in `[0, num_targets)` (or -100, ignored) per input row."""

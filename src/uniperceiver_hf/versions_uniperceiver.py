@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import transformers
 from packaging.version import Version
 
+
 # The declared floor (pyproject.toml, constraints/floor.txt) and the newest minor release CI has passed on.
 TESTED_TRANSFORMERS_FLOOR = "5.23.0"
 TESTED_TRANSFORMERS_NEWEST_MINOR = "5.25"

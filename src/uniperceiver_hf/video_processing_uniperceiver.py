@@ -39,6 +39,7 @@ from transformers.video_processing_utils import VideoProcessorMixin
 
 from .image_processing_uniperceiver import check_pixel_budget
 
+
 try:  # optional at import time (remote code, environments without PyAV); decoding files needs it
     import av
 except ImportError:  # pragma: no cover - PyAV is a dependency of the package

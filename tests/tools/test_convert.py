@@ -4,11 +4,12 @@ import json
 
 import pytest
 import torch
+from official_reference import random_official_state_dict
 from safetensors.torch import load_file, save_file
 
-from official_reference import random_official_state_dict
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel
 from uniperceiver_hf.tools.convert import _DS_RENAMES, convert_checkpoint, main, official_to_hf_name
+
 
 TINY = UniPerceiverConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
 
@@ -95,12 +96,16 @@ def test_prompt_tuned_keys(golden_dir, tmp_path):
     extra = load_file(str(golden_dir / "tiny_prompt_extra.safetensors"))
     config = model.config
     assert (config.num_prompt_tokens, config.share_prompt_tokens, config.use_spe_bias, config.num_prompt_classes) == (
-        10, True, True, 6
+        10,
+        True,
+        True,
+        6,
     )
     assert torch.equal(model.embeddings.text.spe_bias, extra["s_token_bias"])
     assert torch.equal(model.head.classifier.weight, extra["fc_prompt.weight"])
     assert torch.equal(
-        model.encoder.layers[1].prompt_embeddings, extra["fused_encoder.layers.1.deep_prompt_embedding.embedding.weight"]
+        model.encoder.layers[1].prompt_embeddings,
+        extra["fused_encoder.layers.1.deep_prompt_embedding.embedding.weight"],
     )
     reloaded = UniPerceiverModel.from_pretrained(tmp_path)
     assert reloaded.config.num_prompt_tokens == 10
@@ -116,8 +121,12 @@ def test_unshared_target_prompts(tmp_path):
     model = convert_checkpoint(path, num_attention_heads=4)
     assert not model.config.share_prompt_tokens
     layer = model.encoder.layers[1]
-    assert torch.equal(layer.prompts(is_target=True), sd["fused_encoder.layers.1.deep_prompt_embedding.target_embedding.weight"])
-    assert torch.equal(layer.prompts(is_target=False), sd["fused_encoder.layers.1.deep_prompt_embedding.embedding.weight"])
+    assert torch.equal(
+        layer.prompts(is_target=True), sd["fused_encoder.layers.1.deep_prompt_embedding.target_embedding.weight"]
+    )
+    assert torch.equal(
+        layer.prompts(is_target=False), sd["fused_encoder.layers.1.deep_prompt_embedding.embedding.weight"]
+    )
 
 
 def save(sd, tmp_path, name="bad.pth"):
@@ -136,7 +145,10 @@ def test_unknown_missing_and_mis_shaped_keys_are_all_listed(official, tmp_path):
     message = str(error.value)
     assert "unknown keys: ['loss_prepare.some_new_head.weight']" in message
     assert "missing keys: ['head.projection.bias']" in message
-    assert "fused_encoder.layers.1.linear2.bias -> encoder.layers.1.mlp.fc2.bias: checkpoint (65,), model (64,)" in message
+    assert (
+        "fused_encoder.layers.1.linear2.bias -> encoder.layers.1.mlp.fc2.bias: checkpoint (65,), model (64,)"
+        in message
+    )
 
 
 def test_config_that_disagrees_with_the_tensors(golden_dir):
@@ -189,12 +201,35 @@ def test_command_line(golden_dir, tmp_path, capsys):
     config_path = tmp_path / "tiny.json"
     config_path.write_text(json.dumps(TINY.to_diff_dict()))
     out = tmp_path / "converted"
-    main(["--checkpoint", str(golden_dir / "tiny_model_checkpoint.pth"), "--output", str(out), "--config", str(config_path)])
+    main(
+        [
+            "--checkpoint",
+            str(golden_dir / "tiny_model_checkpoint.pth"),
+            "--output",
+            str(out),
+            "--config",
+            str(config_path),
+        ]
+    )
     assert "2 layers x 64, 4 heads" in capsys.readouterr().out
     written = {p.name for p in out.iterdir()}
-    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json", "pipeline_uniperceiver.py"} <= written
-    main(["--checkpoint", str(golden_dir / "tiny_model_checkpoint.pth"), "--output", str(tmp_path / "b"),
-          "--num-attention-heads", "4"])
+    assert {
+        "config.json",
+        "model.safetensors",
+        "processor_config.json",
+        "tokenizer.json",
+        "pipeline_uniperceiver.py",
+    } <= written
+    main(
+        [
+            "--checkpoint",
+            str(golden_dir / "tiny_model_checkpoint.pth"),
+            "--output",
+            str(tmp_path / "b"),
+            "--num-attention-heads",
+            "4",
+        ]
+    )
     assert json.loads((tmp_path / "b" / "config.json").read_text())["num_attention_heads"] == 4
 
 
@@ -233,16 +268,21 @@ def deepspeed_file_without(official, key, path):
 # name -> (checkpoint file (official state dict, folder) -> path, `config`, regex the ValueError must match)
 BAD_CHECKPOINTS = {
     "deepspeed missing the patch bias": (
-        lambda sd, tmp: deepspeed_file_without(sd, "video_embed.embeddings.bias", tmp / "ds.pt"), TINY,
+        lambda sd, tmp: deepspeed_file_without(sd, "video_embed.embeddings.bias", tmp / "ds.pt"),
+        TINY,
         r"missing keys: \['embeddings.visual.patch_embedding.bias'\]",
     ),
     "deepspeed missing a size key": (
-        lambda sd, tmp: deepspeed_file_without(sd, "predictor.proj.weight", tmp / "ds.pt"), TINY,
+        lambda sd, tmp: deepspeed_file_without(sd, "predictor.proj.weight", tmp / "ds.pt"),
+        TINY,
         r"missing keys: \['loss_prepare.proj.weight'\]",
     ),
     "non-tensor value": (lambda sd, tmp: save({**sd, "epoch": 3}, tmp), TINY, r"not tensors: \{'epoch': 'int'\}"),
-    "list instead of a dict": (lambda sd, tmp: saved([torch.zeros(1)], tmp / "list.pth"), TINY,
-                               "holds a list, not a state dict"),
+    "list instead of a dict": (
+        lambda sd, tmp: saved([torch.zeros(1)], tmp / "list.pth"),
+        TINY,
+        "holds a list, not a state dict",
+    ),
     "missing file": (lambda sd, tmp: tmp / "absent.pth", TINY, "`checkpoint`.*not a file"),
     "folder as checkpoint": (lambda sd, tmp: tmp, TINY, "`checkpoint`.*not a file"),
     "unknown config": (lambda sd, tmp: save(sd, tmp), "huge", "`config`.*huge"),

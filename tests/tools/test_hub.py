@@ -18,6 +18,7 @@ from PIL import Image
 from transformers import AutoModel, AutoProcessor, pipeline
 
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor, ZeroShotPerceptionPipeline
+from uniperceiver_hf.pipeline_uniperceiver import REMOTE_TASK, save_for_pipeline
 from uniperceiver_hf.tools.hub import (
     DEFAULT_MODEL_NAME,
     converted_model_card,
@@ -27,7 +28,7 @@ from uniperceiver_hf.tools.hub import (
     prepare_hub_folder,
     write_model_card_file,
 )
-from uniperceiver_hf.pipeline_uniperceiver import REMOTE_TASK, save_for_pipeline
+
 
 # Made-up numbers in the shape `examples/evaluate_default_model.py` writes: for these tests only.
 SAMPLE_CLAIMS = {
@@ -35,20 +36,57 @@ SAMPLE_CLAIMS = {
     "rows": [
         dict(task="emoji classification", metric="accuracy", value=0.4213, chance=0.0005, section="zero-shot", n=900),
         dict(task="digit classification", metric="accuracy", value=0.12, chance=0.1, section="zero-shot", n=269),
-        dict(task="emoji retrieval, image->text R@1", metric="i2t_R@1", value=0.25, chance=0.0011,
-             section="zero-shot", n=900),
-        dict(task="emoji retrieval, image->text R@5", metric="i2t_R@5", value=0.5, chance=0.0056,
-             section="zero-shot", n=900),
-        dict(task="emoji VQA (answer list)", metric="accuracy", value=0.61, chance=0.3,
-             chance_kind="majority answer", section="zero-shot", n=900),
+        dict(
+            task="emoji retrieval, image->text R@1",
+            metric="i2t_R@1",
+            value=0.25,
+            chance=0.0011,
+            section="zero-shot",
+            n=900,
+        ),
+        dict(
+            task="emoji retrieval, image->text R@5",
+            metric="i2t_R@5",
+            value=0.5,
+            chance=0.0056,
+            section="zero-shot",
+            n=900,
+        ),
+        dict(
+            task="emoji VQA (answer list)",
+            metric="accuracy",
+            value=0.61,
+            chance=0.3,
+            chance_kind="majority answer",
+            section="zero-shot",
+            n=900,
+        ),
         dict(task="emoji captioning, BLEU", metric="bleu", value=0.118, chance=None, section="zero-shot", n=900),
         dict(task="emoji captioning, CIDEr", metric="cider", value=1.234, chance=None, section="zero-shot", n=900),
-        dict(task="held-out motion (never pre-trained)", metric="accuracy", value=0.3, chance=0.125,
-             section="novel categories", n=100),
-        dict(task="digits vs one exemplar image per class", setting="zero-shot", metric="accuracy", value=0.2,
-             chance=0.1, section="novel task"),
-        dict(task="digits vs one exemplar image per class", setting="prompt tuning, 1% of the data",
-             metric="accuracy", value=0.55, chance=0.1, section="novel task"),
+        dict(
+            task="held-out motion (never pre-trained)",
+            metric="accuracy",
+            value=0.3,
+            chance=0.125,
+            section="novel categories",
+            n=100,
+        ),
+        dict(
+            task="digits vs one exemplar image per class",
+            setting="zero-shot",
+            metric="accuracy",
+            value=0.2,
+            chance=0.1,
+            section="novel task",
+        ),
+        dict(
+            task="digits vs one exemplar image per class",
+            setting="prompt tuning, 1% of the data",
+            metric="accuracy",
+            value=0.55,
+            chance=0.1,
+            section="novel task",
+        ),
     ],
 }
 
@@ -68,7 +106,10 @@ def test_default_card_round_trips_every_measured_row(tmp_path):
     for parsed in (ModelCard(str(card)), ModelCard.load(tmp_path / "README.md")):
         data = parsed.data
         assert (data.library_name, data.pipeline_tag, data.license) == (
-            "transformers", "zero-shot-image-classification", "apache-2.0")
+            "transformers",
+            "zero-shot-image-classification",
+            "apache-2.0",
+        )
         assert {"uni-perceiver", "multimodal", "zero-shot"} <= set(data.tags)
         assert data.datasets == ["emoji-digits-fortunes"]
         assert data.metrics == ["accuracy", "bleu", "cider", "recall"]
@@ -88,11 +129,22 @@ def test_default_card_round_trips_every_measured_row(tmp_path):
     assert "| emoji captioning, CIDEr | cider | 1.234 | - |" in text
     assert "At least twice the chance level: emoji classification; emoji retrieval, image->text R@1;" in text
     assert "Under 1.5 times the chance level, so not shown by this model: digit classification." in text
-    for needle in (SAMPLE_CLAIMS["command"], "python examples/data/build_corpus.py --output data/corpus",
-                   "--recipe examples/recipes/default_model.yaml --output-dir runs/default", "zero-shot-perception",
-                   "trust_remote_code=True", 'pipeline("zero-shot-perception", model="org/uniperceiver-tiny")',
-                   "not comparable", "64x64", "SIL Open Font License 1.1", "Unicode", "BSD-3-Clause", "fortunes",
-                   "English only", "arXiv:2112.01522"):
+    for needle in (
+        SAMPLE_CLAIMS["command"],
+        "python examples/data/build_corpus.py --output data/corpus",
+        "--recipe examples/recipes/default_model.yaml --output-dir runs/default",
+        "zero-shot-perception",
+        "trust_remote_code=True",
+        'pipeline("zero-shot-perception", model="org/uniperceiver-tiny")',
+        "not comparable",
+        "64x64",
+        "SIL Open Font License 1.1",
+        "Unicode",
+        "BSD-3-Clause",
+        "fortunes",
+        "English only",
+        "arXiv:2112.01522",
+    ):
         assert needle in text, needle
 
 
@@ -126,11 +178,19 @@ def test_converted_card_attributes_the_authors_results():
     parsed = ModelCard(str(base))
     assert parsed.data.library_name == "transformers" and parsed.data.eval_results is None
     text = parsed.text
-    for needle in ("`uni-perceiver-base-L12-H768-224size-pretrained.pth`", "reported by the authors",
-                   "none was measured by uniperceiver-hf", "| ImageNet-1k | Acc@1 | 78.0 | 80.2 | 83.8 | Table 2 |",
-                   "| Kinetics-400 | Acc@1 | 74.5 | 74.8 | 77.7 |", "224x224 images",
-                   "Uni-Perceiver-MoE checkpoints are not supported", "only pick among the candidates", "LICENSE",
-                   "trust_remote_code=True", "@article"):
+    for needle in (
+        "`uni-perceiver-base-L12-H768-224size-pretrained.pth`",
+        "reported by the authors",
+        "none was measured by uniperceiver-hf",
+        "| ImageNet-1k | Acc@1 | 78.0 | 80.2 | 83.8 | Table 2 |",
+        "| Kinetics-400 | Acc@1 | 74.5 | 74.8 | 77.7 |",
+        "224x224 images",
+        "Uni-Perceiver-MoE checkpoints are not supported",
+        "only pick among the candidates",
+        "LICENSE",
+        "trust_remote_code=True",
+        "@article",
+    ):
         assert needle in text, needle
     large = converted_model_card("mp_rank_00_model_states.pt", UniPerceiverConfig.from_preset("large")).text
     assert "| ImageNet-1k (ILSVRC 2012 val) | Acc@1 | 82.7 | 84.2 | 86.2 |" in large
@@ -225,12 +285,30 @@ def test_folder_loads_by_repo_id_from_a_hub_cache_with_and_without_the_package(
     save_for_pipeline(tiny_model, UniPerceiverProcessor.for_model_config(tiny_config), trained)
     claims = tmp_path / "claims.json"
     claims.write_text(json.dumps(SAMPLE_CLAIMS))
-    folder = main(["--model", str(trained), "--output", str(tmp_path / "push"), "--claims", str(claims),
-                   "--model-id", "org/tiny"])
+    folder = main(
+        [
+            "--model",
+            str(trained),
+            "--output",
+            str(tmp_path / "push"),
+            "--claims",
+            str(claims),
+            "--model-id",
+            "org/tiny",
+        ]
+    )
     written = {p.name for p in folder.iterdir()}
-    assert {"README.md", "model.safetensors", "config.json", "processor_config.json", "tokenizer.json",
-            "configuration_uniperceiver.py", "modeling_uniperceiver.py", "processing_uniperceiver.py",
-            "pipeline_uniperceiver.py"} <= written
+    assert {
+        "README.md",
+        "model.safetensors",
+        "config.json",
+        "processor_config.json",
+        "tokenizer.json",
+        "configuration_uniperceiver.py",
+        "modeling_uniperceiver.py",
+        "processing_uniperceiver.py",
+        "pipeline_uniperceiver.py",
+    } <= written
     assert {p.name for p in folder.glob("*.py")} == {p.name for p in model_code_files()}
     config = json.loads((folder / "config.json").read_text())
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel"} and REMOTE_TASK in config["custom_pipelines"]
@@ -248,10 +326,21 @@ def test_folder_loads_by_repo_id_from_a_hub_cache_with_and_without_the_package(
     # Without the package, in a fresh process (started first: it runs while this process checks the rest).
     script = tmp_path / "remote.py"
     script.write_text(REMOTE_SCRIPT)
-    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "home"), "HF_HUB_CACHE": str(tmp_path / "hub"),
-           "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
-    remote = subprocess.Popen([sys.executable, str(script), "org/tiny", image], env=env, cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "home"),
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "PATH": "/usr/bin:/bin",
+    }
+    remote = subprocess.Popen(
+        [sys.executable, str(script), "org/tiny", image],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     local = pipeline("zero-shot-perception", model=str(folder))
     expected_logits, expected_scores = outputs(local.model, local.processor, local, image)
@@ -260,8 +349,11 @@ def test_folder_loads_by_repo_id_from_a_hub_cache_with_and_without_the_package(
     model = AutoModel.from_pretrained("org/tiny").eval()
     processor = AutoProcessor.from_pretrained("org/tiny")
     pipe = pipeline("zero-shot-perception", model="org/tiny")
-    assert (type(model), type(processor), type(pipe)) == (UniPerceiverModel, UniPerceiverProcessor,
-                                                          ZeroShotPerceptionPipeline)
+    assert (type(model), type(processor), type(pipe)) == (
+        UniPerceiverModel,
+        UniPerceiverProcessor,
+        ZeroShotPerceptionPipeline,
+    )
     logits, scores = outputs(model, processor, pipe, image)
     torch.testing.assert_close(logits, expected_logits)
     assert scores == pytest.approx(expected_scores, abs=1e-6)
@@ -293,26 +385,36 @@ IMPORT_EVERY_FILE = textwrap.dedent(
 
 
 def test_every_code_file_of_the_hub_folder_imports_without_the_package(tiny_model, tiny_config, tmp_path):
-    folder = prepare_hub_folder(tiny_model, tmp_path / "hub", converted_model_card("tiny.pth", tiny_config),
-                                processor=UniPerceiverProcessor.for_model_config(tiny_config))
+    folder = prepare_hub_folder(
+        tiny_model,
+        tmp_path / "hub",
+        converted_model_card("tiny.pth", tiny_config),
+        processor=UniPerceiverProcessor.for_model_config(tiny_config),
+    )
     # The folder's code as transformers imports it: flat siblings of one package (`transformers_modules.<repo>`).
     code = tmp_path / "hub_code"
     code.mkdir()
     (code / "__init__.py").write_text("")
     for path in folder.glob("*.py"):
         shutil.copyfile(path, code / path.name)
-    result = subprocess.run([sys.executable, "-c", IMPORT_EVERY_FILE, str(code)], capture_output=True, text=True,
-                            timeout=300, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_EVERY_FILE, str(code)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_fp16_weights_are_stored_in_half_and_load_in_float(tiny_model, tiny_config, tmp_path):
     from safetensors import safe_open
 
-    folder = prepare_hub_folder(tiny_model, tmp_path / "hub", converted_model_card("tiny.pth", tiny_config),
-                                processor=UniPerceiverProcessor(), fp16_weights=True)
+    folder = prepare_hub_folder(
+        tiny_model,
+        tmp_path / "hub",
+        converted_model_card("tiny.pth", tiny_config),
+        processor=UniPerceiverProcessor(),
+        fp16_weights=True,
+    )
     with safe_open(str(folder / "model.safetensors"), "pt") as weights:
-        assert {weights.get_tensor(name).dtype for name in weights.keys()} == {torch.float16}
+        assert {weights.get_tensor(name).dtype for name in weights} == {torch.float16}
     loaded = UniPerceiverModel.from_pretrained(folder)
     assert loaded.dtype == torch.float32 and tiny_model.dtype == torch.float32  # the given model is not cast
     original = tiny_model.head.projection.weight
@@ -320,14 +422,20 @@ def test_fp16_weights_are_stored_in_half_and_load_in_float(tiny_model, tiny_conf
 
 
 def test_a_folder_without_remote_code_declares_none_and_loads_with_the_package(tiny_model, tiny_config, tmp_path):
-    folder = prepare_hub_folder(tiny_model, tmp_path / "kept", converted_model_card("tiny.pth", tiny_config),
-                                processor=UniPerceiverProcessor(), remote_code=False)
+    folder = prepare_hub_folder(
+        tiny_model,
+        tmp_path / "kept",
+        converted_model_card("tiny.pth", tiny_config),
+        processor=UniPerceiverProcessor(),
+        remote_code=False,
+    )
     assert not list(folder.glob("*.py"))
     for path in folder.glob("*.json"):
         assert "auto_map" not in path.read_text() and "custom_pipelines" not in path.read_text(), path.name
     assert isinstance(AutoProcessor.from_pretrained(folder), UniPerceiverProcessor)
-    torch.testing.assert_close(AutoModel.from_pretrained(folder).head.projection.weight,
-                               tiny_model.head.projection.weight)
+    torch.testing.assert_close(
+        AutoModel.from_pretrained(folder).head.projection.weight, tiny_model.head.projection.weight
+    )
     scores = pipeline("zero-shot-perception", model=str(folder))("a red car", candidate_labels=["car", "tree"])
     assert sorted(entry["label"] for entry in scores) == ["car", "tree"]
     pushed = main(["--model", str(folder), "--output", str(tmp_path / "push")])  # the Hub copy gets its code back

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import torch
 
+
 sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/, for conftest
 from conftest import make_training_recipe  # noqa: E402
 
 from uniperceiver_hf.training.collator import UniPerceiverCollator  # noqa: E402
 from uniperceiver_hf.training.recipe import parse_recipe  # noqa: E402
 from uniperceiver_hf.training.trainer import train_recipe  # noqa: E402
+
 
 corpus, output, seed = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 data = make_training_recipe(corpus)

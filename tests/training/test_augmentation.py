@@ -82,10 +82,20 @@ def test_ops_pixel_effects():
     x = pixels(image)
     fill = IMAGENET_FILL
     assert (pixels(apply_rand_augment_op(image, "Invert", None, fill)) == 255 - x).all()
-    for name, neutral in [("Rotate", 0.0), ("ShearX", 0.0), ("ShearY", 0.0), ("TranslateXRel", 0.0),
-                          ("TranslateYRel", 0.0), ("ColorIncreasing", 1.0), ("ContrastIncreasing", 1.0),
-                          ("BrightnessIncreasing", 1.0), ("SharpnessIncreasing", 1.0), ("SolarizeIncreasing", 256),
-                          ("Posterize", 8), ("SolarizeAdd", 0)]:
+    for name, neutral in [
+        ("Rotate", 0.0),
+        ("ShearX", 0.0),
+        ("ShearY", 0.0),
+        ("TranslateXRel", 0.0),
+        ("TranslateYRel", 0.0),
+        ("ColorIncreasing", 1.0),
+        ("ContrastIncreasing", 1.0),
+        ("BrightnessIncreasing", 1.0),
+        ("SharpnessIncreasing", 1.0),
+        ("SolarizeIncreasing", 256),
+        ("Posterize", 8),
+        ("SolarizeAdd", 0),
+    ]:
         assert (pixels(apply_rand_augment_op(image, name, neutral, fill)) == x).all(), name
     assert (pixels(apply_rand_augment_op(image, "Solarize", 0, fill)) == 255 - x).all()
     assert (pixels(apply_rand_augment_op(image, "PosterizeIncreasing", 1, fill)) == x & 0x80).all()
@@ -174,8 +184,11 @@ def test_random_erasing_probability_modes_and_determinism():
     assert not torch.equal(erase(image, random.Random(3)), erase(image, random.Random(4)))
     constant = RandomErasing(probability=1.0, mode="const")(torch.ones(3, 24, 24), random.Random(0))
     assert 0 < (constant == 0).sum() < constant.numel() and set(constant.unique().tolist()) == {0.0, 1.0}
-    for kwargs, name in [({"probability": -0.1}, "probability"), ({"mode": "noise"}, "mode"),
-                         ({"max_count": 0}, "max_count")]:
+    for kwargs, name in [
+        ({"probability": -0.1}, "probability"),
+        ({"mode": "noise"}, "mode"),
+        ({"max_count": 0}, "max_count"),
+    ]:
         with pytest.raises(ValueError, match=f"`{name}`"):
             RandomErasing(**kwargs)
     with pytest.raises(ValueError, match="`pixel_values`"):
@@ -244,10 +257,13 @@ def test_mixup_blends_with_the_reversed_batch(seed):
 
 
 def test_mixup_cutmix_bad_arguments():
-    for kwargs, name in [({"num_classes": 1}, "num_classes"), ({"num_classes": 3, "prob": 1.5}, "prob"),
-                         ({"num_classes": 3, "switch_prob": -1}, "switch_prob"),
-                         ({"num_classes": 3, "mode": "elem"}, "mode"),
-                         ({"num_classes": 3, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}, "mixup_alpha")]:
+    for kwargs, name in [
+        ({"num_classes": 1}, "num_classes"),
+        ({"num_classes": 3, "prob": 1.5}, "prob"),
+        ({"num_classes": 3, "switch_prob": -1}, "switch_prob"),
+        ({"num_classes": 3, "mode": "elem"}, "mode"),
+        ({"num_classes": 3, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}, "mixup_alpha"),
+    ]:
         with pytest.raises(ValueError, match=f"`{name}`"):
             MixupCutmix(**kwargs)
     mix = MixupCutmix(num_classes=3)
@@ -275,8 +291,9 @@ def test_constant_image_gives_the_normalised_constant(processor, crop):
 
 def test_center_crop_matches_the_processor_and_flip_mirrors(processor):
     image = noise_image(30, 45)
-    reference = processor(image, size={"shortest_edge": 24}, crop_size={"height": 16, "width": 16},
-                          return_tensors="pt")["pixel_values"]
+    reference = processor(
+        image, size={"shortest_edge": 24}, crop_size={"height": 16, "width": 16}, return_tensors="pt"
+    )["pixel_values"]
     plain = ImageTrainTransform(processor, crop="center", short_side=24, crop_size=16, flip_probability=0.0)
     assert torch.equal(plain([image], random.Random(0)), reference)
     flipped = ImageTrainTransform(processor, crop="center", short_side=24, crop_size=16, flip_probability=1.0)
@@ -290,8 +307,12 @@ def test_short_side_crop_is_a_window_of_the_resized_image(processor):
     offsets = set()
     for seed in range(6):
         crop = transform([image], random.Random(seed))[0]
-        matches = [(top, left) for top in range(24 - 16 + 1) for left in range(36 - 16 + 1)
-                   if torch.equal(resized[0, :, top : top + 16, left : left + 16], crop)]
+        matches = [
+            (top, left)
+            for top in range(24 - 16 + 1)
+            for left in range(36 - 16 + 1)
+            if torch.equal(resized[0, :, top : top + 16, left : left + 16], crop)
+        ]
         assert len(matches) == 1
         offsets.add(matches[0])
     assert len(offsets) > 1
@@ -314,9 +335,13 @@ def test_train_transform_is_reproducible_from_rng_alone(processor, tmp_path):
 
 
 def test_train_transform_bad_arguments(processor):
-    for kwargs, name in [({"crop": "five_crop"}, "crop"), ({"crop": "short_side", "short_side": 100}, "short_side"),
-                         ({"flip_probability": 2.0}, "flip_probability"), ({"random_erasing": -0.5}, "random_erasing"),
-                         ({"rand_augment": "rand-q9"}, "config")]:
+    for kwargs, name in [
+        ({"crop": "five_crop"}, "crop"),
+        ({"crop": "short_side", "short_side": 100}, "short_side"),
+        ({"flip_probability": 2.0}, "flip_probability"),
+        ({"random_erasing": -0.5}, "random_erasing"),
+        ({"rand_augment": "rand-q9"}, "config"),
+    ]:
         with pytest.raises(ValueError, match=f"`{name}`"):
             ImageTrainTransform(processor, **kwargs)
     transform = ImageTrainTransform(processor, crop_size=8)

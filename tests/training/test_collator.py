@@ -4,11 +4,12 @@ import pytest
 import torch
 
 from uniperceiver_hf import UniPerceiverProcessor
+from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
 from uniperceiver_hf.training.collator import UniPerceiverCollator
 from uniperceiver_hf.training.data import MultiTaskDataset, load_recipe_datasets
-from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
 from uniperceiver_hf.training.recipe import RecipeError, parse_recipe
 from uniperceiver_hf.training.trainer import build_config
+
 
 EXPECTED_KEYS = {
     "img_cls": {"pixel_values", "target_input_ids", "target_attention_mask", "labels"},
@@ -17,16 +18,53 @@ EXPECTED_KEYS = {
     "vid_ret": {"pixel_values", "target_input_ids", "target_attention_mask", "gather_features"},
     "txt_ret": {"input_ids", "attention_mask", "target_input_ids", "target_attention_mask", "gather_features"},
     "mlm": {"input_ids", "attention_mask", "feature_index", "labels", "target_input_ids", "target_attention_mask"},
-    "img_mlm": {"pixel_values", "input_ids", "attention_mask", "feature_index", "labels", "target_input_ids",
-                "target_attention_mask"},
-    "lm": {"input_ids", "attention_mask", "position_ids", "feature_index", "labels", "target_input_ids",
-           "target_attention_mask"},
-    "cap": {"pixel_values", "input_ids", "attention_mask", "position_ids", "feature_index", "labels",
-            "target_input_ids", "target_attention_mask"},
-    "vid_cap": {"pixel_values", "input_ids", "attention_mask", "position_ids", "feature_index", "labels",
-                "target_input_ids", "target_attention_mask"},
-    "vqa": {"pixel_values", "input_ids", "attention_mask", "feature_index", "labels", "target_input_ids",
-            "target_attention_mask"},
+    "img_mlm": {
+        "pixel_values",
+        "input_ids",
+        "attention_mask",
+        "feature_index",
+        "labels",
+        "target_input_ids",
+        "target_attention_mask",
+    },
+    "lm": {
+        "input_ids",
+        "attention_mask",
+        "position_ids",
+        "feature_index",
+        "labels",
+        "target_input_ids",
+        "target_attention_mask",
+    },
+    "cap": {
+        "pixel_values",
+        "input_ids",
+        "attention_mask",
+        "position_ids",
+        "feature_index",
+        "labels",
+        "target_input_ids",
+        "target_attention_mask",
+    },
+    "vid_cap": {
+        "pixel_values",
+        "input_ids",
+        "attention_mask",
+        "position_ids",
+        "feature_index",
+        "labels",
+        "target_input_ids",
+        "target_attention_mask",
+    },
+    "vqa": {
+        "pixel_values",
+        "input_ids",
+        "attention_mask",
+        "feature_index",
+        "labels",
+        "target_input_ids",
+        "target_attention_mask",
+    },
     "txt_cls": {"input_ids", "attention_mask", "target_input_ids", "target_attention_mask", "labels"},
 }
 META = {"task_name", "task_type", "logit_scale", "loss_weight", "label_smoothing"}
@@ -93,8 +131,15 @@ def test_evaluation_mode_is_deterministic_without_augmentation(setup):
 def test_sampled_vocabulary_keeps_the_words_and_reindexes_labels(setup, training_recipe_data):
     recipe, dataset, collator, config = setup()
     batch = collator([_item(recipe, dataset, "cap")])
-    words = torch.cat([row[mask.bool()] for row, mask in zip(batch["input_ids"][:, : batch["input_ids"].shape[1] // 2],
-                                                             batch["feature_index"][:, batch["input_ids"].shape[1] // 2:])])
+    words = torch.cat(
+        [
+            row[mask.bool()]
+            for row, mask in zip(
+                batch["input_ids"][:, : batch["input_ids"].shape[1] // 2],
+                batch["feature_index"][:, batch["input_ids"].shape[1] // 2 :],
+            )
+        ]
+    )
     candidates = batch["target_input_ids"]
     assert torch.equal(candidates[batch["labels"], 0], words)  # each label points at its own word
     assert len(set(candidates[:, 0].tolist())) == len(candidates)  # unique candidates
@@ -114,8 +159,10 @@ def test_exact_vocabulary_leaves_the_targets_to_the_model(setup, training_recipe
 def test_vqa_flip_swaps_left_and_right_in_the_answer(setup, training_recipe_data):
     def labels_with(probability):
         data = dict(training_recipe_data)
-        data["tasks"] = [dict(task, augmentation={"vqa_flip": probability}) if task["name"] == "vqa" else task
-                         for task in data["tasks"]]
+        data["tasks"] = [
+            dict(task, augmentation={"vqa_flip": probability}) if task["name"] == "vqa" else task
+            for task in data["tasks"]
+        ]
         recipe, dataset, collator, _ = setup(data)
         return collator([_item(recipe, dataset, "vqa")])["labels"], collator.classes["vqa"]
 
@@ -168,8 +215,10 @@ def test_caption_training_mask_matches_appendix_b_entry_by_entry(setup):
 
 def test_class_samples_keep_the_batch_classes_and_reindex_labels(setup, training_recipe_data):
     data = dict(training_recipe_data)
-    data["tasks"] = [dict(task, class_samples=1, augmentation={"mixup": None}) if task["name"] == "img_cls" else task
-                     for task in data["tasks"]]
+    data["tasks"] = [
+        dict(task, class_samples=1, augmentation={"mixup": None}) if task["name"] == "img_cls" else task
+        for task in data["tasks"]
+    ]
     recipe, dataset, collator, _ = setup(data)
     item = _item(recipe, dataset, "img_cls")
     batch = collator([item])

@@ -86,11 +86,22 @@ def test_missing_column_fails_before_training(training_recipe_data):
 
 
 def test_class_lists_cover_the_labels(training_corpus):
-    recipe = parse_recipe({"tasks": [{"name": "c", "type": "image_classification",
-                                      "dataset": str(training_corpus / "images")}]})
+    recipe = parse_recipe(
+        {"tasks": [{"name": "c", "type": "image_classification", "dataset": str(training_corpus / "images")}]}
+    )
     loaded = load_recipe_datasets(recipe)["c"]
     assert task_classes(recipe.tasks[0], loaded, "c") == ["red", "green", "blue"]
-    short = parse_recipe({"tasks": [{"name": "c", "type": "image_classification", "classes": ["red", "green"],
-                                     "dataset": str(training_corpus / "images")}]})
+    short = parse_recipe(
+        {
+            "tasks": [
+                {
+                    "name": "c",
+                    "type": "image_classification",
+                    "classes": ["red", "green"],
+                    "dataset": str(training_corpus / "images"),
+                }
+            ]
+        }
+    )
     with pytest.raises(RecipeError, match=r"range over \[0, 2\] but the class list has 2 names"):
         task_classes(short.tasks[0], loaded, "c")

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel
 from uniperceiver_hf.training.monitor import (
     CollapseMonitorCallback,
     batch_accuracy,
@@ -48,8 +47,17 @@ def test_callback_on_a_model_call_and_gradient_norms(tiny_model):
     output.loss.backward()
     monitor.record_gradient_norms()
     logs = monitor.logs()
-    for key in ("input_cosine", "target_cosine", "logit_std", "accuracy", "grad_norm/word_embeddings",
-                "grad_norm/embeddings", "grad_norm/layer_0", "grad_norm/layer_1", "grad_norm/head"):
+    for key in (
+        "input_cosine",
+        "target_cosine",
+        "logit_std",
+        "accuracy",
+        "grad_norm/word_embeddings",
+        "grad_norm/embeddings",
+        "grad_norm/layer_0",
+        "grad_norm/layer_1",
+        "grad_norm/head",
+    ):
         assert f"monitor/all/{key}" in logs, key
     assert logs["monitor/all/input_cosine"] == pytest.approx(mean_pairwise_cosine(output.input_embeds), abs=1e-6)
     assert monitor.logs() == {}  # reset after reading
@@ -69,6 +77,6 @@ def test_recipe_monitor_switch_and_logged_keys(training_recipe_data, tmp_path):
     trainer = train_recipe(recipe, tmp_path / "run", max_steps=3, save_final=False)
     logged = [row for row in trainer.state.log_history if "loss" in row]
     for row in logged:
-        (name,) = [key[len("loss/"):] for key in row if key.startswith("loss/")]
+        (name,) = [key[len("loss/") :] for key in row if key.startswith("loss/")]
         for key in ("input_cosine", "target_cosine", "logit_std", "accuracy", "grad_norm/layer_0"):
             assert f"monitor/{name}/{key}" in row, (name, key)

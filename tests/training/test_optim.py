@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
-from uniperceiver_hf.training.recipe import parse_recipe
 from uniperceiver_hf.training.optim import RowwiseAdamW, clip_grad_norm_
+from uniperceiver_hf.training.recipe import parse_recipe
 from uniperceiver_hf.training.trainer import build_config, train_recipe
+
 
 # Rows looked up per step: row 1 is skipped in steps 2 and 4, so its moments must be caught up twice; row 3 twice
 # in one step (its gradients are summed).
@@ -120,7 +121,9 @@ def test_trainer_updates_only_the_rows_it_looked_up_and_restores_dense_gradients
     model = UniPerceiverForPreTraining(build_config(recipe))
     before = model.get_input_embeddings().weight.detach().clone()
     looked_up = set()
-    model.get_input_embeddings().register_forward_hook(lambda m, args, out: looked_up.update(args[0].flatten().tolist()))
+    model.get_input_embeddings().register_forward_hook(
+        lambda m, args, out: looked_up.update(args[0].flatten().tolist())
+    )
     trainer = train_recipe(recipe, tmp_path / "run", model=model, max_steps=3, save_final=False)
     assert type(trainer.optimizer.optimizer) is RowwiseAdamW
     table = model.get_input_embeddings()

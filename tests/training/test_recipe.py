@@ -13,6 +13,7 @@ from uniperceiver_hf.training.recipe import (
     parse_recipe,
 )
 
+
 RECIPES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
 
 
@@ -57,8 +58,10 @@ def test_recipe_training_section_overrides_the_paper_and_arguments_override_both
         ([_task(glue_task="sst2")], "`glue_task` applies to text_classification"),
         ([_task(gather_features=True)], "`gather_features` applies to in-batch retrieval"),
         ([_task(type="image_text_retrieval", gather_features="yes")], "`gather_features` must be true or false"),
-        ([_task(type="image_text_retrieval", gather_features=True), _task(name="u")],
-         r"task 0 \(t\): `gather_features: true` needs every process to train this task in the same step"),
+        (
+            [_task(type="image_text_retrieval", gather_features=True), _task(name="u")],
+            r"task 0 \(t\): `gather_features: true` needs every process to train this task in the same step",
+        ),
     ],
 )
 def test_bad_entries_name_the_file_and_entry(tasks, message):
@@ -101,9 +104,15 @@ def test_shipped_paper_recipe_is_table_10():
     by_type = {}
     for task in recipe.tasks:
         by_type.setdefault(task.type, []).append(task)
-    assert {name for name in by_type} == {
-        "image_classification", "video_classification", "masked_lm", "image_masked_lm", "causal_lm",
-        "image_caption", "image_text_retrieval", "text_text_retrieval",
+    assert set(by_type) == {
+        "image_classification",
+        "video_classification",
+        "masked_lm",
+        "image_masked_lm",
+        "causal_lm",
+        "image_caption",
+        "image_text_retrieval",
+        "text_text_retrieval",
     }
     # Table 10's weights sum to one (0.333 image classification, 0.0925 + 0.0185 video, ...).
     assert sum(recipe.sampling_weights) == pytest.approx(1.0, abs=2e-3)
@@ -111,7 +120,9 @@ def test_shipped_paper_recipe_is_table_10():
     assert (imagenet.batch_size, imagenet.sampling_weight, imagenet.resolved_label_smoothing) == (64, 0.333, 0.1)
     assert all(t.loss_weight == 0.05 for t in by_type["video_classification"])
     assert all(t.resolved_label_smoothing == 0.0 for t in by_type["masked_lm"] + by_type["image_caption"])
-    assert len(by_type["image_text_retrieval"]) == 6 and all(t.batch_size == 128 for t in by_type["image_text_retrieval"])
+    assert len(by_type["image_text_retrieval"]) == 6 and all(
+        t.batch_size == 128 for t in by_type["image_text_retrieval"]
+    )
 
 
 def test_shipped_recipes_parse():

@@ -13,10 +13,11 @@ import torch
 from transformers import TrainerCallback, pipeline
 
 from uniperceiver_hf import UniPerceiverConfig
-from uniperceiver_hf.training.data import TaskSchedule
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
+from uniperceiver_hf.training.data import TaskSchedule
 from uniperceiver_hf.training.recipe import RecipeError, parse_recipe
 from uniperceiver_hf.training.trainer import no_weight_decay_parameter_names, train_recipe
+
 
 TESTS = Path(__file__).resolve().parent
 
@@ -32,16 +33,26 @@ def test_no_weight_decay_on_norms_biases_embeddings_scales_and_prompts(tiny_conf
     excluded = no_weight_decay_parameter_names(model)
     decayed = {name for name, _ in model.named_parameters()} - excluded
     prefix = "uniperceiver."
-    for name in ("embeddings.text.word_embeddings.weight", "embeddings.text.position_embeddings.weight",
-                 "embeddings.visual.temporal_position_embeddings.weight", "embeddings.layer_norm.weight",
-                 "encoder.layers.0.self_attn.in_proj.bias", "encoder.layers.0.layer_scale1.gamma",
-                 "head.logit_scales.img_cls", "encoder.layers.1.prompt_embeddings", "embeddings.text.spe_bias"):
+    for name in (
+        "embeddings.text.word_embeddings.weight",
+        "embeddings.text.position_embeddings.weight",
+        "embeddings.visual.temporal_position_embeddings.weight",
+        "embeddings.layer_norm.weight",
+        "encoder.layers.0.self_attn.in_proj.bias",
+        "encoder.layers.0.layer_scale1.gamma",
+        "head.logit_scales.img_cls",
+        "encoder.layers.1.prompt_embeddings",
+        "embeddings.text.spe_bias",
+    ):
         assert prefix + name in excluded, name
     assert decayed == {
         prefix + name
         for name in ["embeddings.visual.patch_embedding.weight", "head.projection.weight"]
-        + [f"encoder.layers.{i}.{part}.weight" for i in range(2)
-           for part in ("self_attn.in_proj", "self_attn.out_proj", "mlp.fc1", "mlp.fc2")]
+        + [
+            f"encoder.layers.{i}.{part}.weight"
+            for i in range(2)
+            for part in ("self_attn.in_proj", "self_attn.out_proj", "mlp.fc1", "mlp.fc2")
+        ]
     }
 
 
@@ -51,7 +62,7 @@ def test_train_recipe_logs_per_task_losses_and_saves_a_pipeline_folder(training_
     step_logs = [row for row in trainer.state.log_history if "loss" in row]
     assert len(step_logs) == 6
     for row in step_logs:  # one task per step, its loss logged under its name
-        (name,) = [key[len("loss/"):] for key in row if key.startswith("loss/")]
+        (name,) = [key[len("loss/") :] for key in row if key.startswith("loss/")]
         assert row[f"loss/{name}"] == pytest.approx(row["loss"] / (0.05 if name == "vid_cls" else 1.0), rel=1e-5)
     classify = pipeline("zero-shot-perception", model=str(tmp_path / "run" / "final"))
     scores = classify(torch.zeros(40, 40, 3, dtype=torch.uint8).numpy(), candidate_labels=["red", "blue"])
@@ -84,8 +95,11 @@ def test_resume_after_a_kill_repeats_the_uninterrupted_run(training_recipe_data,
     resumed = run(tmp_path / "killed", resume_from_checkpoint=True)
 
     def losses(trainer):
-        return {row["step"]: (row["loss"], [k for k in row if k.startswith("loss/")]) for row in trainer.state.log_history
-                if "loss" in row}
+        return {
+            row["step"]: (row["loss"], [k for k in row if k.startswith("loss/")])
+            for row in trainer.state.log_history
+            if "loss" in row
+        }
 
     expected, got = losses(straight), losses(resumed)  # steps 1-3 come from the checkpoint's state, 4-6 are rerun
     assert sorted(got) == [1, 2, 3, 4, 5, 6]
@@ -120,8 +134,15 @@ def test_two_processes_train_different_tasks_and_stay_identical(training_corpus,
     seed = next(s for s in range(1000) if TaskSchedule(weights, 4, s).tasks.tolist() in ([0, 1, 1, 0], [1, 0, 0, 1]))
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    command = [torchrun, "--nproc_per_node=2", f"--master_port={_free_port()}",
-               str(TESTS / "distributed_pretraining_script.py"), str(training_corpus), str(tmp_path), str(seed)]
+    command = [
+        torchrun,
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        str(TESTS / "distributed_pretraining_script.py"),
+        str(training_corpus),
+        str(tmp_path),
+        str(seed),
+    ]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -134,10 +155,19 @@ def test_two_processes_train_different_tasks_and_stay_identical(training_corpus,
 
 def test_streamed_datasets_bf16_and_gradient_checkpointing(training_recipe_data, tmp_path):
     data = _subset(training_recipe_data, "img_cls", "mlm")
-    data["tasks"] = [dict(task, dataset={"path": task["dataset"]["path"] if isinstance(task["dataset"], dict)
-                                         else task["dataset"], "streaming": True}) for task in data["tasks"]]
-    trainer = train_recipe(parse_recipe(data), tmp_path / "run", max_steps=3, save_final=False, bf16=True,
-                           activation_checkpointing=True)
+    data["tasks"] = [
+        dict(
+            task,
+            dataset={
+                "path": task["dataset"]["path"] if isinstance(task["dataset"], dict) else task["dataset"],
+                "streaming": True,
+            },
+        )
+        for task in data["tasks"]
+    ]
+    trainer = train_recipe(
+        parse_recipe(data), tmp_path / "run", max_steps=3, save_final=False, bf16=True, activation_checkpointing=True
+    )
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
     assert trainer.model.uniperceiver.encoder.layers[0].gradient_checkpointing

@@ -12,15 +12,14 @@ metric file copied elsewhere with `common.py` beside it loads by path too.
 
 import os
 
+
 AVAILABLE_METRICS = ("accuracy", "bleu", "cider", "recall_at_k", "vqa_accuracy")
 
 
 def metric_path(name: str) -> str:
     """The absolute path of the module file of metric `name` (one of `AVAILABLE_METRICS`)."""
     if name not in AVAILABLE_METRICS:
-        raise ValueError(
-            f"unknown metric {name!r}; available: {', '.join(AVAILABLE_METRICS)}"
-        )
+        raise ValueError(f"unknown metric {name!r}; available: {', '.join(AVAILABLE_METRICS)}")
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
 
 

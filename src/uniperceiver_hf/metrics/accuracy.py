@@ -7,7 +7,8 @@ offline, unlike the Hub-hosted `evaluate.load("accuracy")`.
 import datasets
 import evaluate
 
-from .common import metric_card, UNIPERCEIVER_CITATION
+from .common import UNIPERCEIVER_CITATION, metric_card
+
 
 _DESCRIPTION = """\
 Accuracy is the fraction of examples whose predicted class id equals the reference class id:

@@ -15,6 +15,7 @@ from .common import (
     tokenize,
 )
 
+
 _DESCRIPTION = """\
 Corpus-level BLEU-1 to BLEU-4 as in the COCO caption evaluation (the numbers captioning papers, Uni-Perceiver's
 included, report for MSCOCO and Flickr30k):
@@ -88,27 +89,19 @@ class Bleu(evaluate.Metric):
             raise ValueError("bleu needs at least one prediction, got none")
         matches, totals = [0] * MAX_ORDER, [0] * MAX_ORDER
         candidate_length = reference_length = 0
-        for index, (prediction, refs) in enumerate(
-            zip(predictions, references, strict=True)
-        ):
+        for index, (prediction, refs) in enumerate(zip(predictions, references, strict=True)):
             if not refs:
-                raise ValueError(
-                    f"references of prediction {index} is empty: each prediction needs a reference"
-                )
+                raise ValueError(f"references of prediction {index} is empty: each prediction needs a reference")
             candidate = tokenize(prediction)
             refs = [tokenize(ref) for ref in refs]
             candidate_length += len(candidate)
-            reference_length += min(
-                (abs(len(ref) - len(candidate)), len(ref)) for ref in refs
-            )[1]
+            reference_length += min((abs(len(ref) - len(candidate)), len(ref)) for ref in refs)[1]
             for n in range(1, MAX_ORDER + 1):
                 counts = ngram_counts(candidate, n)
                 max_ref_counts = Counter()
                 for ref in refs:
                     max_ref_counts |= ngram_counts(ref, n)  # `|` keeps the larger count
-                matches[n - 1] += sum(
-                    (counts & max_ref_counts).values()
-                )  # `&` keeps the smaller count
+                matches[n - 1] += sum((counts & max_ref_counts).values())  # `&` keeps the smaller count
                 totals[n - 1] += sum(counts.values())
 
         if candidate_length >= reference_length:
@@ -119,8 +112,6 @@ class Bleu(evaluate.Metric):
             brevity_penalty = math.exp(1 - reference_length / candidate_length)
         scores, precision_product = {}, 1.0
         for n in range(1, MAX_ORDER + 1):
-            precision_product *= (
-                matches[n - 1] / totals[n - 1] if totals[n - 1] else 0.0
-            )
+            precision_product *= matches[n - 1] / totals[n - 1] if totals[n - 1] else 0.0
             scores[f"bleu_{n}"] = brevity_penalty * precision_product ** (1 / n)
         return scores

@@ -15,6 +15,7 @@ from .common import (
     tokenize,
 )
 
+
 _DESCRIPTION = """\
 CIDEr-D, the "CIDEr" of the COCO caption evaluation (the number captioning papers, Uni-Perceiver's included,
 report for MSCOCO and Flickr30k). Text is tokenised as in this package's BLEU module (lower-case, punctuation
@@ -69,39 +70,24 @@ SIGMA = 6.0
 
 def ngram_counts(words: list) -> Counter:
     """How often each n-gram (a tuple of 1 to MAX_ORDER words) occurs in `words`."""
-    return Counter(
-        tuple(words[i : i + n])
-        for n in range(1, MAX_ORDER + 1)
-        for i in range(len(words) - n + 1)
-    )
+    return Counter(tuple(words[i : i + n]) for n in range(1, MAX_ORDER + 1) for i in range(len(words) - n + 1))
 
 
-def tfidf_vectors(
-    counts: Counter, document_frequency: Counter, log_num_images: float
-) -> tuple:
+def tfidf_vectors(counts: Counter, document_frequency: Counter, log_num_images: float) -> tuple:
     """Per-order TF-IDF vectors (dicts n-gram -> weight) of one sentence, and their Euclidean norms."""
     vectors = [{} for _ in range(MAX_ORDER)]
     for gram, count in counts.items():
-        vectors[len(gram) - 1][gram] = count * (
-            log_num_images - math.log(max(1.0, document_frequency[gram]))
-        )
-    return vectors, [
-        math.sqrt(sum(w * w for w in vector.values())) for vector in vectors
-    ]
+        vectors[len(gram) - 1][gram] = count * (log_num_images - math.log(max(1.0, document_frequency[gram])))
+    return vectors, [math.sqrt(sum(w * w for w in vector.values())) for vector in vectors]
 
 
 def similarity(candidate: tuple, reference: tuple, length_delta: int) -> float:
     """Mean over n of the clipped cosine similarity, times the Gaussian penalty on the length difference."""
     (cand_vectors, cand_norms), (ref_vectors, ref_norms) = candidate, reference
     total = 0.0
-    for cand_vec, ref_vec, cand_norm, ref_norm in zip(
-        cand_vectors, ref_vectors, cand_norms, ref_norms, strict=True
-    ):
+    for cand_vec, ref_vec, cand_norm, ref_norm in zip(cand_vectors, ref_vectors, cand_norms, ref_norms, strict=True):
         if cand_norm and ref_norm:
-            dot = sum(
-                min(w, ref_vec.get(g, 0.0)) * ref_vec.get(g, 0.0)
-                for g, w in cand_vec.items()
-            )
+            dot = sum(min(w, ref_vec.get(g, 0.0)) * ref_vec.get(g, 0.0) for g, w in cand_vec.items())
             total += dot / (cand_norm * ref_norm)
     return total / MAX_ORDER * math.exp(-(length_delta**2) / (2 * SIGMA**2))
 
@@ -124,14 +110,10 @@ class Cider(evaluate.Metric):
             raise ValueError("cider needs at least one prediction, got none")
         for index, refs in enumerate(references):
             if not refs:
-                raise ValueError(
-                    f"references of prediction {index} is empty: each prediction needs a reference"
-                )
+                raise ValueError(f"references of prediction {index} is empty: each prediction needs a reference")
         candidates = [tokenize(prediction) for prediction in predictions]
         reference_sets = [[tokenize(ref) for ref in refs] for refs in references]
-        reference_counts = [
-            [ngram_counts(ref) for ref in refs] for refs in reference_sets
-        ]
+        reference_counts = [[ngram_counts(ref) for ref in refs] for refs in reference_sets]
 
         document_frequency = Counter()
         for counts in reference_counts:
@@ -139,9 +121,7 @@ class Cider(evaluate.Metric):
         idf_args = (document_frequency, math.log(len(reference_sets)))
 
         scores = []
-        for candidate, refs, counts in zip(
-            candidates, reference_sets, reference_counts, strict=True
-        ):
+        for candidate, refs, counts in zip(candidates, reference_sets, reference_counts, strict=True):
             cand = tfidf_vectors(ngram_counts(candidate), *idf_args)
             sims = [
                 similarity(

@@ -10,6 +10,7 @@ import re
 import datasets
 import evaluate
 
+
 UNIPERCEIVER_CITATION = """\
 @inproceedings{zhu2022uniperceiver,
   title={Uni-Perceiver: Pre-training Unified Architecture for Generic Perception for Zero-shot and Few-shot Tasks},
@@ -58,9 +59,7 @@ def metric_card(
             )
 
         cls._info = _info
-        return evaluate.utils.file_utils.add_start_docstrings(
-            description, inputs_description
-        )(cls)
+        return evaluate.utils.file_utils.add_start_docstrings(description, inputs_description)(cls)
 
     return decorate
 

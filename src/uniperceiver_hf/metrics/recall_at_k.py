@@ -8,7 +8,8 @@ its (usually 5) captions is ranked in the top K; in text-to-image each caption h
 import datasets
 import evaluate
 
-from .common import metric_card, UNIPERCEIVER_CITATION
+from .common import UNIPERCEIVER_CITATION, metric_card
+
 
 _DESCRIPTION = """\
 Recall@K for retrieval: for each query, the gallery is ranked by score, and the query counts as a hit at K
@@ -62,31 +63,21 @@ class RecallAtK(evaluate.Metric):
         max_k = max(k)
         # The rank (0-based) of each query's best-ranked correct item, or None when none is in the top max(k).
         first_hits = []
-        for query, (ranked, correct) in enumerate(
-            zip(predictions, references, strict=True)
-        ):
+        for query, (ranked, correct) in enumerate(zip(predictions, references, strict=True)):
             if len(ranked) < max_k:
                 raise ValueError(
                     f"k={max_k} is larger than the ranked list of query {query} ({len(ranked)} entries): "
                     f"pass at least max(k) ranked gallery indices per query, or a smaller k"
                 )
             if not correct:
-                raise ValueError(
-                    f"references of query {query} is empty: each query needs at least one correct item"
-                )
+                raise ValueError(f"references of query {query} is empty: each query needs at least one correct item")
             correct = set(correct)
             first_hits.append(
                 next(
-                    (
-                        rank
-                        for rank, item in enumerate(ranked[:max_k])
-                        if item in correct
-                    ),
+                    (rank for rank, item in enumerate(ranked[:max_k]) if item in correct),
                     None,
                 )
             )
         return {
-            f"recall@{cut}": sum(hit is not None and hit < cut for hit in first_hits)
-            / len(first_hits)
-            for cut in k
+            f"recall@{cut}": sum(hit is not None and hit < cut for hit in first_hits) / len(first_hits) for cut in k
         }

@@ -10,6 +10,7 @@ import evaluate
 
 from .common import TEXT_AGAINST_REFERENCES, metric_card
 
+
 _DESCRIPTION = """\
 The standard VQA accuracy. Each question has several (in VQA v2: 10) human answers. For a predicted answer,
 accuracy = min(1, #annotators who gave that answer / 3), averaged over the 10 ways of leaving one annotator
@@ -95,9 +96,7 @@ def normalize_answer(answer: str) -> str:
     text = _PERIOD_NOT_BEFORE_DIGIT.sub("", text)
     text = _PUNCTUATION.sub(" ", text)
     words = (_NUMBER_WORDS.get(word, word) for word in text.split())
-    return " ".join(
-        _CONTRACTIONS.get(word, word) for word in words if word not in _ARTICLES
-    )
+    return " ".join(_CONTRACTIONS.get(word, word) for word in words if word not in _ARTICLES)
 
 
 def soft_accuracy(prediction: str, answers: list) -> float:
@@ -122,9 +121,7 @@ class VqaAccuracy(evaluate.Metric):
         if not predictions:
             raise ValueError("vqa_accuracy needs at least one question, got none")
         scores = []
-        for question, (prediction, answers) in enumerate(
-            zip(predictions, references, strict=True)
-        ):
+        for question, (prediction, answers) in enumerate(zip(predictions, references, strict=True)):
             if len(answers) < 2:
                 raise ValueError(
                     f"references of question {question} has {len(answers)} answer(s): the leave-one-out VQA "

@@ -11,12 +11,15 @@ import argparse
 
 from . import convert, hub
 
+
 COMMANDS = (convert,)  # uniperceiver-hf <command>
 EXPORT_FORMATS = (hub,)  # uniperceiver-hf export <format>
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="uniperceiver-hf", description="Uni-Perceiver for Hugging Face transformers.")
+    parser = argparse.ArgumentParser(
+        prog="uniperceiver-hf", description="Uni-Perceiver for Hugging Face transformers."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(commands)

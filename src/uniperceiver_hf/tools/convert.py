@@ -19,10 +19,11 @@ import torch
 
 from ..configuration_uniperceiver import LOGIT_SCALE_TASKS, PRESETS, UniPerceiverConfig
 from ..files_uniperceiver import read_safetensors, read_torch_file
-from .hub import converted_model_card
 from ..modeling_uniperceiver import UniPerceiverModel
 from ..pipeline_uniperceiver import save_for_pipeline
 from ..processing_uniperceiver import UniPerceiverProcessor
+from .hub import converted_model_card
+
 
 logger = logging.getLogger(__name__)
 DESCRIPTION = __doc__.split("\n\n")[0]
@@ -247,9 +248,13 @@ def official_state_dict_to_hf(
             # loads `video_embed` last, so that copy wins; any other disagreement has no defined winner.
             video_name = next((n for n in (name, sources[ours]) if n.startswith("video_embed.")), None)
             if video_name is None:
-                raise ValueError(f"`checkpoint` holds different values under {sources[ours]} and {name}, which "
-                                 "name one shared parameter.")
-            logger.warning("%s and %s differ; keeping %s as the official loader does.", sources[ours], name, video_name)
+                raise ValueError(
+                    f"`checkpoint` holds different values under {sources[ours]} and {name}, which "
+                    "name one shared parameter."
+                )
+            logger.warning(
+                "%s and %s differ; keeping %s as the official loader does.", sources[ours], name, video_name
+            )
             if video_name != name:
                 continue
         converted[ours], sources[ours] = tensor, name

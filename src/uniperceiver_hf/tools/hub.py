@@ -35,12 +35,23 @@ from ..modeling_uniperceiver import UniPerceiverModel
 from ..pipeline_uniperceiver import save_for_pipeline
 from ..processing_uniperceiver import UniPerceiverProcessor
 
+
 DESCRIPTION = __doc__.splitlines()[0]
 PAPER_URL = "https://arxiv.org/abs/2112.01522"
 OFFICIAL_REPO = "https://github.com/fundamentalvision/Uni-Perceiver"
 PIPELINE_TAG = "zero-shot-image-classification"  # the Hub's closest tag; the package registers "zero-shot-perception"
-TAGS = ["uni-perceiver", "multimodal", "zero-shot", "zero-shot-perception", "image-classification",
-        "video-classification", "image-captioning", "visual-question-answering", "retrieval", "custom_code"]
+TAGS = [
+    "uni-perceiver",
+    "multimodal",
+    "zero-shot",
+    "zero-shot-perception",
+    "image-classification",
+    "video-classification",
+    "image-captioning",
+    "visual-question-answering",
+    "retrieval",
+    "custom_code",
+]
 CORPUS = "emoji-digits-fortunes"  # the name `examples/data/build_corpus.py` gives its corpus
 DEFAULT_MODEL_NAME = "uniperceiver-tiny-emoji"
 RAW_METRICS = ("bleu", "cider")  # reported as scores, not as fractions shown in per cent
@@ -66,7 +77,7 @@ PAPER_RESULTS = (
     ("COCO Caption", "BLEU-4", 33.6, 34.3, 35.6, "Table 4"),
     ("COCO Caption", "CIDEr", 109.8, 109.6, 116.5, "Table 4"),
     ("MSVD video retrieval (novel task)", "R@1", 34.6, 42.6, 45.4, "Table 6"),
-    ("VQA v2 test-dev, \"Others\" questions (novel task)", "Acc", 25.5, 57.7, 61.8, "Table 7"),
+    ('VQA v2 test-dev, "Others" questions (novel task)', "Acc", 25.5, 57.7, 61.8, "Table 7"),
     ("GLUE SST-2 (novel task)", "Acc", 70.6, 80.9, 90.2, "Table 8"),
 )
 # The official README's "Main Results" (commit 0ee707f), at 224x224: a reproduced Uni-Perceiver, the baseline of
@@ -110,17 +121,22 @@ def _check_claims(claims: dict) -> list[dict]:
             raise ValueError(f"`claims['rows'][{index}]` must be a dict, got {type(row).__name__}.")
         missing = [key for key in ("task", "metric", "value", "chance", "section") if key not in row]
         if missing:
-            raise ValueError(f"`claims['rows'][{index}]` lacks {missing}: every row needs task, metric, value, "
-                             "chance (None where there is none) and section.")
+            raise ValueError(
+                f"`claims['rows'][{index}]` lacks {missing}: every row needs task, metric, value, "
+                "chance (None where there is none) and section."
+            )
         value, chance = row["value"], row["chance"]
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"`claims['rows'][{index}]['value']` must be a finite number, got {value!r}.")
         if row["metric"] not in RAW_METRICS and not 0 <= value <= 1:
-            raise ValueError(f"`claims['rows'][{index}]['value']` is {value!r}: a {row['metric']!r} value must be "
-                             "a fraction in [0, 1].")
+            raise ValueError(
+                f"`claims['rows'][{index}]['value']` is {value!r}: a {row['metric']!r} value must be "
+                "a fraction in [0, 1]."
+            )
         if chance is not None and (not isinstance(chance, (int, float)) or not 0 <= chance <= 1):
-            raise ValueError(f"`claims['rows'][{index}]['chance']` must be a fraction in [0, 1] or None, "
-                             f"got {chance!r}.")
+            raise ValueError(
+                f"`claims['rows'][{index}]['chance']` must be a fraction in [0, 1] or None, got {chance!r}."
+            )
         key = (_title(row), row["metric"])
         if key in seen:
             raise ValueError(f"`claims['rows']` measures {key[1]!r} of {key[0]!r} twice.")
@@ -177,19 +193,24 @@ def _eval_result(row: dict) -> EvalResult:
 
 def _findings(rows: list[dict]) -> str:
     """Which rows beat their chance level clearly (2x or more) and which do not (under 1.5x), said plainly."""
+
     def titles(keep) -> str:
         chosen = [_title(row) for row in rows if row["chance"] and keep(row["value"] / row["chance"])]
         return "; ".join(dict.fromkeys(chosen)) or "none"
 
-    return (f"At least twice the chance level: {titles(lambda ratio: ratio >= 2)}. Under 1.5 times the chance level, "
-            f"so not shown by this model: {titles(lambda ratio: ratio < 1.5)}.")
+    return (
+        f"At least twice the chance level: {titles(lambda ratio: ratio >= 2)}. Under 1.5 times the chance level, "
+        f"so not shown by this model: {titles(lambda ratio: ratio < 1.5)}."
+    )
 
 
 def _results_table(rows: list[dict]) -> str:
     lines = ["| section | task | metric | result | chance | n |", "|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['section']} | {_title(row)} | {row['metric']} | "
-                     f"{_format_value(row['metric'], row['value'])} | {_format_chance(row)} | {row.get('n', '-')} |")
+        lines.append(
+            f"| {row['section']} | {_title(row)} | {row['metric']} | "
+            f"{_format_value(row['metric'], row['value'])} | {_format_chance(row)} | {row.get('n', '-')} |"
+        )
     return "\n".join(lines)
 
 
@@ -199,10 +220,12 @@ def _results_table(rows: list[dict]) -> str:
 def _architecture(config: UniPerceiverConfig | None) -> str:
     if config is None:
         return "Its sizes are in `config.json`."
-    return (f"{config.num_hidden_layers} layers x {config.hidden_size} hidden, {config.num_attention_heads} heads, "
-            f"FFN {config.intermediate_size}; {config.image_size}x{config.image_size} images in "
-            f"{config.patch_size}x{config.patch_size} patches, {config.num_frames} video frames, "
-            f"{config.vocab_size:,} text ids (CLIP BPE plus `<|mask|>`, `<|gen|>`, `<|spe|>`).")
+    return (
+        f"{config.num_hidden_layers} layers x {config.hidden_size} hidden, {config.num_attention_heads} heads, "
+        f"FFN {config.intermediate_size}; {config.image_size}x{config.image_size} images in "
+        f"{config.patch_size}x{config.patch_size} patches, {config.num_frames} video frames, "
+        f"{config.vocab_size:,} text ids (CLIP BPE plus `<|mask|>`, `<|gen|>`, `<|spe|>`)."
+    )
 
 
 def _usage(model_id: str, image: str, labels: list, motions: list, question: str, answers: list) -> str:
@@ -267,12 +290,25 @@ def default_model_card(
     model_id = model_id or model_name
     metrics = sorted({"recall" if "R@" in row["metric"] else row["metric"] for row in rows})
     data = ModelCardData(
-        language="en", license="apache-2.0", library_name="transformers", pipeline_tag=PIPELINE_TAG, tags=TAGS,
-        datasets=[CORPUS], metrics=metrics, model_name=model_name, eval_results=[_eval_result(r) for r in rows],
+        language="en",
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag=PIPELINE_TAG,
+        tags=TAGS,
+        datasets=[CORPUS],
+        metrics=metrics,
+        model_name=model_name,
+        eval_results=[_eval_result(r) for r in rows],
     )
     size = "the model's input size" if config is None else f"{config.image_size}x{config.image_size} px"
-    usage = _usage(model_id, "dog.png", ["dog face", "red apple", "rocket"], ["moving left", "growing"],
-                   "which group is this in?", ["animals & nature", "food & drink"])
+    usage = _usage(
+        model_id,
+        "dog.png",
+        ["dog face", "red apple", "rocket"],
+        ["moving left", "growing"],
+        "which group is this in?",
+        ["animals & nature", "food & drink"],
+    )
     body = f"""
 # {model_name}
 
@@ -401,28 +437,49 @@ def converted_model_card(checkpoint: str, config: UniPerceiverConfig, model_id: 
     size = _released_size(config)
     model_id = model_id or "path/to/converted"
     data = ModelCardData(
-        language="en", license="apache-2.0", library_name="transformers", pipeline_tag=PIPELINE_TAG, tags=TAGS,
+        language="en",
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag=PIPELINE_TAG,
+        tags=TAGS,
     )
     if size is None:
-        reported = (f"The authors report no results for this architecture ({config.num_hidden_layers} layers x "
-                    f"{config.hidden_size}, {config.image_size} px); their results are for the released BASE and "
-                    f"LARGE models, see the paper and the [official repository]({OFFICIAL_REPO}).")
+        reported = (
+            f"The authors report no results for this architecture ({config.num_hidden_layers} layers x "
+            f"{config.hidden_size}, {config.image_size} px); their results are for the released BASE and "
+            f"LARGE models, see the paper and the [official repository]({OFFICIAL_REPO})."
+        )
     else:
-        readme = (f"From the official repository's README ([fundamentalvision/Uni-Perceiver]({OFFICIAL_REPO}), "
-                  "\"Main Results\", "
-                  f"commit 0ee707f), Uni-Perceiver {size.upper()} at 224x224. The README says these come from a "
-                  "reproduced Uni-Perceiver used as the baseline of Uni-Perceiver-MoE and are slightly better than "
-                  f"the paper's:\n\n{_reported_table(README_RESULTS[size], with_table=False)}")
-        paper = (f"From the paper ([arXiv:2112.01522]({PAPER_URL}), \"Ours\" rows), its BASE model:\n\n"
-                 f"{_reported_table(PAPER_RESULTS, with_table=True)}" if size == "base" else
-                 "The paper's tables report the BASE model only.")
+        readme = (
+            f"From the official repository's README ([fundamentalvision/Uni-Perceiver]({OFFICIAL_REPO}), "
+            '"Main Results", '
+            f"commit 0ee707f), Uni-Perceiver {size.upper()} at 224x224. The README says these come from a "
+            "reproduced Uni-Perceiver used as the baseline of Uni-Perceiver-MoE and are slightly better than "
+            f"the paper's:\n\n{_reported_table(README_RESULTS[size], with_table=False)}"
+        )
+        paper = (
+            f'From the paper ([arXiv:2112.01522]({PAPER_URL}), "Ours" rows), its BASE model:\n\n'
+            f"{_reported_table(PAPER_RESULTS, with_table=True)}"
+            if size == "base"
+            else "The paper's tables report the BASE model only."
+        )
         reported = f"{paper}\n\n{readme}"
-    usage = _usage(model_id, "cat.jpg", ["a cat", "a dog", "a car"], ["abseiling", "playing guitar"],
-                   "what color is the car?", ["red", "blue"])
+    usage = _usage(
+        model_id,
+        "cat.jpg",
+        ["a cat", "a dog", "a car"],
+        ["abseiling", "playing guitar"],
+        "what color is the car?",
+        ["red", "blue"],
+    )
     grid = config.image_size // config.patch_size
-    prompt_note = ("\n\nThis checkpoint also carries prompt-tuned parameters (deep prompts, `<SPE>` bias or linear "
-                   "head) for one downstream task; the results above are the authors' numbers for their models, not "
-                   "for this tuned file." if config.num_prompt_tokens or config.num_prompt_classes else "")
+    prompt_note = (
+        "\n\nThis checkpoint also carries prompt-tuned parameters (deep prompts, `<SPE>` bias or linear "
+        "head) for one downstream task; the results above are the authors' numbers for their models, not "
+        "for this tuned file."
+        if config.num_prompt_tokens or config.num_prompt_classes
+        else ""
+    )
     body = f"""
 # Uni-Perceiver, converted from `{checkpoint}`
 
@@ -500,8 +557,10 @@ def prepare_hub_folder(
     readme = None
     if isinstance(model_dir_or_model, UniPerceiverModel):
         if processor is None:
-            raise ValueError("`processor` is required when `model_dir_or_model` is a model object: pass the "
-                             "UniPerceiverProcessor it was trained or converted with.")
+            raise ValueError(
+                "`processor` is required when `model_dir_or_model` is a model object: pass the "
+                "UniPerceiverProcessor it was trained or converted with."
+            )
         model = model_dir_or_model
     elif isinstance(model_dir_or_model, (str, os.PathLike)):
         folder = Path(model_dir_or_model)
@@ -511,12 +570,16 @@ def prepare_hub_folder(
         processor = processor or UniPerceiverProcessor.from_pretrained(folder)
         readme = folder / "README.md"
     else:
-        raise TypeError("`model_dir_or_model` must be a model folder or a UniPerceiverModel, "
-                        f"got {type(model_dir_or_model).__name__}.")
+        raise TypeError(
+            "`model_dir_or_model` must be a model folder or a UniPerceiverModel, "
+            f"got {type(model_dir_or_model).__name__}."
+        )
     if card is None:
         if readme is None or not readme.is_file():
-            raise ValueError("`card` is required: the model has no README.md to reuse (build one with "
-                             "`default_model_card` or `converted_model_card`).")
+            raise ValueError(
+                "`card` is required: the model has no README.md to reuse (build one with "
+                "`default_model_card` or `converted_model_card`)."
+            )
         card = ModelCard.load(readme)
     if not isinstance(card, ModelCard):
         raise TypeError(f"`card` must be a huggingface_hub.ModelCard, got {type(card).__name__}.")
@@ -600,8 +663,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--model-name", help="the model's name in the card (default: the model folder's name)")
     parser.add_argument("--model-id", help="what the card's usage examples load (e.g. org/name)")
     parser.add_argument("--fp16", action="store_true", help="store the weights in float16 (loaded as float32)")
-    parser.add_argument("--no-remote-code", action="store_true",
-                        help="leave out the code files (a folder kept beside the package, e.g. models/)")
+    parser.add_argument(
+        "--no-remote-code",
+        action="store_true",
+        help="leave out the code files (a folder kept beside the package, e.g. models/)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -620,8 +686,9 @@ def run(args: argparse.Namespace) -> Path:
             card = default_model_card(_read_claims(args.claims), name, config=config, model_id=args.model_id)
         else:
             card = converted_model_card(args.converted, config, model_id=args.model_id)
-    output = prepare_hub_folder(args.model, args.output, card, fp16_weights=args.fp16,
-                                remote_code=not args.no_remote_code)
+    output = prepare_hub_folder(
+        args.model, args.output, card, fp16_weights=args.fp16, remote_code=not args.no_remote_code
+    )
     print(f"Wrote {output}: {', '.join(sorted(p.name for p in output.iterdir()))}")
     return output
 

@@ -9,6 +9,7 @@ from .data import MultiTaskDataset, load_recipe_datasets, load_task_dataset
 from .recipe import PAPER_TRAINING_ARGUMENTS, Recipe, RecipeError, load_recipe, parse_recipe
 from .trainer import UniPerceiverTrainer, build_config, train_recipe
 
+
 __all__ = [
     "PAPER_TRAINING_ARGUMENTS",
     "MultiTaskDataset",

@@ -30,6 +30,7 @@ from ..image_processing_uniperceiver import (
     short_side_resize_shape,
 )
 
+
 _MAX_LEVEL = 10.0  # RandAugment magnitudes live in [0, 10]; an op's argument is a fraction level / 10 of its range
 _TRANSLATE_FRACTION = 0.45  # timm's default range of TranslateXRel/YRel, as a fraction of the image side
 
@@ -128,13 +129,38 @@ _OPS: dict[str, tuple[Callable[[float, random.Random], Any], Callable[[Image.Ima
     ),
 }
 RAND_AUGMENT_OPS = [
-    "AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color", "Contrast",
-    "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel",
+    "AutoContrast",
+    "Equalize",
+    "Invert",
+    "Rotate",
+    "Posterize",
+    "Solarize",
+    "SolarizeAdd",
+    "Color",
+    "Contrast",
+    "Brightness",
+    "Sharpness",
+    "ShearX",
+    "ShearY",
+    "TranslateXRel",
+    "TranslateYRel",
 ]
 RAND_AUGMENT_INCREASING_OPS = [
-    "AutoContrast", "Equalize", "Invert", "Rotate", "PosterizeIncreasing", "SolarizeIncreasing", "SolarizeAdd",
-    "ColorIncreasing", "ContrastIncreasing", "BrightnessIncreasing", "SharpnessIncreasing", "ShearX", "ShearY",
-    "TranslateXRel", "TranslateYRel",
+    "AutoContrast",
+    "Equalize",
+    "Invert",
+    "Rotate",
+    "PosterizeIncreasing",
+    "SolarizeIncreasing",
+    "SolarizeAdd",
+    "ColorIncreasing",
+    "ContrastIncreasing",
+    "BrightnessIncreasing",
+    "SharpnessIncreasing",
+    "ShearX",
+    "ShearY",
+    "TranslateXRel",
+    "TranslateYRel",
 ]
 
 
@@ -187,8 +213,13 @@ class RandAugment:
         sections = config.split("-")
         if sections[0] != "rand":
             raise ValueError(f"`config` must start with 'rand', got {config!r}.")
-        keys = {"m": ("magnitude", float), "n": ("num_ops", int), "p": ("probability", float),
-                "mstd": ("magnitude_std", float), "inc": ("increasing", lambda v: bool(int(v)))}
+        keys = {
+            "m": ("magnitude", float),
+            "n": ("num_ops", int),
+            "p": ("probability", float),
+            "mstd": ("magnitude_std", float),
+            "inc": ("increasing", lambda v: bool(int(v))),
+        }
         options: dict[str, Any] = {"magnitude": 10.0, "increasing": False, "magnitude_std": 0.0}
         for section in sections[1:]:
             match = re.fullmatch(r"([a-z]+)(\d[\d.]*)", section)
@@ -238,7 +269,9 @@ class RandomErasing:
         if max_count < 1:
             raise ValueError(f"`max_count` must be >= 1, got {max_count!r}.")
         if not 0 < min_area <= max_area <= 1:
-            raise ValueError(f"`min_area` and `max_area` must satisfy 0 < min <= max <= 1, got {min_area}, {max_area}.")
+            raise ValueError(
+                f"`min_area` and `max_area` must satisfy 0 < min <= max <= 1, got {min_area}, {max_area}."
+            )
         max_aspect = 1 / min_aspect if max_aspect is None else max_aspect
         if not 0 < min_aspect <= max_aspect:
             raise ValueError(f"`min_aspect` must be in (0, max_aspect], got {min_aspect} (max {max_aspect}).")
@@ -312,8 +345,10 @@ class MixupCutmix:
         if pixel_values.ndim != 4:
             raise ValueError(f"`pixel_values` must be [B, C, H, W], got shape {tuple(pixel_values.shape)}.")
         if labels.shape != pixel_values.shape[:1] or labels.dtype != torch.long:
-            raise ValueError(f"`labels` must be a long tensor of shape [{len(pixel_values)}], got "
-                             f"{labels.dtype} {tuple(labels.shape)}.")
+            raise ValueError(
+                f"`labels` must be a long tensor of shape [{len(pixel_values)}], got "
+                f"{labels.dtype} {tuple(labels.shape)}."
+            )
         if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < self.num_classes:
             raise ValueError(f"`labels` must lie in [0, {self.num_classes}), got {labels.tolist()}.")
         lam, use_cutmix = 1.0, False
@@ -391,7 +426,9 @@ class ImageTrainTransform:
             if self.rand_augment is not None:
                 image = self.rand_augment(image, rng)
             crops.append(image)
-        pixel_values = self.processor(crops, do_resize=False, do_center_crop=False, return_tensors="pt")["pixel_values"]
+        pixel_values = self.processor(crops, do_resize=False, do_center_crop=False, return_tensors="pt")[
+            "pixel_values"
+        ]
         if self.random_erasing is not None:
             pixel_values = torch.stack([self.random_erasing(p, rng) for p in pixel_values])
         return pixel_values
@@ -462,10 +499,7 @@ def vqa_flip(
     _check_probability("probability", probability)
     if rng.random() >= probability:
         return image, question, answer
-    if isinstance(image, torch.Tensor):
-        flipped = image.flip(-1)
-    else:
-        flipped = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    flipped = image.flip(-1) if isinstance(image, torch.Tensor) else image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     answer = _swap_left_right(answer) if isinstance(answer, str) else [_swap_left_right(a) for a in answer]
     return flipped, _swap_left_right(question), answer
 

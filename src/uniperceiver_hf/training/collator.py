@@ -18,13 +18,14 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .augmentation import ImageTrainTransform, MixupCutmix, vqa_flip
 from ..configuration_uniperceiver import UniPerceiverConfig
-from .data import task_answers, task_classes
 from ..layouts_uniperceiver import pad_token_sequences
 from ..processing_uniperceiver import CAPTION_MAX_LENGTH, MLM_MAX_LENGTH, VQA_MAX_LENGTH, UniPerceiverProcessor
-from .recipe import Recipe, RecipeError, TaskSpec
 from ..video_processing_uniperceiver import UniPerceiverVideoProcessor
+from .augmentation import ImageTrainTransform, MixupCutmix, vqa_flip
+from .data import task_answers, task_classes
+from .recipe import Recipe, RecipeError, TaskSpec
+
 
 # Augmentation keys of a recipe task (merged over these per-type defaults):
 #   images: `crop` ("random_resized", "short_side" or "center"), `short_side` (pixels) or `short_side_ratio` (of the
@@ -109,13 +110,18 @@ class UniPerceiverCollator:
                 self.targets[task.name] = self._exemplar_targets(task, where)
             elif task.name in self.classes:
                 self.targets[task.name] = processor.target_inputs(self.classes[task.name])
-        self._image_transforms = {task.name: self._image_transform(task) for task in recipe.tasks
-                                  if task.task_type.modality == "image"}
-        self._video_processors = {task.name: self._video_processor(task) for task in recipe.tasks
-                                  if task.task_type.modality == "video"}
+        self._image_transforms = {
+            task.name: self._image_transform(task) for task in recipe.tasks if task.task_type.modality == "image"
+        }
+        self._video_processors = {
+            task.name: self._video_processor(task) for task in recipe.tasks if task.task_type.modality == "video"
+        }
         self._mixup = {
-            task.name: MixupCutmix(len(self.classes[task.name]), label_smoothing=task.resolved_label_smoothing,
-                                   **self._augmentation(task)["mixup"])
+            task.name: MixupCutmix(
+                len(self.classes[task.name]),
+                label_smoothing=task.resolved_label_smoothing,
+                **self._augmentation(task)["mixup"],
+            )
             for task in recipe.tasks
             if train and task.type == "image_classification" and self._augmentation(task).get("mixup")
         }
@@ -151,8 +157,13 @@ class UniPerceiverCollator:
 
     def _center_crop(self, short_side_ratio: float) -> ImageTrainTransform:
         size = self.config.image_size
-        return ImageTrainTransform(self.processor.image_processor, crop="center",
-                                   short_side=round(size * short_side_ratio), crop_size=size, flip_probability=0.0)
+        return ImageTrainTransform(
+            self.processor.image_processor,
+            crop="center",
+            short_side=round(size * short_side_ratio),
+            crop_size=size,
+            flip_probability=0.0,
+        )
 
     def _video_processor(self, task: TaskSpec) -> UniPerceiverVideoProcessor:
         size = self.config.image_size
@@ -314,7 +325,11 @@ class UniPerceiverCollator:
         elif kind == "text_classification":
             labels = column["label"]
             if task.glue_task is not None:
-                pairs = [example[task.column("text_pair")] for example in examples] if "text_pair" in task.columns else None
+                pairs = (
+                    [example[task.column("text_pair")] for example in examples]
+                    if "text_pair" in task.columns
+                    else None
+                )
                 layout = self.processor.text_classification(task.glue_task, column["text"], pairs, labels=labels)
                 batch.update({key: value for key, value in layout.items() if key != "task"})
             else:

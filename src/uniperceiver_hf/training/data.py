@@ -20,6 +20,7 @@ import torch
 
 from .recipe import DatasetSpec, Recipe, RecipeError, TaskSpec
 
+
 try:
     import datasets
 except ImportError:  # the training extra; only needed when loading datasets
@@ -56,7 +57,9 @@ def load_task_dataset(spec: DatasetSpec, where: str = "dataset"):
                 spec.path, spec.name, split=spec.split, data_files=spec.data_files, streaming=spec.streaming
             )
         except Exception as error:  # datasets raises many types (missing files, offline Hub, bad split)
-            raise RecipeError(f"{where}: could not load dataset {spec.path!r} (split {spec.split!r}): {error}") from error
+            raise RecipeError(
+                f"{where}: could not load dataset {spec.path!r} (split {spec.split!r}): {error}"
+            ) from error
     features = loaded.features or {}
     for name, feature in features.items():
         if isinstance(feature, datasets.Image) and feature.decode:
@@ -73,7 +76,11 @@ def _read_list(value: Any, where: str, what: str) -> list[str] | None:
         if not path.is_file():
             raise RecipeError(f"{where}: the {what} file {str(path)!r} does not exist.")
         text = path.read_text()
-        value = json.loads(text) if path.suffix == ".json" else [line.strip() for line in text.splitlines() if line.strip()]
+        value = (
+            json.loads(text)
+            if path.suffix == ".json"
+            else [line.strip() for line in text.splitlines() if line.strip()]
+        )
     if not isinstance(value, list) or not value or not all(isinstance(item, str) and item.strip() for item in value):
         raise RecipeError(f"{where}: the {what} must be a non-empty list of non-empty strings.")
     return value
@@ -88,7 +95,9 @@ def task_classes(task: TaskSpec, dataset, where: str) -> list[str]:
     if classes is None:
         names = getattr(feature, "names", None)
         if not names:
-            raise RecipeError(f"{where}: column {label_column!r} is not a ClassLabel; give the class names in `classes`.")
+            raise RecipeError(
+                f"{where}: column {label_column!r} is not a ClassLabel; give the class names in `classes`."
+            )
         classes = [name.replace("_", " ") for name in names]
     if isinstance(dataset, datasets.Dataset):
         labels = dataset[label_column]
@@ -101,7 +110,9 @@ def task_classes(task: TaskSpec, dataset, where: str) -> list[str]:
         elif labels:
             missing = sorted({label for label in labels if label not in classes})
             if missing:
-                raise RecipeError(f"{where}: labels {missing[:5]} of column {label_column!r} are not in the class list.")
+                raise RecipeError(
+                    f"{where}: labels {missing[:5]} of column {label_column!r} are not in the class list."
+                )
     return classes
 
 

@@ -65,7 +65,9 @@ class RowwiseAdamW(torch.optim.AdamW):
         if group["amsgrad"] or group["maximize"]:
             raise ValueError("RowwiseAdamW's row-wise update supports neither `amsgrad` nor `maximize`.")
         if gradient.sparse_dim() != 1:
-            raise ValueError(f"A sparse gradient must index rows (sparse_dim 1), got sparse_dim {gradient.sparse_dim()}.")
+            raise ValueError(
+                f"A sparse gradient must index rows (sparse_dim 1), got sparse_dim {gradient.sparse_dim()}."
+            )
         state = self.state[parameter]
         if not state:
             state["step"] = torch.tensor(0.0)
@@ -116,8 +118,11 @@ def clip_grad_norm_(parameters: Iterable[torch.Tensor], max_norm: float) -> torc
     for parameter, gradient in zip(parameters, gradients):
         if gradient.is_sparse:  # scale the coalesced values, and keep them coalesced for the optimiser
             parameter.grad = torch.sparse_coo_tensor(
-                gradient.indices(), gradient.values() * coefficient.to(gradient.dtype), gradient.shape,
-                is_coalesced=True, check_invariants=False,
+                gradient.indices(),
+                gradient.values() * coefficient.to(gradient.dtype),
+                gradient.shape,
+                is_coalesced=True,
+                check_invariants=False,
             )
         else:
             gradient.mul_(coefficient.to(gradient.dtype))

@@ -187,8 +187,11 @@ def _parse_task(entry: Any, index: int, source: str) -> TaskSpec:
     optional_roles = {"text_pair"} if task.type == "text_classification" else set()
     unknown_roles = set(task.columns) - set(task_type.columns) - optional_roles
     if unknown_roles:
-        raise _fail(source, where, f"`columns` maps unknown roles {sorted(unknown_roles)}; {task.type} reads "
-                    f"{list(task_type.columns)}.")
+        raise _fail(
+            source,
+            where,
+            f"`columns` maps unknown roles {sorted(unknown_roles)}; {task.type} reads {list(task_type.columns)}.",
+        )
     if isinstance(task.batch_size, bool) or not isinstance(task.batch_size, int) or task.batch_size < 1:
         raise _fail(source, where, f"`batch_size` must be a positive integer, got {task.batch_size!r}.")
     if task_type.targets == "in_batch" and task.batch_size < 2:
@@ -200,11 +203,15 @@ def _parse_task(entry: Any, index: int, source: str) -> TaskSpec:
         if task.label_smoothing >= 1:
             raise _fail(source, where, f"`label_smoothing` must be in [0, 1), got {task.label_smoothing}.")
     if task.resolved_logit_scale not in LOGIT_SCALE_TASKS:
-        raise _fail(source, where, f"`logit_scale` must be one of {list(LOGIT_SCALE_TASKS)}, got {task.logit_scale!r}.")
+        raise _fail(
+            source, where, f"`logit_scale` must be one of {list(LOGIT_SCALE_TASKS)}, got {task.logit_scale!r}."
+        )
     if task.vocabulary not in VOCABULARY_MODES:
         raise _fail(source, where, f"`vocabulary` must be one of {list(VOCABULARY_MODES)}, got {task.vocabulary!r}.")
     if not isinstance(task.vocabulary_samples, int) or task.vocabulary_samples < 1:
-        raise _fail(source, where, f"`vocabulary_samples` must be a positive integer, got {task.vocabulary_samples!r}.")
+        raise _fail(
+            source, where, f"`vocabulary_samples` must be a positive integer, got {task.vocabulary_samples!r}."
+        )
     if task.class_samples is not None:
         if task_type.targets not in ("classes", "answers"):
             raise _fail(source, where, "`class_samples` applies to classification and VQA tasks only.")
@@ -223,8 +230,12 @@ def _parse_task(entry: Any, index: int, source: str) -> TaskSpec:
         raise _fail(source, where, f"`augmentation` must be a mapping, got {task.augmentation!r}.")
     allowed = AUGMENTATION_KEYS[task_type.modality]
     if set(task.augmentation) - allowed:
-        raise _fail(source, where, f"unknown augmentation keys {sorted(set(task.augmentation) - allowed)} for a "
-                    f"{task_type.modality} task; allowed: {sorted(allowed)}.")
+        raise _fail(
+            source,
+            where,
+            f"unknown augmentation keys {sorted(set(task.augmentation) - allowed)} for a "
+            f"{task_type.modality} task; allowed: {sorted(allowed)}.",
+        )
     if task.glue_task is not None and task.type != "text_classification":
         raise _fail(source, where, "`glue_task` applies to text_classification tasks only.")
     if task.gather_features is not None:
@@ -241,8 +252,10 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
         raise RecipeError(f"{source}: a recipe must be a mapping with a `tasks` list, got {type(data).__name__}.")
     unknown = set(data) - {"tasks", "training", "model", "seed", "description", "monitor"}
     if unknown:
-        raise RecipeError(f"{source}: unknown top-level keys {sorted(unknown)}; expected tasks, training, model, "
-                          "seed, description, monitor.")
+        raise RecipeError(
+            f"{source}: unknown top-level keys {sorted(unknown)}; expected tasks, training, model, "
+            "seed, description, monitor."
+        )
     entries = data.get("tasks")
     if not isinstance(entries, list) or not entries:
         raise RecipeError(f"{source}: `tasks` must be a non-empty list.")
@@ -257,8 +270,12 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
         if task.gather_features is None:
             task.gather_features = len(tasks) == 1
         elif task.gather_features and len(tasks) > 1:
-            raise _fail(source, f"task {index} ({task.name})", "`gather_features: true` needs every process to train "
-                        "this task in the same step, which only a recipe with this task alone guarantees.")
+            raise _fail(
+                source,
+                f"task {index} ({task.name})",
+                "`gather_features: true` needs every process to train "
+                "this task in the same step, which only a recipe with this task alone guarantees.",
+            )
     if sum(task.sampling_weight for task in tasks) <= 0:
         raise RecipeError(f"{source}: the sampling weights of the tasks sum to zero; at least one must be > 0.")
     for key in ("training", "model"):

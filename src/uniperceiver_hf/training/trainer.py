@@ -23,16 +23,17 @@ from torch import nn
 from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from .collator import UniPerceiverCollator
 from ..configuration_uniperceiver import UniPerceiverConfig
-from .data import MultiTaskDataset, load_recipe_datasets
-from .monitor import CollapseMonitorCallback
-from .optim import RowwiseAdamW, clip_grad_norm_, sparse_embedding_gradients
 from ..pipeline_uniperceiver import save_for_pipeline
 from ..pretraining_uniperceiver import UniPerceiverForPreTraining
 from ..processing_uniperceiver import UniPerceiverProcessor
 from ..prompt_tuning_uniperceiver import few_shot_subset
+from .collator import UniPerceiverCollator
+from .data import MultiTaskDataset, load_recipe_datasets
+from .monitor import CollapseMonitorCallback
+from .optim import RowwiseAdamW, clip_grad_norm_, sparse_embedding_gradients
 from .recipe import Recipe, RecipeError
+
 
 EMBEDDING_UPDATES = ("rowwise", "dense")
 # Options of a recipe's `training` section (or `train_recipe` keyword arguments) that are the trainer's, not
@@ -82,8 +83,11 @@ class _ReportThreads(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            print(f"Training with {torch.get_num_threads()} torch thread(s) per process, {args.world_size} "
-                  f"process(es), {available_cpus()} CPU(s) available.", flush=True)
+            print(
+                f"Training with {torch.get_num_threads()} torch thread(s) per process, {args.world_size} "
+                f"process(es), {available_cpus()} CPU(s) available.",
+                flush=True,
+            )
 
 
 class UniPerceiverTrainer(Trainer):
@@ -126,8 +130,10 @@ class UniPerceiverTrainer(Trainer):
         if self.embedding_update == "rowwise" and self.optimizer is None and self.optimizer_cls_and_kwargs is None:
             optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
             if optimizer_cls is not torch.optim.AdamW:
-                raise ValueError(f"`embedding_update='rowwise'` needs an AdamW `optim` (adamw_torch or "
-                                 f"adamw_torch_fused), got {self.args.optim!r}; or set `embedding_update: dense`.")
+                raise ValueError(
+                    f"`embedding_update='rowwise'` needs an AdamW `optim` (adamw_torch or "
+                    f"adamw_torch_fused), got {self.args.optim!r}; or set `embedding_update: dense`."
+                )
             self.optimizer_cls_and_kwargs = (RowwiseAdamW, optimizer_kwargs)
         return super().create_optimizer(model)
 
@@ -248,10 +254,14 @@ def train_recipe(
         torch.set_num_threads(max(1, available_cpus() // local_processes))
     args = TrainingArguments(**arguments)
     if args.max_steps <= 0:
-        raise RecipeError(f"{recipe.source}: set `max_steps` (in `training` or as an argument); the mixture is endless.")
+        raise RecipeError(
+            f"{recipe.source}: set `max_steps` (in `training` or as an argument); the mixture is endless."
+        )
     slots = args.max_steps * args.gradient_accumulation_steps * max(1, args.world_size)
     dataset = MultiTaskDataset(recipe, task_datasets, slots)
-    if args.world_size > 1 and any(t.task_type.targets == "vocabulary" and t.vocabulary == "exact" for t in recipe.tasks):
+    if args.world_size > 1 and any(
+        t.task_type.targets == "vocabulary" and t.vocabulary == "exact" for t in recipe.tasks
+    ):
         model.vocabulary_process_group = torch.distributed.new_group()
     callbacks = list(callbacks or [])
     if recipe.monitor and not any(isinstance(callback, CollapseMonitorCallback) for callback in callbacks):
@@ -272,10 +282,18 @@ def train_recipe(
         trainer.state.save_to_json(str(Path(output_dir) / "trainer_state.json"))
     if save_final:
         if trainer.is_world_process_zero():
-            save_for_pipeline(trainer.accelerator.unwrap_model(trainer.model).uniperceiver, processor,
-                              Path(output_dir) / "final")
+            save_for_pipeline(
+                trainer.accelerator.unwrap_model(trainer.model).uniperceiver, processor, Path(output_dir) / "final"
+            )
         trainer.accelerator.wait_for_everyone()
     return trainer
 
 
-__all__ = ["EMBEDDING_UPDATES", "TRAINER_OPTIONS", "UniPerceiverTrainer", "build_config", "no_weight_decay_parameter_names", "train_recipe"]
+__all__ = [
+    "EMBEDDING_UPDATES",
+    "TRAINER_OPTIONS",
+    "UniPerceiverTrainer",
+    "build_config",
+    "no_weight_decay_parameter_names",
+    "train_recipe",
+]
