@@ -31,7 +31,7 @@ def test_the_folder_holds_one_half_precision_weights_file_under_48_mb():
         "tokenizer_config.json",
     ]
     with safe_open(str(weights), "pt") as file:
-        assert {file.get_slice(name).get_dtype() for name in file} == {"F16"}
+        assert {file.get_slice(name).get_dtype() for name in file.keys()} == {"F16"}
 
 
 def test_auto_classes_load_it_by_path_in_float32():

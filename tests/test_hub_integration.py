@@ -43,7 +43,7 @@ def test_save_and_load_round_trip_is_bitwise(tiny_model, tmp_path):
 
     # The one LayerNorm shared by text and visual embeddings is one tensor in the file, and one module after loading.
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as weights:
-        norms = [key for key in weights if key.startswith("embeddings.") and "layer_norm" in key]
+        norms = [key for key in weights.keys() if key.startswith("embeddings.") and "layer_norm" in key]
     assert norms == ["embeddings.layer_norm.bias", "embeddings.layer_norm.weight"]
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"] == {

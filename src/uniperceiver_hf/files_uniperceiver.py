@@ -22,7 +22,7 @@ def read_safetensors(path: str | os.PathLike, argument: str) -> tuple[dict[str, 
     path = _existing_file(path, argument)
     try:
         with safe_open(str(path), "pt") as handle:
-            return {name: handle.get_tensor(name) for name in handle}, handle.metadata() or {}
+            return {name: handle.get_tensor(name) for name in handle.keys()}, handle.metadata() or {}
     except Exception as error:  # safetensors raises its own error types for bad headers and short files
         raise ValueError(
             f"`{argument}` {str(path)!r} is not a readable safetensors file (truncated or another format): {error}"

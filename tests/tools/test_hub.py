@@ -414,7 +414,7 @@ def test_fp16_weights_are_stored_in_half_and_load_in_float(tiny_model, tiny_conf
         fp16_weights=True,
     )
     with safe_open(str(folder / "model.safetensors"), "pt") as weights:
-        assert {weights.get_tensor(name).dtype for name in weights} == {torch.float16}
+        assert {weights.get_tensor(name).dtype for name in weights.keys()} == {torch.float16}
     loaded = UniPerceiverModel.from_pretrained(folder)
     assert loaded.dtype == torch.float32 and tiny_model.dtype == torch.float32  # the given model is not cast
     original = tiny_model.head.projection.weight
