@@ -6,7 +6,10 @@
    image-text retrieval, captioning, VQA and motion classification.
 2. Zero-shot on what pre-training never saw: held-out emoji names, and clips of a held-out motion scored against
    every motion name (paper section 4.4, novel categories).
-3. A task the model never trained on, digit classification against one exemplar image per class instead of
+3. Robustness: 30 well-known emoji rendered here, apart from the corpus builder (another size, offset, background
+   and resampling filter), classified through `pipeline("zero-shot-perception")` against their 30 names. Skipped,
+   with the reason printed, when the Noto Color Emoji font or Unicode's emoji-test.txt is missing.
+4. A task the model never trained on, digit classification against one exemplar image per class instead of
    names: zero-shot, then prompt tuning and full fine-tuning on 1 % and 10 % of its training split (the structure
    of the paper's Tables 2-9).
 
@@ -20,13 +23,14 @@ the model card.
 
 import argparse
 import json
+import os
 import random
 import sys
 from pathlib import Path
 
 import torch
 from datasets import load_from_disk
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from uniperceiver_hf import (
     PromptTuningSettings,
@@ -45,6 +49,49 @@ from uniperceiver_hf.training.trainer import train_recipe
 
 
 BATCH = 128
+EXAMPLES_DATA = Path(__file__).resolve().parent / "data"  # examples/data/build_corpus.py, the corpus builder
+
+# Section 3: 30 well-known emoji, by their names in emoji-test.txt (as the corpus builder's `clean_name` writes
+# them); the codepoints are looked up there. All are pre-training classes of the default corpus (none is among the
+# emoji names it holds out with seed 0), so the row measures a change of rendering, not novel names.
+WELL_KNOWN_EMOJI = (
+    "grinning face",
+    "red heart",
+    "thumbs up",
+    "dog face",
+    "red apple",
+    "rocket",
+    "pizza",
+    "sun",
+    "house",
+    "automobile",
+    "banana",
+    "fire",
+    "guitar",
+    "soccer ball",
+    "evergreen tree",
+    "birthday cake",
+    "umbrella",
+    "airplane",
+    "bicycle",
+    "ghost",
+    "rainbow",
+    "hamburger",
+    "watermelon",
+    "strawberry",
+    "butterfly",
+    "penguin",
+    "light bulb",
+    "key",
+    "alarm clock",
+    "elephant",
+)
+RERENDER_SIZE = 96  # the side of each picture (the corpus builder draws 64 x 64)
+RERENDER_GLYPH = 0.7  # the glyph's longer side, as a fraction of RERENDER_SIZE
+# Fixed, off-centre glyph positions (pixels from the centre) and plain backgrounds none of the builder's named
+# colours comes near; emoji i takes offset i % 5 and background i % 3.
+RERENDER_OFFSETS = ((6, -5), (-6, 4), (5, 6), (-5, -6), (7, 2))
+RERENDER_BACKGROUNDS = {"light grey": (200, 200, 200), "pale blue": (198, 222, 240), "beige": (236, 226, 198)}
 
 
 def _images(cells) -> list[Image.Image]:
@@ -203,6 +250,92 @@ def zero_shot(model, processor, corpus: Path, limit: int | None) -> list[dict]:
     return rows
 
 
+def _corpus_builder():
+    """examples/data/build_corpus.py as a module (its parser, `clean_name` and source paths)."""
+    if str(EXAMPLES_DATA) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES_DATA))
+    import build_corpus
+
+    return build_corpus
+
+
+def well_known_emoji(emoji_test: str | os.PathLike) -> dict[str, str]:
+    """{name: characters} of WELL_KNOWN_EMOJI, looked up in emoji-test.txt with the corpus builder's parser."""
+    found = {item.name: item.characters for item in _corpus_builder().parse_emoji_test(emoji_test)}
+    missing = [name for name in WELL_KNOWN_EMOJI if name not in found]
+    if missing:
+        raise ValueError(
+            f"{emoji_test} has no fully-qualified emoji named {missing}: WELL_KNOWN_EMOJI must use its names "
+            "(lower case, ASCII quotes)."
+        )
+    return {name: found[name] for name in WELL_KNOWN_EMOJI}
+
+
+def rerender_emoji(emoji: dict[str, str], font_path: str | os.PathLike) -> list[Image.Image]:
+    """One RERENDER_SIZE x RERENDER_SIZE RGB picture per emoji, deterministic, drawn here rather than by the corpus
+    builder: the glyph drawn at the font's bitmap size, cropped, scaled once with BICUBIC (the builder: LANCZOS,
+    twice) to RERENDER_GLYPH of a 96-pixel side (the builder: 45-85% of 64), at a fixed offset from the centre, over
+    a light grey, pale blue or beige background (none of the builder's colours)."""
+    font = ImageFont.truetype(str(font_path), _corpus_builder().NOTO_BITMAP_SIZE)
+    side = round(RERENDER_GLYPH * RERENDER_SIZE)
+    backgrounds = list(RERENDER_BACKGROUNDS.values())
+    images = []
+    for index, (name, characters) in enumerate(emoji.items()):
+        left, top, right, bottom = font.getbbox(characters)
+        canvas = Image.new("RGBA", (right - left + 16, bottom - top + 16), (0, 0, 0, 0))
+        ImageDraw.Draw(canvas).text((8 - left, 8 - top), characters, font=font, embedded_color=True)
+        box = canvas.getchannel("A").getbbox()
+        if box is None:
+            raise ValueError(f"{font_path} draws nothing for {name!r} ({characters!r}).")
+        glyph = canvas.crop(box)
+        scale = side / max(glyph.size)
+        glyph = glyph.resize((round(glyph.width * scale), round(glyph.height * scale)), Image.Resampling.BICUBIC)
+        dx, dy = RERENDER_OFFSETS[index % len(RERENDER_OFFSETS)]
+        layer = Image.new("RGBA", (RERENDER_SIZE, RERENDER_SIZE), (0, 0, 0, 0))
+        layer.paste(glyph, ((RERENDER_SIZE - glyph.width) // 2 + dx, (RERENDER_SIZE - glyph.height) // 2 + dy))
+        background = Image.new("RGBA", layer.size, backgrounds[index % len(backgrounds)] + (255,))
+        images.append(Image.alpha_composite(background, layer).convert("RGB"))
+    return images
+
+
+def rerendered_emoji(
+    model_dir: str | os.PathLike, font_path: str | None = None, emoji_test: str | None = None
+) -> dict | None:
+    """Section 3: top-1 accuracy of `pipeline("zero-shot-perception")` on the 30 pictures of `rerender_emoji`
+    against the 30 names (no `--limit`: the set is fixed). The font and emoji-test.txt default to the corpus
+    builder's; when either is missing (or Pillow cannot open the font) the row is skipped: None, with the reason
+    printed."""
+    from transformers import pipeline
+
+    import uniperceiver_hf  # noqa: F401  (registers the "zero-shot-perception" pipeline)
+
+    builder = _corpus_builder()
+    font_path, emoji_test = font_path or builder.EMOJI_FONT, emoji_test or builder.EMOJI_TEST
+    for path, package in ((font_path, "fonts-noto-color-emoji"), (emoji_test, "unicode-data")):
+        if not Path(path).is_file():
+            print(f"Skipping the re-rendered emoji row: no {path} (Debian package {package}).")
+            return None
+    emoji = well_known_emoji(emoji_test)
+    try:
+        images = rerender_emoji(emoji, font_path)
+    except OSError as error:  # a Pillow without FreeType, or without colour bitmap (CBDT) support
+        print(f"Skipping the re-rendered emoji row: Pillow cannot draw {font_path} ({error}).")
+        return None
+    names = list(emoji)
+    classify = pipeline("zero-shot-perception", model=str(model_dir))
+    predictions = [result[0]["label"] for result in classify(images, candidate_labels=names)]
+    misses = {name: predicted for name, predicted in zip(names, predictions) if predicted != name}
+    return dict(
+        task=f"{len(names)} well-known emoji, rendered apart from the corpus builder, against their {len(names)} names",
+        metric="accuracy",
+        value=(len(names) - len(misses)) / len(names),
+        chance=1 / len(names),
+        section="robustness",
+        n=len(names),
+        misses=misses,
+    )
+
+
 def exemplar_files(corpus: Path, output: Path) -> tuple[list[str], list[str]]:
     """The first training image of each digit, saved as PNG files: the targets of the novel task."""
     train = load_from_disk(str(corpus / "digits"))["train"]
@@ -237,7 +370,7 @@ def exemplar_accuracy(model, processor, corpus: Path, paths: list[str], limit: i
 
 
 def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: int | None) -> tuple[list, dict]:
-    """Section 3: digits against one exemplar image each, zero-shot, prompt-tuned and fine-tuned; the rows and
+    """Section 4: digits against one exemplar image each, zero-shot, prompt-tuned and fine-tuned; the rows and
     each tuning run's log history."""
     processor = UniPerceiverProcessor.from_pretrained(model_dir)
     paths, names = exemplar_files(corpus, output)
@@ -409,6 +542,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     processor = UniPerceiverProcessor.from_pretrained(model_dir)
     training_log = read_log_history(Path(args.training_log)) if args.training_log else None
     rows = zero_shot(model, processor, corpus, args.limit)
+    rerendered = rerendered_emoji(model_dir)
+    if rerendered is not None:
+        rows.append(rerendered)
     novel_rows, tuning_logs = novel_task(model_dir, corpus, output, args.few_shot_steps, args.limit)
     rows += novel_rows
     claims = {"command": " ".join(["python", *sys.argv]), "rows": rows}
