@@ -5,7 +5,7 @@ A recipe lists tasks; each task is one dataset cast as one task type, with its b
 weight, label smoothing, logit scale and augmentation. A `training` section overrides `TrainingArguments` (the
 paper's optimiser and schedule are the defaults, `PAPER_TRAINING_ARGUMENTS`) and a `model` section describes the
 architecture trained from scratch. `monitor: true` logs the feature-collapse diagnostics of
-`monitor_uniperceiver.CollapseMonitorCallback` during training. Every error names the recipe file and the task entry.
+`training.monitor.CollapseMonitorCallback` during training. Every error names the recipe file and the task entry.
 """
 
 from __future__ import annotations
