@@ -35,19 +35,6 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 
 ROOT = Path(__file__).resolve().parents[1]
-# The classification augmentation of the package's own small recipes (shapes_local, default_model): crops only.
-# The task type's default is the paper's ImageNet-21k recipe (RandAugment, random erasing, mixup and cutmix with
-# probability 1, flips), made for 14M images; on 480 images a small model trained from scratch does not get past
-# it (sklearn digits: training accuracy at chance after 1,000 steps), and colour changes and flips would alter
-# what names such as "orange star" or "left arrow" say.
-SMALL_DATA_AUGMENTATION = {
-    "crop": "short_side",
-    "short_side_ratio": 1.143,
-    "flip": 0.0,
-    "rand_augment": None,
-    "random_erasing": 0.0,
-    "mixup": None,
-}
 SHAPES_RECIPE = ROOT / "examples" / "recipes" / "shapes_local.yaml"
 SIZE = 96
 TRAIN_PER_CLASS, TEST_PER_CLASS = 60, 25
@@ -222,7 +209,6 @@ def write_recipe(dataset: Path, path: Path, settings: Path = SHAPES_RECIPE) -> d
         "type": "image_classification",
         "batch_size": 32,
         "dataset": str(dataset),
-        "augmentation": SMALL_DATA_AUGMENTATION,
     }
     recipe = {
         "seed": base.get("seed", 0),
