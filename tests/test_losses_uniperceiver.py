@@ -112,7 +112,7 @@ def test_gathered_retrieval_in_two_processes_equals_one_process_with_the_whole_b
                str(tmp_path)]  # fmt: skip
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0]["logits_shape"] == (3, 6)  # B x (W * B) pairs
     torch.testing.assert_close((ranks[0]["loss"] + ranks[1]["loss"]) / 2, ranks[0]["whole_loss"], atol=1e-5, rtol=0)
     whole = ranks[0]["whole_gradients"]

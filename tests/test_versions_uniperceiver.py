@@ -101,7 +101,7 @@ def test_every_declared_floor_is_pinned_in_the_floor_constraints():
 
 def test_every_torch_load_in_the_code_is_weights_only():
     calls = []
-    for folder in ("src", "examples", "benchmarks", "spaces_demo", "scripts"):
+    for folder in ("src", "examples", "benchmarks", "spaces_demo", "scripts", "tests"):
         for path in (ROOT / folder).rglob("*.py"):
             calls += [line for line in path.read_text().splitlines() if re.search(r"\btorch\.load\(", line)]
     assert calls and all("weights_only=True" in call for call in calls), calls
