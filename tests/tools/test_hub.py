@@ -21,6 +21,7 @@ from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverP
 from uniperceiver_hf.pipeline_uniperceiver import REMOTE_TASK, save_for_pipeline
 from uniperceiver_hf.tools.hub import (
     DEFAULT_MODEL_NAME,
+    card_pictures,
     converted_model_card,
     default_model_card,
     main,
@@ -200,6 +201,41 @@ def test_converted_card_attributes_the_authors_results():
     assert "no results for this architecture" in tiny and "79.2" not in tiny
     with pytest.raises(TypeError, match="config"):
         converted_model_card("x.pth", {"hidden_size": 768})
+
+
+def test_default_card_says_which_of_the_papers_claims_hold():
+    text = default_model_card(SAMPLE_CLAIMS, "m").text
+    assert "| the paper's claim | measured | holds here |" in text
+    # 55 % after prompt tuning on 1 % against 20 % zero-shot: +35 points, the paper's claim holds.
+    assert "beats zero-shot by 20 points or more | 55.0% vs 20.0% (+35.0 points) | yes |" in text
+    assert "fine-tuning on 10 %" not in text  # not measured in these claims: not stated
+    claims = copy.deepcopy(SAMPLE_CLAIMS)
+    claims["rows"][-1]["value"] = 0.3
+    assert "(+10.0 points) | no |" in default_model_card(claims, "m").text
+    no_novel_task = {**SAMPLE_CLAIMS, "rows": [r for r in SAMPLE_CLAIMS["rows"] if r["section"] != "novel task"]}
+    assert "the paper's claim" not in default_model_card(no_novel_task, "m").text
+
+
+def test_the_cards_picture_travels_with_the_folder(tiny_model, tiny_config, tmp_path):
+    """`export hub --claims` copies the picture written beside claims.json; a folder re-exported from its own card
+    takes the pictures that card shows; a card kept elsewhere links into the model folder."""
+    processor = UniPerceiverProcessor.for_model_config(tiny_config)
+    save_for_pipeline(tiny_model, processor, tmp_path / "trained")
+    claims_dir = tmp_path / "claims"
+    claims_dir.mkdir()
+    (claims_dir / "claims.json").write_text(json.dumps({**SAMPLE_CLAIMS, "curves": "training_curves.png"}))
+    with pytest.raises(ValueError, match="pictures"):  # the claims name a picture that is not there
+        main(["--model", str(tmp_path / "trained"), "--output", str(tmp_path / "a"), "--claims",
+              str(claims_dir / "claims.json")])  # fmt: skip
+    Image.new("RGB", (8, 4), "white").save(claims_dir / "training_curves.png")
+    exported = main(["--model", str(tmp_path / "trained"), "--output", str(tmp_path / "model"), "--claims",
+                     str(claims_dir / "claims.json")])  # fmt: skip
+    assert card_pictures(ModelCard.load(exported / "README.md")) == ["training_curves.png"]
+    assert (exported / "training_curves.png").read_bytes() == (claims_dir / "training_curves.png").read_bytes()
+    again = prepare_hub_folder(exported, tmp_path / "push")
+    assert (again / "training_curves.png").is_file()
+    card = write_model_card_file(claims_dir / "claims.json", tmp_path / "MODEL_CARD.md", model=exported)
+    assert "![Training curves](model/training_curves.png)" in card.text and card_pictures(card) == []
 
 
 def test_converter_writes_the_converted_card(golden_model_dirs):

@@ -25,6 +25,7 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -204,6 +205,34 @@ def _findings(rows: list[dict]) -> str:
     )
 
 
+# The paper's claims about a novel task (Tables 2-9), as (claim, better setting, worse setting, margin in points).
+PAPER_CLAIMS = (
+    ("prompt tuning on 1 % of the data beats zero-shot by 20 points or more", "prompt tuning, 1% of the data",
+     "zero-shot", 20.0),
+    ("fine-tuning on 10 % of the data beats prompt tuning on 1 %", "fine-tuning, 10% of the data",
+     "prompt tuning, 1% of the data", 0.0),
+)  # fmt: skip
+
+
+def _paper_claims(rows: list[dict]) -> str:
+    """A table of the paper's claims about the novel task, each with its measured numbers and whether it holds at
+    this scale; nothing when the claims hold no novel-task rows."""
+    lines = []
+    for task in dict.fromkeys(row["task"] for row in rows if row.get("section") == "novel task"):
+        by_setting = {row.get("setting"): row["value"] for row in rows if row["task"] == task}
+        for claim, better, worse, margin in PAPER_CLAIMS:
+            if better in by_setting and worse in by_setting:
+                gain = 100 * (by_setting[better] - by_setting[worse])
+                holds = "yes" if gain >= margin and gain > 0 else "no"
+                lines.append(
+                    f"| {task}: {claim} | {100 * by_setting[better]:.1f}% vs {100 * by_setting[worse]:.1f}% "
+                    f"({gain:+.1f} points) | {holds} |"
+                )
+    if not lines:
+        return ""
+    return "\n" + "\n".join(["| the paper's claim | measured | holds here |", "|---|---|---|", *lines]) + "\n"
+
+
 def _results_table(rows: list[dict]) -> str:
     lines = ["| section | task | metric | result | chance | n |", "|---|---|---|---|---|---|"]
     for row in rows:
@@ -262,16 +291,18 @@ def _card(data: ModelCardData, body: str) -> ModelCard:
 # -- the cards -----------------------------------------------------------------------------------------------------
 
 
-def _curves_section(claims: dict) -> str:
+def _curves_section(claims: dict, pictures_dir: str | None = None) -> str:
     """The card's picture of the training curves, when the claims name one (`claims["curves"]`, a file written
-    beside claims.json by `examples/evaluate_default_model.py --training-log`); otherwise nothing."""
+    beside claims.json by `examples/evaluate_default_model.py --training-log`); otherwise nothing. The link is the
+    file's name (a card beside the picture, as on the Hub), or `pictures_dir/name` for a card kept elsewhere."""
     curves = claims.get("curves")
     if curves is None:
         return ""
-    if not isinstance(curves, str) or not curves.strip():
+    if not isinstance(curves, str) or not curves.strip() or Path(curves).name != curves:
         raise ValueError(f"`claims['curves']` must be the picture's file name, got {curves!r}.")
+    link = f"{pictures_dir}/{curves}" if pictures_dir else curves
     return (
-        f"![Training curves]({curves})\n\n"
+        f"![Training curves]({link})\n\n"
         "Training curves of the run (`{curves}`): per-task training loss; the mean pairwise cosine of the input "
         "features (solid) and target features (dashed) of each task's batches, which stays near 1 when a task's "
         "features have collapsed onto one point; the spread of the logits; and the novel task's tuning losses.\n\n"
@@ -279,11 +310,16 @@ def _curves_section(claims: dict) -> str:
 
 
 def default_model_card(
-    claims: dict, model_name: str, config: UniPerceiverConfig | None = None, model_id: str | None = None
+    claims: dict,
+    model_name: str,
+    config: UniPerceiverConfig | None = None,
+    model_id: str | None = None,
+    pictures_dir: str | None = None,
 ) -> ModelCard:
     """The Hub card of the package's default model: every row of `claims` (see the module docstring) in the
     `model-index` and in the results table with chance beside it. `config` adds the sizes; `model_id` is what the
-    usage examples load (default: `model_name`)."""
+    usage examples load (default: `model_name`); `pictures_dir` is where the card's pictures are, relative to the
+    card (default: beside it)."""
     rows = _check_claims(claims)
     if not isinstance(model_name, str) or not model_name.strip():
         raise ValueError(f"`model_name` must be a non-empty string, got {model_name!r}.")
@@ -349,12 +385,12 @@ Results are per cent (BLEU and CIDEr: raw scores); chance is the score of a unif
 
 {_results_table(rows)}
 
-{_curves_section(claims)}**What these numbers show.** The paper's formulation runs end to end at toy scale in this code: one encoder,
+{_curves_section(claims, pictures_dir)}**What these numbers show.** The paper's formulation runs end to end at toy scale in this code: one encoder,
 trained on a mixture of tasks, scores inputs against candidate sets, on the pre-training tasks, on categories and
 a motion it never saw in pre-training (the paper's generalisation to novel categories, section 4.4), and on a task
 it was never trained on, before and after prompt tuning or fine-tuning on a small fraction of its data (the
 structure of the paper's Tables 2-9). {_findings(rows)}
-
+{_paper_claims(rows)}
 **What they do not show.** This is a toy-scale model trained for under an hour on a CPU, on synthetic renders,
 and it is evaluated on test splits of the same synthetic distribution (one emoji font, 8x8 digits, plain
 backgrounds, simple motions). The numbers say nothing about photographs, real videos or open-domain text, and they
@@ -544,9 +580,11 @@ def prepare_hub_folder(
     processor: UniPerceiverProcessor | None = None,
     fp16_weights: bool = False,
     remote_code: bool = True,
+    pictures: Sequence[str | os.PathLike] = (),
 ) -> Path:
     """Writes a folder ready to push: weights (safetensors), config with `auto_map` and `custom_pipelines`, the
-    remote-code files, the processor files and README.md (`card`, default: the model folder's own README.md).
+    remote-code files, the processor files, README.md (`card`, default: the model folder's own README.md) and the
+    card's `pictures` beside it (default: the files a reused README.md shows from its folder).
 
     A folder is loaded in its saved dtype, with its own processor unless `processor` is given; a model object
     needs `processor`. `output_dir` must be new or empty, so that nothing stale is pushed with it.
@@ -581,8 +619,12 @@ def prepare_hub_folder(
                 "`default_model_card` or `converted_model_card`)."
             )
         card = ModelCard.load(readme)
+        pictures = pictures or [readme.parent / name for name in card_pictures(card)]
     if not isinstance(card, ModelCard):
         raise TypeError(f"`card` must be a huggingface_hub.ModelCard, got {type(card).__name__}.")
+    missing = [str(path) for path in pictures if not Path(path).is_file()]
+    if missing:
+        raise ValueError(f"`pictures` the card shows are missing: {missing}.")
     output_dir = Path(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()):
         raise ValueError(f"`output_dir` {str(output_dir)!r} is not empty: choose a new folder or empty it first.")
@@ -600,7 +642,14 @@ def prepare_hub_folder(
     else:
         strip_remote_code(output_dir)
     card.save(output_dir / "README.md")
+    for path in pictures:
+        shutil.copyfile(path, output_dir / Path(path).name)
     return output_dir
+
+
+def card_pictures(card: ModelCard) -> list[str]:
+    """The local pictures a card shows (`![...](name)` links to a file name, not to a URL or another folder)."""
+    return [link for link in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", card.text) if "/" not in link and ":" not in link]
 
 
 def model_code_files() -> list[Path]:
@@ -644,11 +693,14 @@ def write_model_card_file(
     model_name: str | None = None,
 ) -> ModelCard:
     """Renders the default model's card from a claims JSON into `path` (the repository's MODEL_CARD.md). `model`, a
-    saved model folder, adds its sizes; `model_name` defaults to that folder's name or `DEFAULT_MODEL_NAME`."""
+    saved model folder, adds its sizes and is where the card's pictures are (its own README.md shows them beside
+    it); `model_name` defaults to that folder's name or `DEFAULT_MODEL_NAME`."""
     claims = _read_claims(claims_path)
     config = UniPerceiverConfig.from_pretrained(model) if model is not None else None
     name = model_name or (Path(model).name if model is not None else DEFAULT_MODEL_NAME)
-    card = default_model_card(claims, name, config=config)
+    # The pictures sit beside the model's own card (its README.md): link to them from where this card is written.
+    pictures_dir = Path(os.path.relpath(model, Path(path).parent)).as_posix() if model is not None else None
+    card = default_model_card(claims, name, config=config, pictures_dir=pictures_dir)
     card.save(path)
     return card
 
@@ -686,8 +738,11 @@ def run(args: argparse.Namespace) -> Path:
             card = default_model_card(_read_claims(args.claims), name, config=config, model_id=args.model_id)
         else:
             card = converted_model_card(args.converted, config, model_id=args.model_id)
+    pictures = []
+    if args.claims:  # the card's pictures were written beside claims.json
+        pictures = [Path(args.claims).parent / name for name in card_pictures(card)]
     output = prepare_hub_folder(
-        args.model, args.output, card, fp16_weights=args.fp16, remote_code=not args.no_remote_code
+        args.model, args.output, card, fp16_weights=args.fp16, remote_code=not args.no_remote_code, pictures=pictures
     )
     print(f"Wrote {output}: {', '.join(sorted(p.name for p in output.iterdir()))}")
     return output
