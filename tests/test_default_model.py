@@ -29,6 +29,7 @@ def test_the_folder_holds_one_half_precision_weights_file_under_48_mb():
         "processor_config.json",
         "tokenizer.json",
         "tokenizer_config.json",
+        "training_curves.png",
     ]
     with safe_open(str(weights), "pt") as file:
         assert {file.get_slice(name).get_dtype() for name in file.keys()} == {"F16"}
@@ -64,14 +65,22 @@ def test_the_card_parses_and_carries_the_measured_table():
     assert data.pipeline_tag == "zero-shot-image-classification" and "uni-perceiver" in data.tags
     assert data.datasets and data.metrics and data.model_name == "uniperceiver-tiny-emoji"
     assert len(data.eval_results) >= 15
-    rows = [line.split(" | ") for line in card.text.splitlines() if line.startswith("| ") and "---" not in line]
+    lines = [line.split(" | ") for line in card.text.splitlines() if line.startswith("| ") and "---" not in line]
+    rows = [row for row in lines if len(row) == 6]  # the results table (the claims table has three columns)
     table = {(row[1], row[2]): row[3] for row in rows[1:]}  # (task, metric) -> result as shown
     for result in data.eval_results:  # every model-index entry is a row of the table (per cent, or a raw score)
         shown = table[(result.task_name, result.metric_type)]
         value = float(shown.rstrip("%")) / (100 if shown.endswith("%") else 1)
         assert value == pytest.approx(result.metric_value, abs=6e-4), (result.task_name, shown)
     assert "python examples/evaluate_default_model.py" in card.text
-    assert card.content == (MODEL / "README.md").read_text()  # the Hub card travels with the weights
+    # The Hub card travels with the weights and shows its picture from beside it; the repository's copy links into
+    # the model folder, the one place the picture is kept.
+    picture = "training_curves.png"
+    assert (MODEL / picture).is_file() and f"]({MODEL.name}/{picture})" not in (MODEL / "README.md").read_text()
+    assert card.content == (MODEL / "README.md").read_text().replace(
+        f"]({picture})", f"](models/{MODEL.name}/{picture})"
+    )
+    assert "| the paper's claim | measured | holds here |" in card.text
 
 
 def test_the_config_declares_no_code_it_does_not_ship():
