@@ -221,8 +221,9 @@ def write_recipe(dataset: Path, path: Path, settings: Path = SHAPES_RECIPE) -> d
     return recipe
 
 
-def evaluate(model_dir: Path, dataset: Path) -> float:
-    """Top-1 of the test split, zero-shot against the class names, through `pipeline("zero-shot-perception")`."""
+def evaluate(model_dir: Path, dataset: Path) -> tuple[float, int]:
+    """Top-1 of the test split, zero-shot against the class names, through `pipeline("zero-shot-perception")`,
+    and the number of classes."""
     import datasets
     from transformers import pipeline
 
@@ -233,7 +234,7 @@ def evaluate(model_dir: Path, dataset: Path) -> float:
     pipe = pipeline("zero-shot-perception", model=str(model_dir))
     predictions = pipe([row["image"] for row in test], candidate_labels=names)
     hits = [prediction[0]["label"] == names[label] for prediction, label in zip(predictions, test["label"])]
-    return sum(hits) / len(hits)
+    return sum(hits) / len(hits), len(names)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -269,10 +270,7 @@ def main(argv: list[str] | None = None) -> None:
         check=True,
     )
     wall = time.time() - start
-    accuracy = evaluate(output / "run" / "final", dataset)
-    import datasets
-
-    classes = len(datasets.load_from_disk(str(dataset))["test"].features["label"].names)
+    accuracy, classes = evaluate(output / "run" / "final", dataset)
     result = {
         "dataset": str(dataset),
         "accuracy": accuracy,

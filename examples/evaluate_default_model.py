@@ -22,6 +22,7 @@ the model card.
 """
 
 import argparse
+import io
 import json
 import os
 import random
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import torch
 from datasets import load_from_disk
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from uniperceiver_hf import (
     PromptTuningSettings,
@@ -259,9 +260,9 @@ def _corpus_builder():
     return build_corpus
 
 
-def well_known_emoji(emoji_test: str | os.PathLike) -> dict[str, str]:
-    """{name: characters} of WELL_KNOWN_EMOJI, looked up in emoji-test.txt with the corpus builder's parser."""
-    found = {item.name: item.characters for item in _corpus_builder().parse_emoji_test(emoji_test)}
+def well_known_emoji(emoji_test: str | os.PathLike) -> dict:
+    """{name: emoji-test.txt record} of WELL_KNOWN_EMOJI, looked up with the corpus builder's parser."""
+    found = {item.name: item for item in _corpus_builder().parse_emoji_test(emoji_test)}
     missing = [name for name in WELL_KNOWN_EMOJI if name not in found]
     if missing:
         raise ValueError(
@@ -271,23 +272,19 @@ def well_known_emoji(emoji_test: str | os.PathLike) -> dict[str, str]:
     return {name: found[name] for name in WELL_KNOWN_EMOJI}
 
 
-def rerender_emoji(emoji: dict[str, str], font_path: str | os.PathLike) -> list[Image.Image]:
-    """One RERENDER_SIZE x RERENDER_SIZE RGB picture per emoji, deterministic, drawn here rather than by the corpus
-    builder: the glyph drawn at the font's bitmap size, cropped, scaled once with BICUBIC (the builder: LANCZOS,
-    twice) to RERENDER_GLYPH of a 96-pixel side (the builder: 45-85% of 64), at a fixed offset from the centre, over
-    a light grey, pale blue or beige background (none of the builder's colours)."""
-    font = ImageFont.truetype(str(font_path), _corpus_builder().NOTO_BITMAP_SIZE)
+def rerender_emoji(emoji: dict, font_path: str | os.PathLike) -> list[Image.Image]:
+    """One RERENDER_SIZE x RERENDER_SIZE RGB picture per emoji, deterministic, placed here rather than by the corpus
+    builder: its glyph (the builder's `NotoGlyphRenderer`, the font's bitmap cropped to its pixels) scaled once with
+    BICUBIC (the builder: LANCZOS, twice) to RERENDER_GLYPH of a 96-pixel side (the builder: 45-85% of 64), at a
+    fixed offset from the centre, over a light grey, pale blue or beige background (none of the builder's colours)."""
+    render_glyph = _corpus_builder().NotoGlyphRenderer(font_path)
     side = round(RERENDER_GLYPH * RERENDER_SIZE)
     backgrounds = list(RERENDER_BACKGROUNDS.values())
     images = []
-    for index, (name, characters) in enumerate(emoji.items()):
-        left, top, right, bottom = font.getbbox(characters)
-        canvas = Image.new("RGBA", (right - left + 16, bottom - top + 16), (0, 0, 0, 0))
-        ImageDraw.Draw(canvas).text((8 - left, 8 - top), characters, font=font, embedded_color=True)
-        box = canvas.getchannel("A").getbbox()
-        if box is None:
-            raise ValueError(f"{font_path} draws nothing for {name!r} ({characters!r}).")
-        glyph = canvas.crop(box)
+    for index, (name, item) in enumerate(emoji.items()):
+        glyph = render_glyph(item)
+        if glyph is None:
+            raise ValueError(f"{font_path} draws nothing for {name!r} ({item.characters!r}).")
         scale = side / max(glyph.size)
         glyph = glyph.resize((round(glyph.width * scale), round(glyph.height * scale)), Image.Resampling.BICUBIC)
         dx, dy = RERENDER_OFFSETS[index % len(RERENDER_OFFSETS)]
@@ -504,12 +501,12 @@ def plot_training_curves(
                 0.5, 0.5, "no monitor values\n(recipe without `monitor: true`)", ha="center", transform=axis.transAxes
             )
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    rendered = io.BytesIO()
+    figure.savefig(rendered, format="png", dpi=110)
     plt.close(figure)
     # A 64-colour palette: the picture is committed beside the default model, at a quarter of the RGB file's size.
-    with Image.open(path) as picture:
-        palette = picture.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
-    palette.save(path, optimize=True)
+    with Image.open(rendered) as picture:
+        picture.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
 def markdown(rows: list[dict]) -> str:
