@@ -12,7 +12,11 @@ masks, as a padded batch would pass). Every contender is warmed up, then timed o
 so that machine noise falls on all of them alike; the median over rounds is reported. Peak memory is not reported:
 on CPU the only cheap probe, the process' max RSS, never goes down and so cannot be attributed to one model.
 
-    python benchmarks/forward.py [--runs N] [--warmup N] [--threads N] [--quick] [--compile] [--dtypes fp32,bf16]
+With `--moe`, Uni-Perceiver-MoE at the same size (8 experts in the attention and feed-forward linears of every
+other layer, as MoE BASE) runs beside the dense model with SDPA, on the same inputs and each input's default task
+attribute; its merged expert weights are computed on the first (warm-up) call and reused, as at inference.
+
+    python benchmarks/forward.py [--runs N] [--warmup N] [--threads N] [--quick] [--compile] [--moe] [--dtypes fp32,bf16]
 """
 
 import argparse
@@ -61,6 +65,7 @@ VOCAB_SIZE = 49408  # CLIP's BPE vocabulary; random ids are drawn below it so bo
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 CLIP = "CLIP (sdpa)"
 COMPILED = "ours (sdpa, compiled)"
+MOE = "ours MoE (sdpa)"
 
 
 @dataclass
@@ -72,7 +77,7 @@ class Contender:
     times_ms: list[float]
 
 
-def build_models(setup: Setup) -> dict[str, dict[str, torch.nn.Module]]:
+def build_models(setup: Setup, moe: bool = False) -> dict[str, dict[str, torch.nn.Module]]:
     """fp32 models in eval mode: `{input: {model name: model}}`; ours serves both inputs with one set of weights."""
     encoder, visual = setup.encoder, dict(image_size=setup.image_size, patch_size=PATCH_SIZE)
     ours = {}
@@ -86,6 +91,10 @@ def build_models(setup: Setup) -> dict[str, dict[str, torch.nn.Module]]:
     clip_text = CLIPTextModel(
         CLIPTextConfig(**encoder, vocab_size=VOCAB_SIZE, max_position_embeddings=77, attn_implementation="sdpa")
     )
+    if moe:
+        layers = list(range(0, encoder["num_hidden_layers"], 2))
+        config = UniPerceiverConfig(**encoder, **visual, num_experts=8, moe_layers=layers, attn_implementation="sdpa")
+        ours[MOE] = UniPerceiverModel(config).eval()
     return {
         "image": {**ours, CLIP: clip_vision.eval()},
         "text": {**ours, CLIP: clip_text.eval()},
@@ -117,9 +126,9 @@ def make_call(
     return lambda: model(**inputs)
 
 
-def build_contenders(setup: Setup, dtypes: list[str], compile_sdpa: bool) -> list[Contender]:
+def build_contenders(setup: Setup, dtypes: list[str], compile_sdpa: bool, moe: bool = False) -> list[Contender]:
     """Every (input, dtype, model); the bf16 models are cast copies of the fp32 ones."""
-    models = build_models(setup)
+    models = build_models(setup, moe)
     inputs = make_inputs(setup)
     contenders = []
     for dtype_name, dtype in ((name, DTYPES[name]) for name in dtypes):
@@ -186,6 +195,22 @@ def report(contenders: list[Contender]) -> None:
             ],
         )
 
+    moe = [c for c in contenders if c.model == MOE]
+    if moe:
+        print_table(
+            ("input", "dtype", "dense ms (sdpa)", "MoE ms (sdpa)", "MoE / dense"),
+            [
+                (
+                    c.input,
+                    c.dtype,
+                    f"{median(by_key[(c.input, c.dtype, 'ours (sdpa)')]):.2f}",
+                    f"{median(c):.2f}",
+                    f"{median(c) / median(by_key[(c.input, c.dtype, 'ours (sdpa)')]):.2f}x",
+                )
+                for c in moe
+            ],
+        )
+
     speedups = []
     for c in contenders:
         if c.dtype == "fp32" and (c.input, "bf16", c.model) in by_key:
@@ -205,6 +230,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="tiny model and batches, for a smoke run")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(fullgraph=True) of ours")
+    parser.add_argument("--moe", action="store_true", help="also time Uni-Perceiver-MoE at the same size")
     parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated among fp32,bf16 (default both)")
     args = parser.parse_args()
     if args.runs < 1 or args.warmup < 0:
@@ -226,7 +252,7 @@ def main() -> None:
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     if not dtypes or any(d not in DTYPES for d in dtypes):
         parser.error(f"--dtypes must be a comma-separated subset of {','.join(DTYPES)}")
-    contenders = build_contenders(setup, dtypes, args.compile)
+    contenders = build_contenders(setup, dtypes, args.compile, args.moe)
     with torch.inference_mode():
         measure(contenders, args.warmup, args.runs)
     print()

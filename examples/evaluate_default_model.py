@@ -9,9 +9,11 @@
 3. Robustness: 30 well-known emoji rendered here, apart from the corpus builder (another size, offset, background
    and resampling filter), classified through `pipeline("zero-shot-perception")` against their 30 names. Skipped,
    with the reason printed, when the Noto Color Emoji font or Unicode's emoji-test.txt is missing.
-4. A task the model never trained on, digit classification against one exemplar image per class instead of
-   names: zero-shot, then prompt tuning and full fine-tuning on 1 % and 10 % of its training split (the structure
-   of the paper's Tables 2-9).
+4. With `--train-splits`, the classifications again on a sample of each train split (section "fit"): what
+   pre-training fitted, beside what it generalised to.
+5. A task the model never trained on, digit classification against one exemplar image per class instead of
+   names: zero-shot, then prompt tuning, a LoRA adapter (PEFT, `examples/prompt_tune.py --method lora`) and full
+   fine-tuning on 1 % and 10 % of its training split (the structure of the paper's Tables 2-9, plus LoRA).
 
 Writes `claims.json` and `claims.md` (the table) to `--output`, and with `--training-log` (the pre-training run's
 folder or its `trainer_state.json`) `training_curves.png` beside them: per-task training loss, and the collapse
@@ -32,6 +34,7 @@ from pathlib import Path
 import torch
 from datasets import load_from_disk
 from PIL import Image
+from prompt_tune import lora_model  # the sibling example (examples/ is the script's folder)
 
 from uniperceiver_hf import (
     PromptTuningSettings,
@@ -145,23 +148,8 @@ def zero_shot(model, processor, corpus: Path, limit: int | None) -> list[dict]:
         ("digits", "digit classification"),
         ("emoji_heldout", "held-out emoji names (never pre-trained)"),
     ):
-        data = split(name)
-        names = data.features["label"].names
-        accuracy_value = accuracy(
-            image_embeds(model, processor, _images(data["image"]), "imagenet"),
-            text_embeds(model, processor, names),
-            list(data["label"]),
-        )
-        rows.append(
-            dict(
-                task=title,
-                metric="accuracy",
-                value=accuracy_value,
-                chance=1 / len(names),
-                section="zero-shot" if "held" not in name else "novel categories",
-                n=len(data),
-            )
-        )
+        section = "zero-shot" if "held" not in name else "novel categories"
+        rows.append(classification_row(model, processor, split(name), title, section))
 
     data = split("emoji")
     images = image_embeds(model, processor, _images(data["image"]), "clip")
@@ -238,15 +226,37 @@ def zero_shot(model, processor, corpus: Path, limit: int | None) -> list[dict]:
         ("videos", "motion classification", "zero-shot"),
         ("videos_heldout", "held-out motion (never pre-trained)", "novel categories"),
     ):
-        data = split(name)
-        names = data.features["label"].names
-        value = accuracy(
-            video_embeds(model, processor, list(data["video"]), 4, 8),
-            text_embeds(model, processor, names),
-            list(data["label"]),
-        )
+        rows.append(classification_row(model, processor, split(name), title, section))
+    return rows
+
+
+def classification_row(model, processor, data, title: str, section: str) -> dict:
+    """Accuracy of the images (ImageNet evaluation preset) or clips (4 frames, stride 8) of `data` against its label
+    names, as one row."""
+    names = data.features["label"].names
+    if "video" in data.column_names:
+        inputs = video_embeds(model, processor, list(data["video"]), 4, 8)
+    else:
+        inputs = image_embeds(model, processor, _images(data["image"]), "imagenet")
+    value = accuracy(inputs, text_embeds(model, processor, names), list(data["label"]))
+    return dict(task=title, metric="accuracy", value=value, chance=1 / len(names), section=section, n=len(data))
+
+
+def train_split_rows(model, processor, corpus: Path, limit: int | None) -> list[dict]:
+    """The same classifications on items pre-training saw (an evenly spaced sample of each train split, as large as
+    the test split): beside the test rows they show how much of the gap to 100 % is generalisation."""
+    rows = []
+    for name, title in (
+        ("emoji", "emoji classification"),
+        ("digits", "digit classification"),
+        ("videos", "motion classification"),
+    ):
+        splits = load_from_disk(str(corpus / name))
+        size = min(limit or len(splits["test"]), len(splits["test"]))
+        train = splits["train"]
+        sample = train.select(range(0, len(train), max(1, len(train) // size))[:size])
         rows.append(
-            dict(task=title, metric="accuracy", value=value, chance=1 / len(names), section=section, n=len(data))
+            classification_row(model, processor, sample, f"{title}, train split (seen in pre-training)", "fit")
         )
     return rows
 
@@ -367,8 +377,8 @@ def exemplar_accuracy(model, processor, corpus: Path, paths: list[str], limit: i
 
 
 def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: int | None) -> tuple[list, dict]:
-    """Section 4: digits against one exemplar image each, zero-shot, prompt-tuned and fine-tuned; the rows and
-    each tuning run's log history."""
+    """Section 4: digits against one exemplar image each, zero-shot, prompt-tuned, LoRA-tuned and fine-tuned; the
+    rows and each tuning run's log history."""
     processor = UniPerceiverProcessor.from_pretrained(model_dir)
     paths, names = exemplar_files(corpus, output)
     base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -413,16 +423,20 @@ def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: i
     }
     tuning_logs = {}
     for fraction in (0.01, 0.1):
-        for setting in ("prompt tuning", "fine-tuning"):
+        for setting in ("prompt tuning", "LoRA", "fine-tuning"):
             base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32)
             torch.manual_seed(0)
             if setting == "prompt tuning":
                 model = prepare_prompt_tuning(base, PromptTuningSettings(num_classes=len(names)))
+            elif setting == "LoRA":
+                # The adapters sit inside the model's own linears: `model` is the base with them, trained in place.
+                model = lora_model(base).get_base_model()
             else:
                 model = base
             run = output / f"{setting.replace(' ', '_')}_{fraction}"
-            # Prompt tuning moves few parameters from random or zero starts: a larger learning rate than fine-tuning.
-            learning_rate = 3e-3 if setting == "prompt tuning" else 3e-4
+            # Prompt tuning and LoRA move few parameters from random or zero starts: larger learning rates than
+            # fine-tuning.
+            learning_rate = {"prompt tuning": 3e-3, "LoRA": 1e-3}.get(setting, 3e-4)
             trainer = train_recipe(
                 parse_recipe(recipe, "novel task"),
                 run,
@@ -529,6 +543,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--few-shot-steps", type=int, default=150, help="training steps of each tuning run")
     parser.add_argument("--limit", type=int, help="evaluate on at most this many test examples per set")
     parser.add_argument(
+        "--train-splits",
+        action="store_true",
+        help="also classify a sample of each train split (section 'fit'): the gap to the test rows is generalisation",
+    )
+    parser.add_argument(
         "--training-log",
         help="the pre-training run folder (or its trainer_state.json): plot its curves to training_curves.png",
     )
@@ -543,6 +562,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     processor = UniPerceiverProcessor.from_pretrained(model_dir)
     training_log = read_log_history(Path(args.training_log)) if args.training_log else None
     rows = zero_shot(model, processor, corpus, args.limit)
+    if args.train_splits:
+        rows += train_split_rows(model, processor, corpus, args.limit)
     rerendered = rerendered_emoji(model_dir)
     if rerendered is not None:
         rows.append(rerendered)

@@ -1,7 +1,9 @@
-"""Prompt tuning of Uni-Perceiver (paper section 3.3, appendix C).
+"""Prompt tuning of Uni-Perceiver (paper section 3.3, appendix C), or a LoRA adapter with PEFT.
 
     python examples/prompt_tune.py --model runs/shapes/final --recipe my_task.yaml --output-dir runs/tuned \
         [--fraction 0.01] [--linear-head] [--layer-norms paper|released] [--share-prompts]
+    python examples/prompt_tune.py --method lora --model runs/shapes/final --recipe my_task.yaml \
+        --output-dir runs/lora [--fraction 0.01] [--lora-rank 8] [--lora-alpha 16]
     python examples/prompt_tune.py --dry-run --model-size base [--layer-norms paper|released] [--share-prompts]
                                    [--num-classes 1000]
 
@@ -11,6 +13,12 @@ classification task with `--linear-head`, the linear head of eq. 4. The result i
 `model(..., adapter=...)` with `UniPerceiverAdapter.load(path)`. The recipe describes the task as for
 pre-training; unless its `training` section says otherwise, the released prompt-tuning optimisation applies
 (`PROMPT_TUNING_TRAINING`: lr 1e-4, no weight decay, clip 0.1, 500 warm-up steps).
+
+`--method lora` trains a LoRA adapter (`peft`, the `peft` extra) on `LORA_TARGET_MODULES` of every layer instead: the
+fused q|k|v projection `in_proj` (`[3 x hidden, hidden]`), the attention output `out_proj` and the MLP's `fc1` and
+`fc2`. It is saved the PEFT way (`--output-dir/lora`: `adapter_config.json` + `adapter_model.safetensors`) and loads
+with `PeftModel.from_pretrained(UniPerceiverModel.from_pretrained(model), path)` (`merge_and_unload()` folds it in).
+Its optimisation defaults (`LORA_TRAINING`) give way to the recipe's `training` section too.
 
 `--dry-run` builds the model on the meta device (no weights, no data, instant), applies `prepare_prompt_tuning`
 with the given settings and prints the trainable parameters per group beside the paper's Table 9.
@@ -49,6 +57,13 @@ PROMPT_TUNING_TRAINING = {"learning_rate": 1e-4, "warmup_steps": 500, "weight_de
 # Paper Table 9 (base size). Its linear head counts only the weight matrix, 768 per class.
 PAPER_TABLE_9 = {SPE: 768, LAYER_NORM: 41_472, PROMPT: 184_320}
 PAPER_HEAD_PER_CLASS = 768
+
+# LoRA's `target_modules` (suffixes of module names, as PEFT matches them): the fused q|k|v projection, the attention
+# output and the two MLP linears of every layer. Uni-Perceiver-MoE's expert linears are not `nn.Linear`s: PEFT
+# refuses them, so LoRA applies to dense models.
+LORA_TARGET_MODULES = ["in_proj", "out_proj", "fc1", "fc2"]
+# LoRA moves few parameters from a zero start (B = 0): a larger learning rate than fine-tuning, no weight decay.
+LORA_TRAINING = {"learning_rate": 5e-4, "warmup_steps": 0.1, "weight_decay": 0.0, "max_grad_norm": 1.0}
 
 
 def breakdown_table(counts: dict[str, int], num_classes: int, paper: bool) -> str:
@@ -130,9 +145,50 @@ def train(args) -> Path:
     return path
 
 
+def lora_model(base: UniPerceiverModel, rank: int = 8, alpha: int = 16):
+    """`base` with LoRA adapters on `LORA_TARGET_MODULES` (a `peft.PeftModel`; only the adapters are trainable)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=LORA_TARGET_MODULES)
+    return get_peft_model(base, config)
+
+
+def train_lora(args) -> Path:
+    """Trains a LoRA adapter of `--model` on `--recipe` and saves it the PEFT way; returns its folder."""
+    recipe = load_recipe(args.recipe)
+    recipe.training = {**LORA_TRAINING, **recipe.training}
+    if not Path(args.model).is_dir():
+        raise RecipeError(f"--model {args.model!r} is not a folder.")
+    torch.manual_seed(recipe.seed)
+    peft_model = lora_model(UniPerceiverModel.from_pretrained(args.model), args.lora_rank, args.lora_alpha)
+    peft_model.print_trainable_parameters()
+    trainer = train_recipe(
+        recipe,
+        args.output_dir,
+        # The adapters sit inside the model's own modules: the pre-training head trains them like any weight.
+        model=UniPerceiverForPreTraining.wrap(peft_model.get_base_model()),
+        processor=UniPerceiverProcessor.from_pretrained(args.model),
+        max_steps=args.max_steps,
+        resume_from_checkpoint=args.resume,
+        save_final=False,
+        data_fraction=args.fraction,
+        **parse_settings(args.set),
+    )
+    path = Path(args.output_dir) / "lora"
+    if trainer.is_world_process_zero():
+        peft_model.save_pretrained(path)
+    trainer.accelerator.wait_for_everyone()
+    return path
+
+
 def main(argv: list[str] | None = None) -> dict[str, int] | Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="print the trainable-parameter breakdown and exit")
+    parser.add_argument(
+        "--method", choices=("prompt", "lora"), default="prompt", help="prompt tuning (default) or a LoRA adapter"
+    )
+    parser.add_argument("--lora-rank", type=int, default=8, help="LoRA's r")
+    parser.add_argument("--lora-alpha", type=int, default=16, help="LoRA's alpha (scaling alpha / r)")
     parser.add_argument("--model", help="the pre-trained folder to tune (frozen)")
     parser.add_argument("--recipe", help="the task(s) to tune on, as a pre-training recipe")
     parser.add_argument("--output-dir", help="checkpoints and adapter.safetensors go here")
@@ -152,12 +208,14 @@ def main(argv: list[str] | None = None) -> dict[str, int] | Path:
     parser.add_argument("--num-prompt-tokens", type=int, default=10)
     parser.add_argument("--num-classes", type=int, default=1000, help="classes of the linear head (0: none)")
     args = parser.parse_args(argv)
+    if args.method == "lora" and (args.linear_head or args.dry_run):
+        parser.error("--method lora takes neither --linear-head nor --dry-run")
     if args.dry_run:
         return dry_run(args)
     if not (args.model and args.recipe and args.output_dir):
         parser.error("training needs --model, --recipe and --output-dir (or pass --dry-run)")
     try:
-        path = train(args)
+        path = train_lora(args) if args.method == "lora" else train(args)
     except RecipeError as error:
         sys.exit(f"error: {error}")
     print(f"Saved the adapter to {path}")

@@ -14,7 +14,7 @@ fi
 stamp=$VENV/.uniperceiver-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints/floor.txt -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e ".[dev]" -c constraints/floor.txt
+    "$VENV/bin/python" -m pip install --quiet -e ".[dev,scale,peft,sentence-transformers,onnx,torchao]" -c constraints/floor.txt
     touch "$stamp"
 fi
 "$VENV/bin/python" - <<'PY'

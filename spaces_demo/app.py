@@ -6,10 +6,14 @@ It runs the package's default model (`models/uniperceiver-tiny-emoji`) or the co
 `UNIPERCEIVER_MODEL`. The model and its vocabulary (for captions and masked words) are loaded once at start-up;
 label and image candidates are encoded once and then served from the pipeline's cache, so a repeated label list
 costs one forward pass of the input. Every bad input (too large, too long, corrupt, empty) gets a message in the page.
+`UNIPERCEIVER_INDEX` names an index folder built by `uniperceiver-hf index` over image files (ids that are image
+paths): the Retrieve tab's text query then searches it instead of the shipped gallery. Each tab shows the figure the
+model card (the model folder's README.md) reports for its task, so that a toy model's miss is not taken for a bug.
 """
 
 import asyncio
 import functools
+import json
 import os
 import sys
 import tempfile
@@ -20,7 +24,8 @@ import av
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from huggingface_hub import ModelCard
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from transformers import pipeline
 
 import uniperceiver_hf  # noqa: F401  (registers the Auto classes and the pipeline)
@@ -58,6 +63,31 @@ MASK = "[MASK]"
 EMPTY_SKETCH = "The sketch pad is empty: draw a digit or a shape first."
 QUESTION = "what number is this?"
 MASKED_TEXT = f"a {MASK} circle on a light background"
+# Well-known emoji and their CLDR names (the names the default model was trained on), drawn with Noto Color Emoji
+# (Debian's fonts-noto-color-emoji; spaces_demo/packages.txt installs it on a Space).
+EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+EMOJI = {"dog face": "\U0001f436", "red apple": "\U0001f34e", "automobile": "\U0001f697", "rocket": "\U0001f680"}
+EMOJI_LABELS = "dog face, red apple, automobile, rocket, cat face, banana, bicycle, house"
+# The model card's entries (their dataset config names) that each tab's task is measured by.
+CARD_FIGURES = {
+    "classify": ("emoji-classification", "digit-classification", "motion-classification"),
+    "sketch": ("digit-classification",),
+    "retrieve": ("emoji-retrieval-text-image-r-1", "emoji-retrieval-image-text-r-1"),
+    "caption": ("emoji-captioning-bleu", "emoji-captioning-cider"),
+    "vqa": ("emoji-vqa-answer-list",),
+    "fill-mask": (),
+}
+# Wrapped gallery captions (Gradio cuts them at one line) and messages at the bottom, clear of the title.
+CSS = """
+.uniperceiver-gallery .caption-label { white-space: normal !important; max-width: 100% !important; }
+.toast-wrap { top: auto !important; bottom: var(--size-4) !important; }
+"""
+# Gradio 6's sketch pad opens with no tool and drops its brush on "clear canvas", after which strokes draw nothing:
+# the page picks the brush when the tab opens and after each clear (a click on an already picked brush would drop it).
+PICK_BRUSH = """() => { setTimeout(() => {
+    const brush = document.querySelector('#sketch-pad button[aria-label="Brush"]');
+    if (brush && !brush.classList.contains('highlight')) brush.click();
+}, 200); }"""
 
 
 # -- reading what the user gave, with a friendly message for everything that is wrong --------------------------------
@@ -218,6 +248,30 @@ def exemplars(files) -> tuple[list[Image.Image], list[str]]:
     return images, names
 
 
+def expected_figures(model: str) -> dict[str, str]:
+    """Each tab's line of expected results, read from the model card's `model-index` (the model folder's README.md),
+    so that a retrained model's card updates them: `{tab: "Expected on the model card's test splits: ..."}`."""
+    card_path = Path(model) / "README.md"
+    results = (ModelCard.load(card_path).data.eval_results or []) if card_path.is_file() else []
+    by_config = {result.dataset_config: result for result in results}
+    lines = {}
+    for tab, configs in CARD_FIGURES.items():
+        found = [by_config[config] for config in configs if config in by_config]
+        if not found:
+            lines[tab] = (
+                "The model card reports no figure for this task: treat the answers as a small model's guesses."
+            )
+            continue
+        parts = []
+        for result in found:
+            percent = result.metric_type == "accuracy" or "recall" in result.metric_type
+            value = f"{result.metric_value:.0%}" if percent else f"{result.metric_value:.2f}"
+            chance = result.metric_name.split(", ", 1)[1] if ", " in (result.metric_name or "") else ""
+            parts.append(f"{result.task_name} {value}" + (f" ({chance})" if chance else ""))
+        lines[tab] = "Expected (model card, test splits): " + "; ".join(parts) + ". A miss may be the model's."
+    return lines
+
+
 def as_scores(results: list[dict], key: str = "label") -> dict[str, float]:
     """The pipeline's ranked `[{"label", "score"}]` as `gr.Label`'s `{label: confidence}`."""
     return {str(entry[key]): entry["score"] for entry in results}
@@ -226,17 +280,34 @@ def as_scores(results: list[dict], key: str = "label") -> dict[str, float]:
 # -- the offline examples and the retrieval gallery ------------------------------------------------------------------
 
 
+def emoji_pictures(size: int = 64) -> dict[str, Image.Image]:
+    """`EMOJI` drawn as the corpus draws them: the glyph centred on a light square, named by its CLDR name."""
+    if not EMOJI_FONT.is_file():
+        raise SystemExit(f"{EMOJI_FONT} is missing: install Debian's fonts-noto-color-emoji.")
+    font = ImageFont.truetype(str(EMOJI_FONT), 109)  # a bitmap font: this size only, scaled afterwards
+    pictures = {}
+    for name, character in EMOJI.items():
+        glyph = Image.new("RGBA", (160, 160), (0, 0, 0, 0))
+        ImageDraw.Draw(glyph).text((8, 8), character, font=font, embedded_color=True)
+        glyph = glyph.crop(glyph.getbbox()).resize((round(size * 0.75),) * 2, Image.Resampling.LANCZOS)
+        canvas = Image.new("RGBA", (size, size), (242, 242, 242, 255))
+        canvas.alpha_composite(glyph, ((size - glyph.width) // 2, (size - glyph.height) // 2))
+        pictures[name] = canvas.convert("RGB")
+    return pictures
+
+
 def gallery_pictures() -> dict[str, Image.Image]:
-    """The retrieval gallery shipped with the demo: drawn shapes and one handwritten scan of each digit."""
+    """The retrieval gallery shipped with the demo: emoji, drawn shapes and one handwritten scan of each digit."""
     shapes = {name.removeprefix("drawn: "): image for name, image in drawn_shapes().items()}
-    return {**shapes, **handwritten_digits(tuple(range(10)))}
+    return {**emoji_pictures(), **shapes, **handwritten_digits(tuple(range(10)))}
 
 
 def write_examples(folder: Path) -> dict[str, str]:
-    """The example files (drawn pictures and a clip of a red circle moving left), written once at start-up."""
+    """The example files (emoji, drawn pictures and a clip of a red circle moving left), written once at start-up."""
     files = {}
-    for name, image in {**drawn_shapes(), **handwritten_digits((3, 7))}.items():
-        files[name] = str(folder / f"{name.removeprefix('drawn: ').replace(' ', '_')}.png")
+    emoji = {f"emoji: {name}": picture for name, picture in emoji_pictures().items()}
+    for name, image in {**emoji, **drawn_shapes(), **handwritten_digits((3, 7))}.items():
+        files[name] = str(folder / f"{name.split(': ')[-1].replace(' ', '_')}.png")
         image.save(files[name])
     files["clip"] = str(folder / "red_circle_moving_left.mp4")
     write_clip(moving_clip(), files["clip"])
@@ -259,9 +330,10 @@ def write_clip(frames: np.ndarray, path: str, fps: int = 8) -> None:
 class Handlers:
     """One method per tab, each turning the page's raw values into a pipeline call and a displayable result."""
 
-    def __init__(self, perceive, gallery: dict[str, Image.Image]):
+    def __init__(self, perceive, gallery: dict[str, Image.Image], index: str | None = None):
         self.perceive = perceive
         self.gallery = gallery
+        self.index = index  # an index folder over image files, searched by text queries in place of `gallery`
 
     def classify(self, image, video, text, labels, template, exemplar_files):
         """An image, a video or a text against typed labels (through the template) or uploaded exemplar images."""
@@ -282,28 +354,36 @@ class Handlers:
         return as_scores(self.perceive(sketch, candidate_labels=read_labels(labels)))
 
     def text_to_images(self, query):
-        """The gallery's best `SHOWN` pictures for a text: `(picture, "rank. name (score)")` pairs, best first."""
-        ranked = self.perceive(
-            {"text": read_text(query, "query")},
-            candidate_images=list(self.gallery.values()),
-            candidate_names=list(self.gallery),
-        )
+        """The gallery's (or the index's) best `SHOWN` pictures for a text: `(picture, "rank. name (score)")` pairs,
+        best first."""
+        query = {"text": read_text(query, "query")}
+        if self.index is not None:
+            ranked = self.perceive(query, candidate_set=self.index, top_k=SHOWN)
+            return [
+                (entry["label"], f"{rank}. {Path(entry['label']).stem} ({entry['score']:.2f})")
+                for rank, entry in enumerate(ranked, 1)
+            ]
+        ranked = self.perceive(query, candidate_images=list(self.gallery.values()), candidate_names=list(self.gallery))
         return [
             (self.gallery[entry["label"]], f"{rank}. {entry['label']} ({entry['score']:.2f})")
             for rank, entry in enumerate(ranked[:SHOWN], 1)
         ]
 
-    def image_to_texts(self, image):
-        """The gallery's names ranked by similarity to an image."""
+    def image_to_texts(self, image, texts):
+        """Typed texts (or, when none are typed, the gallery's names) ranked by similarity to an image."""
         if not image:
-            raise ValueError("Upload an image to search the gallery's texts with.")
-        ranked = self.perceive(read_image(image), candidate_labels=list(self.gallery), logit_scale_task="retrieve")
+            raise ValueError("Upload an image to search the texts with.")
+        candidates = read_labels(texts, "text list") if (texts or "").strip() else list(self.gallery)
+        ranked = self.perceive(read_image(image), candidate_labels=candidates, logit_scale_task="retrieve")
         return as_scores(ranked)
 
     def caption(self, image, num_beams, max_length):
         """A caption decoded by beam search over the whole vocabulary (encoded once at start-up)."""
         if not image:
             raise ValueError("Upload an image to caption.")
+        limit = caption_limit(self.perceive.model)
+        if not 1 <= int(max_length) <= limit:
+            raise ValueError(f"The maximum length is {int(max_length)} tokens; this model writes 1 to {limit}.")
         (result,) = self.perceive.caption(read_image(image), num_beams=int(num_beams), max_new_tokens=int(max_length))
         return result["generated_text"]
 
@@ -319,7 +399,10 @@ class Handlers:
         text = read_text(text, "text")
         if MASK not in text:
             raise ValueError(f"The text holds no {MASK}: write {MASK} where a word is to be predicted.")
-        predictions = self.perceive.fill_mask(text.replace(MASK, "<|spe|>"))
+        # The special tokens (`<|endoftext|>`, ...) are no words: ask for as many more and leave them out.
+        specials = set(self.perceive.processor.tokenizer.all_special_tokens) | {""}
+        predictions = self.perceive.fill_mask(text.replace(MASK, "<|spe|>"), top_k=5 + len(specials))
+        predictions = [[word for word in words if word["token"] not in specials][:5] for words in predictions]
         parts = text.split(MASK)
         filled = parts[0] + "".join(f"[{words[0]['token']}]{part}" for words, part in zip(predictions, parts[1:]))
         scores = {}
@@ -327,6 +410,33 @@ class Handlers:
             prefix = f"{index}: " if len(predictions) > 1 else ""
             scores.update({f"{prefix}{word['token']}": word["score"] for word in words})
         return filled, scores
+
+
+def caption_limit(model) -> int:
+    """The most tokens a caption may have: the model's text positions (`max_new_tokens` may not exceed them)."""
+    return model.config.max_position_embeddings
+
+
+def index_folder(folder: str) -> str:
+    """`UNIPERCEIVER_INDEX`: an index folder whose ids are image files (the pictures the Retrieve tab shows)."""
+    ids_path = Path(folder) / "ids.json"
+    if not ids_path.is_file():
+        raise SystemExit(
+            f"UNIPERCEIVER_INDEX={folder!r} is no index folder (no ids.json): build one with `uniperceiver-hf index`."
+        )
+    ids = json.loads(ids_path.read_text())
+    if not ids or not all(isinstance(i, str) and Path(i).is_file() for i in ids[:10]):
+        raise SystemExit(
+            f"UNIPERCEIVER_INDEX={folder!r}: its ids must be image file paths (extract with `--id-column` naming "
+            "a column of paths), so that the tab can show the pictures found."
+        )
+    return folder
+
+
+def picture_folder(index: str) -> str:
+    """The folder holding every picture of an index (the common parent of its ids), which the page may serve."""
+    ids = json.loads((Path(index) / "ids.json").read_text())
+    return os.path.commonpath([str(Path(i).resolve().parent) for i in ids])
 
 
 # -- the page --------------------------------------------------------------------------------------------------------
@@ -337,14 +447,30 @@ def image_input(label: str, elem_id: str) -> gr.Image:
     return gr.Image(label=label, type="filepath", sources=["upload", "clipboard"], elem_id=elem_id, height=220)
 
 
-def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) -> gr.Blocks:
-    """The page: one tab per task, every tab with examples that work with one click."""
+def build_demo(
+    handlers: Handlers, examples: dict[str, str], model_name: str, figures: dict[str, str] | None = None
+) -> gr.Blocks:
+    """The page: one tab per task, each with a line of the model card's figures for it and examples that work with
+    one click. Enter in a one-line box submits like the tab's button; a new request first clears the old result,
+    so that an error never leaves a stale answer on screen."""
     listen = functools.partial(dict, preprocess=False, concurrency_limit=CONCURRENCY)
     pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="model")
+    figures = figures or {}
 
     def serve(handler):
         """A tab's handler as Gradio calls it: on the model threads, with friendly messages."""
         return on_model_threads(friendly(handler), pool)
+
+    def wire(triggers, handler, inputs, outputs, api_name):
+        """`handler` on every trigger, after an instant step that empties `outputs`."""
+        cleared = (None,) * len(outputs) if isinstance(outputs, list) else None
+        gr.on(triggers, lambda: cleared, None, outputs, queue=False, api_visibility="private").then(
+            serve(handler), inputs, outputs, api_name=api_name, **listen()
+        )
+
+    def expected(tab: str) -> None:
+        if tab in figures:
+            gr.Markdown(figures[tab], elem_id=f"{tab}-expected")
 
     digit_answers = ", ".join(DIGITS)
     with gr.Blocks(title="Uni-Perceiver") as demo:
@@ -354,13 +480,17 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
             f"(64-px images; it knows emoji names, handwritten digits, motions of clips and fortune-cookie text)."
         )
         with gr.Tab("Classify", id="classify"):
+            expected("classify")
             with gr.Row():
                 image = image_input("Image", "classify-image")
                 video = gr.Video(label="Video", sources=["upload"], elem_id="classify-video", height=220)
                 text = gr.Textbox(label="Text", lines=4, elem_id="classify-text")
             with gr.Row():
                 labels = gr.Textbox(
-                    label="Labels (one per line or comma-separated)", lines=3, elem_id="classify-labels"
+                    label="Labels (one per line or comma-separated)",
+                    lines=3,
+                    placeholder=EMOJI_LABELS,
+                    elem_id="classify-labels",
                 )
                 template = gr.Textbox(label="Prompt template", value="{}", elem_id="classify-template")
                 exemplar_files = gr.File(
@@ -372,9 +502,11 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
             button = gr.Button("Classify", variant="primary", elem_id="classify-button")
             result = gr.Label(label="Ranked candidates", num_top_classes=5, elem_id="classify-result")
             inputs = [image, video, text, labels, template, exemplar_files]
-            button.click(serve(handlers.classify), inputs, result, api_name="classify", **listen())
+            wire([button.click, template.submit], handlers.classify, inputs, result, "classify")
+            # Labelled examples: a table of six columns would scroll sideways on a phone.
             gr.Examples(
                 [
+                    [examples["emoji: dog face"], None, None, EMOJI_LABELS, "{}", None],
                     [examples["drawn: red circle"], None, None, ", ".join(SHAPE_LABELS), "{}", None],
                     [examples["handwritten seven"], None, None, digit_answers, "{}", None],
                     [None, examples["clip"], None, ", ".join(MOTIONS), "{}", None],
@@ -389,66 +521,114 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
                     ],
                 ],
                 inputs,
+                example_labels=[
+                    "emoji: a dog face",
+                    "drawn red circle vs colours and shapes",
+                    "handwritten seven vs digit names",
+                    "clip of a moving circle vs motions",
+                    "fortune text vs topics",
+                    "handwritten three vs exemplar images",
+                ],
             )
-        with gr.Tab("Sketch", id="sketch"):
+        with gr.Tab("Sketch", id="sketch") as sketch_tab:
+            expected("sketch")
             pad = gr.Sketchpad(
-                label="Draw a digit or a shape (pick the brush first)",
+                label="Draw a digit or a shape",
                 type="filepath",
                 canvas_size=(320, 320),
                 brush=gr.Brush(default_size=24, colors=["#111111", "#dc2323", "#2850d7"]),
                 elem_id="sketch-pad",
             )
+            gr.on(
+                [sketch_tab.select, pad.clear], None, None, None, js=PICK_BRUSH, queue=False, api_visibility="private"
+            )
             sketch_labels = gr.Textbox(label="Labels", value=digit_answers, elem_id="sketch-labels")
             sketch_button = gr.Button("Classify the sketch", variant="primary", elem_id="sketch-button")
             sketch_result = gr.Label(label="Ranked labels", num_top_classes=5, elem_id="sketch-result")
-            sketch_button.click(
-                serve(handlers.sketch), [pad, sketch_labels], sketch_result, api_name="sketch", **listen()
+            wire(
+                [sketch_button.click, sketch_labels.submit],
+                handlers.sketch,
+                [pad, sketch_labels],
+                sketch_result,
+                "sketch",
             )
         with gr.Tab("Retrieve", id="retrieve"):
-            gr.Gallery(
-                [(picture, name) for name, picture in handlers.gallery.items()],
-                label="The gallery searched",
-                columns=7,
-                height="auto",
-                allow_preview=False,
-            )
+            expected("retrieve")
+            if handlers.index is None:
+                gr.Gallery(
+                    [(picture, name) for name, picture in handlers.gallery.items()],
+                    label="The gallery searched",
+                    columns=8,
+                    height="auto",
+                    allow_preview=False,
+                    elem_classes="uniperceiver-gallery",
+                )
+            else:
+                gr.Markdown(f"Text queries search the index folder `{handlers.index}`.")
             with gr.Row():
                 with gr.Column():
                     query = gr.Textbox(label="Text query", elem_id="retrieve-query")
                     query_button = gr.Button("Find pictures", variant="primary", elem_id="retrieve-images-button")
                     found = gr.Gallery(
-                        label="Pictures, best first", columns=3, height="auto", elem_id="retrieve-images"
+                        label="Pictures, best first",
+                        columns=3,
+                        height="auto",
+                        elem_id="retrieve-images",
+                        elem_classes="uniperceiver-gallery",
                     )
-                    query_button.click(
-                        serve(handlers.text_to_images), [query], found, api_name="text_to_images", **listen()
-                    )
-                    gr.Examples([["a handwritten digit seven"], ["red circle"]], [query])
+                    wire([query_button.click, query.submit], handlers.text_to_images, [query], found, "text_to_images")
+                    gr.Examples([["a dog face"], ["a handwritten digit seven"], ["red circle"]], [query])
                 with gr.Column():
                     picture = image_input("Image query", "retrieve-image")
-                    picture_button = gr.Button("Find texts", variant="primary", elem_id="retrieve-texts-button")
-                    texts = gr.Label(label="Gallery texts, best first", num_top_classes=5, elem_id="retrieve-texts")
-                    picture_button.click(
-                        serve(handlers.image_to_texts), [picture], texts, api_name="image_to_texts", **listen()
+                    candidate_texts = gr.Textbox(
+                        label="Texts to rank (empty: the gallery's names)",
+                        lines=2,
+                        placeholder="a dog face, a red apple, a rocket",
+                        elem_id="retrieve-candidates",
                     )
-                    gr.Examples([[examples["drawn: blue square"]], [examples["handwritten three"]]], [picture])
+                    picture_button = gr.Button("Find texts", variant="primary", elem_id="retrieve-texts-button")
+                    texts = gr.Label(label="Texts, best first", num_top_classes=5, elem_id="retrieve-texts")
+                    wire(
+                        [picture_button.click],
+                        handlers.image_to_texts,
+                        [picture, candidate_texts],
+                        texts,
+                        "image_to_texts",
+                    )
+                    gr.Examples(
+                        [[examples["emoji: red apple"], ""], [examples["drawn: blue square"], ""]],
+                        [picture, candidate_texts],
+                        example_labels=["emoji: a red apple", "drawn blue square"],
+                    )
         with gr.Tab("Caption", id="caption"):
+            expected("caption")
+            limit = caption_limit(handlers.perceive.model)
             with gr.Row():
                 caption_image = image_input("Image", "caption-image")
                 with gr.Column():
                     beams = gr.Slider(1, 5, value=2, step=1, label="Beam size", elem_id="caption-beams")
                     length = gr.Slider(
-                        1, 32, value=21, step=1, label="Maximum length (tokens)", elem_id="caption-length"
+                        1,
+                        limit,
+                        value=min(21, limit),
+                        step=1,
+                        label="Maximum length (tokens)",
+                        elem_id="caption-length",
                     )
             caption_button = gr.Button("Caption", variant="primary", elem_id="caption-button")
             caption = gr.Textbox(label="Caption", elem_id="caption-result")
-            caption_button.click(
-                serve(handlers.caption), [caption_image, beams, length], caption, api_name="caption", **listen()
-            )
+            wire([caption_button.click], handlers.caption, [caption_image, beams, length], caption, "caption")
             gr.Examples(
-                [[examples["drawn: red circle"], 2, 21], [examples["handwritten seven"], 3, 10]],
+                [
+                    [examples["emoji: automobile"], 2, 21],
+                    [examples["drawn: red circle"], 2, 21],
+                    [examples["handwritten seven"], 3, 10],
+                ],
                 [caption_image, beams, length],
+                example_labels=["emoji: an automobile", "drawn red circle", "handwritten seven"],
             )
         with gr.Tab("Ask", id="vqa"):
+            expected("vqa")
             with gr.Row():
                 vqa_image = image_input("Image", "vqa-image")
                 with gr.Column():
@@ -456,10 +636,17 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
                     answers = gr.Textbox(label="Candidate answers", value=digit_answers, elem_id="vqa-answers")
             vqa_button = gr.Button("Answer", variant="primary", elem_id="vqa-button")
             answer = gr.Label(label="Ranked answers", num_top_classes=5, elem_id="vqa-result")
-            vqa_button.click(serve(handlers.vqa), [vqa_image, question, answers], answer, api_name="vqa", **listen())
+            wire(
+                [vqa_button.click, question.submit, answers.submit],
+                handlers.vqa,
+                [vqa_image, question, answers],
+                answer,
+                "vqa",
+            )
             gr.Examples(
                 [
                     [examples["handwritten seven"], QUESTION, digit_answers],
+                    [examples["emoji: rocket"], "what is this?", "a rocket, a dog face, a red apple, an automobile"],
                     [
                         examples["drawn: blue square"],
                         "what colour is the background?",
@@ -467,16 +654,25 @@ def build_demo(handlers: Handlers, examples: dict[str, str], model_name: str) ->
                     ],
                 ],
                 [vqa_image, question, answers],
+                example_labels=[
+                    "handwritten seven: what number?",
+                    "emoji rocket: what is it?",
+                    "blue square: colour?",
+                ],
             )
         with gr.Tab("Fill the mask", id="fill-mask"):
+            expected("fill-mask")
             masked = gr.Textbox(
                 label=f"Text with {MASK} where a word is missing", value=MASKED_TEXT, elem_id="fill-mask-text"
             )
             fill_button = gr.Button("Fill", variant="primary", elem_id="fill-mask-button")
             filled = gr.Textbox(label="Best words", elem_id="fill-mask-filled")
             words = gr.Label(label="Words per mask", num_top_classes=10, elem_id="fill-mask-result")
-            fill_button.click(serve(handlers.fill_mask), [masked], [filled, words], api_name="fill_mask", **listen())
-            gr.Examples([[MASKED_TEXT], [f"a handwritten digit {MASK}"], [f"a dog {MASK} in the park"]], [masked])
+            wire([fill_button.click, masked.submit], handlers.fill_mask, [masked], [filled, words], "fill_mask")
+            gr.Examples(
+                [[MASKED_TEXT], [f"a {MASK} face"], [f"a handwritten digit {MASK}"], [f"a dog {MASK} in the park"]],
+                [masked],
+            )
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 
@@ -494,10 +690,13 @@ def main() -> None:
         raise SystemExit(f"The default model is missing from {DEFAULT_MODEL}; set UNIPERCEIVER_MODEL to a model.")
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY))
     print(f"Loading {model} and encoding its vocabulary ...", flush=True)
-    handlers = Handlers(load_pipeline(model), gallery_pictures())
+    index = os.environ.get("UNIPERCEIVER_INDEX")
+    handlers = Handlers(load_pipeline(model), gallery_pictures(), index_folder(index) if index else None)
     with tempfile.TemporaryDirectory(prefix="uniperceiver-space-") as example_folder:
-        demo = build_demo(handlers, write_examples(Path(example_folder)), Path(model).name)
-        demo.launch(max_file_size=MAX_UPLOAD, allowed_paths=[example_folder])
+        demo = build_demo(handlers, write_examples(Path(example_folder)), Path(model).name, expected_figures(model))
+        # An index's pictures are files outside the app: Gradio serves only the folders it is told of.
+        allowed = [example_folder] + ([picture_folder(index)] if index else [])
+        demo.launch(max_file_size=MAX_UPLOAD, allowed_paths=allowed, css=CSS)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,36 @@ def golden_model_dirs(golden_dir, tmp_path_factory) -> dict[str, Path]:
     return folders
 
 
+@pytest.fixture(scope="session")
+def moe_dir() -> Path:
+    """The Uni-Perceiver-MoE golden folder (`UNIPERCEIVER_GOLDEN_MOE_DIR`, see `golden_moe.py`)."""
+    from golden_moe import require_golden_moe_dir
+
+    return require_golden_moe_dir()
+
+
+@pytest.fixture(scope="session")
+def moe_index(moe_dir) -> dict:
+    return json.loads((moe_dir / "index.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def moe_goldens(moe_dir) -> dict[str, torch.Tensor]:
+    return load_file(str(moe_dir / "goldens.safetensors"))
+
+
+@pytest.fixture(scope="session")
+def moe_model_dir(moe_dir, moe_index, tmp_path_factory) -> Path:
+    """The MoE golden checkpoint converted once (official `{'model': ...}` file, config from `index.json`)."""
+    from golden_moe import moe_config_from_index
+
+    from uniperceiver_hf.tools.convert import convert_checkpoint
+
+    folder = tmp_path_factory.mktemp("golden_moe")
+    convert_checkpoint(moe_dir / "tiny_moe_model_checkpoint.pth", folder, moe_config_from_index(moe_index))
+    return folder
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Training: a tiny multimodal corpus on disk and a recipe with every task type
 

@@ -304,6 +304,21 @@ def test_digit_samples_split_per_digit_and_never_shared():
     assert [int((targets[splits[split]] == 2).sum()) for split in SPLITS] == [1, 1, 1]
     assert splits == split_digit_samples(targets, random.Random(0))
     assert splits != split_digit_samples(targets, random.Random(1))
+    # More train drawings list each train sample that many times and change neither the cut nor the other splits.
+    repeated = split_digit_samples(targets, random.Random(0), train_renders=3)
+    assert sorted(repeated["train"]) == sorted(splits["train"] * 3)
+    assert all(repeated[split] == splits[split] for split in ("validation", "test"))
+
+
+def test_digit_renders_draw_train_samples_again(tmp_path):
+    corpus = tiny_build(tmp_path / "corpus", digit_renders=3)
+    digits = corpus["digits"]
+    assert [len(digits[split]) for split in SPLITS] == [60, 10, 10]  # 4 samples a digit -> 2x3 / 1 / 1
+    assert sorted(digits["train"]["label"]) == sorted(list(range(10)) * 6)
+    drawings = {np.asarray(image).tobytes() for image in digits["train"]["image"]}
+    assert len(drawings) == 60  # every drawing of a sample differs (ink, paper, size, place, turn)
+    card = json.loads((tmp_path / "corpus" / "corpus.json").read_text())
+    assert card["parameters"]["digit_renders"] == 3 and card["counts"]["digits"]["train"] == 60
 
 
 def test_digits_rows(built):
@@ -464,6 +479,7 @@ def test_output_folder_rules(tmp_path):
     [
         ({"size": 33}, "even"),
         ({"renders": 2}, "renders"),
+        ({"digit_renders": 0}, "digit_renders"),
         ({"heldout_motion": "jumping"}, "heldout_motion"),
         ({"heldout_fraction": 0.9}, "heldout_fraction"),
         ({"min_text_records": 50}, "min_text_records"),

@@ -25,8 +25,11 @@ def test_the_folder_holds_one_half_precision_weights_file_under_48_mb():
     assert sorted(path.name for path in MODEL.iterdir()) == [
         "README.md",
         "config.json",
+        "config_sentence_transformers.json",
         "model.safetensors",
+        "modules.json",
         "processor_config.json",
+        "sentence_bert_config.json",
         "tokenizer.json",
         "tokenizer_config.json",
         "training_curves.png",

@@ -84,3 +84,61 @@ def test_no_name_is_held_out_in_the_default_corpus():
 
     names = set(load_from_disk(str(heldout))["test"].features["label"].names)
     assert not names & set(evaluation.WELL_KNOWN_EMOJI)
+
+
+def test_train_split_rows_classify_a_sample_of_each_train_split(training_corpus, tmp_path):
+    import datasets
+
+    from uniperceiver_hf import UniPerceiverModel, UniPerceiverProcessor
+
+    corpus = tmp_path / "corpus"
+    images = datasets.load_from_disk(str(training_corpus / "images"))
+    videos = datasets.load_from_disk(str(training_corpus / "videos"))
+    for name, data in (("emoji", images), ("digits", images), ("videos", videos)):
+        datasets.DatasetDict(train=data, test=data.select(range(2))).save_to_disk(str(corpus / name))
+    model = UniPerceiverModel.from_pretrained(MODEL).eval()
+    processor = UniPerceiverProcessor.from_pretrained(MODEL)
+
+    rows = evaluation.train_split_rows(model, processor, corpus, limit=None)
+
+    assert [row["task"] for row in rows] == [
+        "emoji classification, train split (seen in pre-training)",
+        "digit classification, train split (seen in pre-training)",
+        "motion classification, train split (seen in pre-training)",
+    ]
+    assert all(row["section"] == "fit" and row["n"] == 2 and 0.0 <= row["value"] <= 1.0 for row in rows)
+    assert [row["chance"] for row in rows] == [1 / 3, 1 / 3, 1 / 2]
+    # The sample is evenly spaced over the train split: rows 0 and 6 of 12 images, rows 0 and 2 of 4 clips.
+    sample = images.select([0, 6])
+    expected = evaluation.classification_row(model, processor, sample, "digits", "fit")["value"]
+    assert rows[1]["value"] == expected
+
+
+def test_the_novel_task_rows_include_lora_beside_prompt_tuning_and_fine_tuning(tmp_path):
+    """The novel-task code path, small: 3 drawn 'digits', 2 steps per tuning run, on the default model."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    names = ["zero", "one", "two"]
+    colours = [(200, 30, 30), (30, 180, 30), (30, 30, 200)]
+
+    def split(per_class: int) -> datasets.Dataset:
+        images = [
+            Image.fromarray(np.full((24, 24, 3), colours[c], np.uint8)) for c in range(3) for _ in range(per_class)
+        ]
+        labels = [c for c in range(3) for _ in range(per_class)]
+        features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+        return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
+
+    datasets.DatasetDict({"train": split(4), "test": split(1)}).save_to_disk(str(tmp_path / "corpus" / "digits"))
+    rows, logs = evaluation.novel_task(MODEL, tmp_path / "corpus", tmp_path / "out", steps=2, limit=3)
+    settings = [row["setting"] for row in rows]
+    assert settings == ["zero-shot"] + [
+        f"{setting}, {fraction} of the data"
+        for fraction in ("1%", "10%")
+        for setting in ("prompt tuning", "LoRA", "fine-tuning")
+    ]
+    assert all(row["section"] == "novel task" and 0.0 <= row["value"] <= 1.0 for row in rows)
+    assert set(logs) == {f"{s}, {f}" for s in ("prompt tuning", "LoRA", "fine-tuning") for f in ("1%", "10%")}
+    assert all(any("train_loss" in entry for entry in history) for history in logs.values())

@@ -49,8 +49,17 @@ def test_save_and_load_round_trip_is_bitwise(tiny_model, tmp_path):
     assert config["auto_map"] == {
         "AutoConfig": "configuration_uniperceiver.UniPerceiverConfig",
         "AutoModel": "modeling_uniperceiver.UniPerceiverModel",
+        "AutoModelForZeroShotImageClassification": "zero_shot_uniperceiver.UniPerceiverForZeroShotImageClassification",
+        "AutoModelForImageTextToText": "image_text_to_text_uniperceiver.UniPerceiverForImageTextToText",
     }
-    assert {"configuration_uniperceiver.py", "modeling_uniperceiver.py"} <= {p.name for p in tmp_path.iterdir()}
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {
+        "configuration_uniperceiver.py",
+        "modeling_uniperceiver.py",
+        "zero_shot_uniperceiver.py",
+        "image_text_to_text_uniperceiver.py",
+        "captioning_uniperceiver.py",
+    } <= written
 
 
 REMOTE_SCRIPT = textwrap.dedent(

@@ -477,7 +477,7 @@ def test_bad_target_side_names_the_target_argument(tiny_model):
     with pytest.raises(ValueError, match="target_pixel_values"):
         tiny_model(pixel_values=images(tiny_model.config), target_pixel_values=torch.randn(2, 3, 8, 8))
     with pytest.raises(ValueError, match="target_input_ids"):
-        tiny_model(pixel_values=images(tiny_model.config))
+        tiny_model(pixel_values=images(tiny_model.config), target_attention_mask=torch.ones(2, 3))
 
 
 @torch.no_grad()
@@ -536,3 +536,58 @@ def test_image_and_text_paths_compile_whole_and_export(tiny_model):
         torch.testing.assert_close(exported, eager)
     with pytest.raises(ValueError, match="ids in"):  # eager callers keep the check
         tiny_model.get_features(input_ids=torch.tensor([[-1, 5]]))
+
+
+@torch.no_grad()
+def test_the_default_model_at_another_resolution():
+    """`interpolate_pos_encoding=True` and loading with another `image_size` build the same table (CLIP's pipeline
+    class passes the flag through); the scale keeps the span of the training grid."""
+    from pathlib import Path
+
+    from uniperceiver_hf import UniPerceiverForZeroShotImageClassification
+
+    folder = Path(__file__).resolve().parents[1] / "models" / "uniperceiver-tiny-emoji"
+    native = UniPerceiverModel.from_pretrained(folder).eval()
+    resized = UniPerceiverModel.from_pretrained(folder, image_size=96).eval()
+    assert resized.config.spatial_position_scale == pytest.approx(native.config.spatial_position_scale * 4 / 6)
+    pixels = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    expected = resized.get_image_features(pixels).pooler_output
+    torch.testing.assert_close(
+        native.get_image_features(pixels, interpolate_pos_encoding=True).pooler_output, expected, atol=1e-6, rtol=0
+    )
+    clip_style = UniPerceiverForZeroShotImageClassification.from_pretrained(folder).eval()
+    ids = torch.tensor([[320, 1929, 49407]])
+    output = clip_style(input_ids=ids, pixel_values=pixels, interpolate_pos_encoding=True)
+    torch.testing.assert_close(output.image_embeds, expected, atol=1e-6, rtol=0)
+
+
+def test_peft_lora_on_the_fused_projections_of_the_default_model(tmp_path):
+    """`get_peft_model` with the documented `target_modules` wraps every layer's fused q|k|v, output and MLP linears;
+    at initialisation the model is unchanged, and a saved adapter loads back onto a fresh base."""
+    from pathlib import Path
+
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    folder = Path(__file__).resolve().parents[1] / "models" / "uniperceiver-tiny-emoji"
+    base = UniPerceiverModel.from_pretrained(folder).eval()
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain = base.get_features(pixel_values=pixels)
+    targets = ["in_proj", "out_proj", "fc1", "fc2"]
+    model = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules=targets))
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    layers = base.config.num_hidden_layers
+    assert len(trainable) == 2 * len(targets) * layers and all(".lora_" in name for name in trainable)
+    lora_qkv = model.get_base_model().encoder.layers[0].self_attn.in_proj
+    assert lora_qkv.lora_B["default"].weight.shape == (3 * base.config.hidden_size, 2)  # fused q|k|v rows
+    with torch.no_grad():
+        torch.testing.assert_close(model.get_features(pixel_values=pixels), plain)
+        for name, parameter in model.named_parameters():
+            if ".lora_B." in name:
+                parameter.normal_(0, 0.05)
+        adapted = model.get_features(pixel_values=pixels)
+    assert not torch.allclose(adapted, plain)
+    model.save_pretrained(tmp_path)
+    reloaded = PeftModel.from_pretrained(UniPerceiverModel.from_pretrained(folder).eval(), tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.get_features(pixel_values=pixels), adapted)

@@ -301,3 +301,60 @@ def test_prompt_tuned_image_classification(models, goldens, check):
     features = model.encode(pixel_values=images(goldens, "imagenet_eval"))
     check("input_feats", features.projected_features, goldens[f"{key}/input_feats"], HIDDEN_TOL)
     check("logits", output.logits, goldens[f"{key}/logits"], LOGIT_TOL)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Another resolution: the official 384-px rule on the golden tiny model
+
+
+def official_384_table(dim: int) -> torch.Tensor:
+    """What the official 384-px fine-tuning (`in1k_training_384inputsize.yaml`) uses: `CHECKPOINT_FILETER: False`
+    drops the stored 196-row table and `MAEParamsInit` builds the 24x24 sin-cos table with `POSEMBED_SCALE = 160/384`
+    (written here independently, in NumPy: rows of [sin(a w), cos(a w), sin(b w), cos(b w)], a the patch row)."""
+    import numpy as np
+
+    quarter = dim // 4
+    omega = 1.0 / 10000 ** (np.arange(quarter) / quarter)
+    coords = np.arange(24) * (160 / 384)
+    a, b = np.meshgrid(coords, coords, indexing="ij")
+    a, b = np.outer(a.ravel(), omega), np.outer(b.ravel(), omega)
+    return torch.from_numpy(np.concatenate([np.sin(a), np.cos(a), np.sin(b), np.cos(b)], axis=1)).float()
+
+
+@torch.no_grad()
+def test_384_px_follows_the_official_rule(golden_dir, golden_model_dirs, tmp_path):
+    from official_reference import reference_features
+    from safetensors.torch import load_file
+
+    official = load_file(str(golden_dir / "tiny_model.safetensors"))
+    table = official_384_table(official["token_embed.embeddings.weight"].shape[1])
+    official["video_embed.embeddings_st_pos.spatial_pos_embed.weight"] = table
+    pixels = torch.randn(2, 3, 384, 384, generator=torch.Generator().manual_seed(0))
+    expected, _ = reference_features(official, num_heads=4, pixel_values=pixels)
+
+    native = UniPerceiverModel.from_pretrained(golden_model_dirs["plain"]).eval()
+    at_384 = UniPerceiverModel.from_pretrained(golden_model_dirs["plain"], image_size=384).eval()
+    assert at_384.config.spatial_position_scale == pytest.approx(160 / 384)
+    torch.testing.assert_close(at_384.embeddings.visual.spatial_position_embeddings, table, atol=1e-6, rtol=0)
+    torch.testing.assert_close(at_384.get_features(pixel_values=pixels), expected, atol=1e-5, rtol=1e-5)
+    interpolated = native.get_features(pixel_values=pixels, interpolate_pos_encoding=True)
+    torch.testing.assert_close(interpolated, expected, atol=1e-5, rtol=1e-5)
+    # At the native size the flag changes nothing, bit for bit.
+    small = torch.randn(1, 3, 224, 224)
+    assert torch.equal(
+        native.get_features(pixel_values=small, interpolate_pos_encoding=True), native.get_features(pixel_values=small)
+    )
+    # The resized model saves and reloads as a 384-px model; the flag is needed for another size than the config's.
+    at_384.save_pretrained(tmp_path)
+    reloaded = UniPerceiverModel.from_pretrained(tmp_path).eval()
+    assert reloaded.config.image_size == 384 and reloaded.config.spatial_position_scale == pytest.approx(160 / 384)
+    torch.testing.assert_close(reloaded.get_features(pixel_values=pixels), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="interpolate_pos_encoding=True"):
+        native.get_features(pixel_values=pixels)
+    with pytest.raises(ValueError, match="multiples of the patch size"):
+        native.get_features(pixel_values=torch.randn(1, 3, 200, 200), interpolate_pos_encoding=True)
+
+
+def test_other_size_mismatches_stay_errors(golden_model_dirs):
+    with pytest.raises(RuntimeError, match="max_position_embeddings|position_embeddings"):
+        UniPerceiverModel.from_pretrained(golden_model_dirs["plain"], max_position_embeddings=64)

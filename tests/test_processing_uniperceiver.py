@@ -340,7 +340,7 @@ BAD_PROCESSOR_CALLS = {
     "text not a string": (lambda p, im, tmp: p(text=["a", 3]), ValueError, "text"),
     "text empty list": (lambda p, im, tmp: p(text=[]), ValueError, "text"),
     "text blank": (lambda p, im, tmp: p(text=["a", "  "]), ValueError, "`text` item 1 is an empty string"),
-    "text count": (lambda p, im, tmp: p(images=im, text=["only one"]), ValueError, "text"),
+    "text count": (lambda p, im, tmp: p(images=im, text=["only one"], task="downstream"), ValueError, "text"),
     "targets None item": (lambda p, im, tmp: p(images=im, targets=["cat", None]), ValueError, "targets"),
     "targets empty": (lambda p, im, tmp: p(images=im, targets=[]), ValueError, "targets"),
     "targets blank": (lambda p, im, tmp: p(images=im, targets=["cat", ""]), ValueError, "`targets` item 1"),
@@ -525,13 +525,17 @@ print(json.dumps({{
     assert report["pixel_sum"] == pytest.approx(float(expected["pixel_values"].double().sum()), abs=1e-6)
 
 
-def test_the_clip_form_call_says_which_call_to_use(processor, pngs):
-    """`processor(text=labels, images=images)` (CLIP's form) would be fused VQA-style inputs: it is refused with the
-    call that scores images against texts; that call gives `[images, texts]` logits."""
-    with pytest.raises(ValueError, match="targets=texts"):
-        processor(text=["a cat", "a dog"], images=pngs, padding=True, return_tensors="pt")
-    inputs = processor(images=pngs, targets=["a cat", "a dog", "a car"], return_tensors="pt")
-    assert inputs["pixel_values"].shape[0] == 2 and inputs["target_input_ids"].shape[0] == 3
+def test_the_clip_form_call_gives_two_independent_batches(processor, pngs):
+    """`processor(text=labels, images=images)` (CLIP's form) gives the texts and the images as two batches of any
+    sizes (what `AutoModelForZeroShotImageClassification` reads), encoded as candidates and `img_cls` images; with
+    `task=` the same call still builds fused sequences."""
+    inputs = processor(text=["a cat", "a dog", "a car"], images=pngs, padding=True, return_tensors="pt")
+    assert inputs["pixel_values"].shape[0] == 2 and inputs["input_ids"].shape[0] == 3 and "task" not in inputs
+    as_targets = processor(images=pngs, targets=["a cat", "a dog", "a car"], return_tensors="pt")
+    assert torch.equal(inputs["input_ids"], as_targets["target_input_ids"])
+    assert torch.equal(inputs["pixel_values"], as_targets["pixel_values"])
+    fused = processor(text=["a cat", "a dog"], images=pngs, task="downstream", return_tensors="pt")
+    assert fused["input_ids"].shape[0] == 2 and fused["task"] == "downstream"
 
 
 def test_truncation_cuts_to_the_model_max_length(processor):

@@ -3,6 +3,7 @@ a real headless browser (Debian's chromium driven by playwright) and a load run 
 
 import io
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
+from playwright.sync_api import expect
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,9 +126,68 @@ def test_text_to_images_shows_the_best_gallery_pictures_ranked(client):
     assert set(names) <= set(space.gallery_pictures()) and len(set(names)) == space.SHOWN
 
 
-def test_image_to_texts_ranks_the_gallery_names(client, files):
-    output = client.predict(handle_file(files["drawn: blue square"]), api_name="/image_to_texts")
+def test_image_to_texts_ranks_the_gallery_names_or_typed_texts(client, files):
+    output = client.predict(handle_file(files["drawn: blue square"]), "", api_name="/image_to_texts")
     ranked(output, list(space.gallery_pictures()))
+    typed = ["a dog face", "a red apple", "a rocket"]
+    ranked(client.predict(handle_file(files["emoji: red apple"]), ", ".join(typed), api_name="/image_to_texts"), typed)
+
+
+def test_text_to_images_searches_an_index_folder_of_image_files(files, tmp_path):
+    """`UNIPERCEIVER_INDEX`: a folder from `uniperceiver-hf extract` + `index` over image paths (ids = the paths)."""
+    import datasets
+    from transformers import pipeline
+
+    from uniperceiver_hf.tools import cli
+
+    model = os.environ.get("UNIPERCEIVER_MODEL", str(space.DEFAULT_MODEL))
+    pictures = [path for name, path in files.items() if name != "clip"]
+    datasets.Dataset.from_dict({"path": pictures}).save_to_disk(str(tmp_path / "pictures"))
+    features = tmp_path / "features"
+    cli.main(
+        [
+            "extract",
+            "--model",
+            model,
+            "--dataset",
+            str(tmp_path / "pictures"),
+            "--column",
+            "path",
+            "--id-column",
+            "path",
+            "--output",
+            str(features),
+        ]
+    )
+    index = str(cli.main(["index", "--features", str(features), "--output", str(tmp_path / "index")]))
+    handlers = space.Handlers(pipeline("zero-shot-perception", model=model), {}, space.index_folder(index))
+    found = handlers.text_to_images("a dog face")
+    assert len(found) == space.SHOWN and {path for path, _ in found} <= set(pictures)
+    assert [caption.split(". ")[0] for _, caption in found] == [str(rank) for rank in range(1, space.SHOWN + 1)]
+    assert Path(space.picture_folder(index)) == Path(pictures[0]).resolve().parent
+    (tmp_path / "by-row").mkdir()
+    (tmp_path / "by-row" / "ids.json").write_text("[0, 1, 2]")  # ids of `extract` without --id-column
+    with pytest.raises(SystemExit, match="its ids must be image file paths"):
+        space.index_folder(str(tmp_path / "by-row"))
+    with pytest.raises(SystemExit, match="is no index folder"):
+        space.index_folder(str(tmp_path / "missing"))
+
+
+def test_the_gallery_holds_emoji_as_the_header_promises():
+    assert set(space.EMOJI) <= set(space.gallery_pictures())
+    assert all(picture.size == (64, 64) for picture in space.emoji_pictures().values())
+
+
+def test_each_tab_shows_the_model_cards_figures(tmp_path):
+    """The lines are read from the card, so a retrained model's card changes them."""
+    lines = space.expected_figures(str(space.DEFAULT_MODEL))
+    assert set(lines) == set(space.CARD_FIGURES)
+    assert "digit classification" in lines["sketch"] and "%" in lines["sketch"]
+    assert "no figure" in lines["fill-mask"]
+    card = (space.DEFAULT_MODEL / "README.md").read_text()
+    (tmp_path / "README.md").write_text(card.replace("value: 0.8401", "value: 0.1234"))
+    assert "digit classification 12%" in space.expected_figures(str(tmp_path))["sketch"]
+    assert "no figure" in space.expected_figures(str(tmp_path / "no-card"))["classify"]
 
 
 def test_caption_respects_the_length_and_is_deterministic(client, files):
@@ -147,6 +208,7 @@ def test_fill_mask_fills_every_mask_with_its_best_word(client):
     filled, words = client.predict("a [MASK] circle and a [MASK] square", api_name="/fill_mask")
     pairs = ranked(words)
     assert len(pairs) == 10  # five words for each of the two masks, all shown
+    assert not any("<|" in label for label, _ in pairs)  # special tokens are no words
     first = next(label for label, _ in pairs if label.startswith("1: "))[3:]
     second = next(label for label, _ in pairs if label.startswith("2: "))[3:]
     assert filled == f"a [{first}] circle and a [{second}] square"
@@ -255,6 +317,7 @@ def test_other_bad_requests_get_a_message(client, files, tmp_path):
         ("/sketch", ({"background": None, "layers": [], "composite": None, "id": None}, "one"), space.EMPTY_SKETCH),
         ("/sketch", (blank, "one"), space.EMPTY_SKETCH),
         ("/caption", (None, 2, 21), "Upload an image to caption."),
+        ("/caption", (image, 2, 200), "The maximum length is 200 tokens; this model writes 1 to 64."),
         ("/vqa", (image, "   ", "a, b"), "The question is empty."),
         ("/vqa", (image, "what is it?", ""), "The answer list is empty"),
         ("/fill_mask", ("no mask here",), r"The text holds no \[MASK\]"),
@@ -348,16 +411,70 @@ def test_in_the_browser_caption_an_uploaded_image(page, client, files, tmp_path_
 
 def test_in_the_browser_draw_on_the_sketch_pad(page, tmp_path_factory):
     page.get_by_role("tab", name="Sketch", exact=True).click()
-    page.locator("#sketch-pad").get_by_role("button", name="Brush").click()
-    box = page.locator("#sketch-pad canvas").last.bounding_box()  # the drawing area sits at its centre
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x - 60, y - 90)
-    page.mouse.down()
-    for dx, dy in ((60, -90), (-10, 100)):  # a seven
-        page.mouse.move(x + dx, y + dy, steps=2)  # each step re-renders the canvas in software
-    page.mouse.up()
+    expect(page.locator("#sketch-pad").get_by_role("button", name="Brush", exact=True)).to_have_class(
+        re.compile("highlight")
+    )
+    stroke(page, [(-60, -90), (60, -90), (-10, 100)])  # a seven
     assert run_tab(page, "sketch-button", "sketch-result") in space.DIGITS
     screenshot(page, "Sketch", tmp_path_factory.getbasetemp())
+
+
+def stroke(page, points) -> None:
+    """A pen stroke through `points` (offsets from the drawing area's centre)."""
+    box = page.locator("#sketch-pad canvas").last.bounding_box()  # the drawing area sits at its centre
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x + points[0][0], y + points[0][1])
+    page.mouse.down()
+    for dx, dy in points[1:]:
+        page.mouse.move(x + dx, y + dy, steps=2)  # each step re-renders the canvas in software
+    page.mouse.up()
+
+
+def test_in_the_browser_the_sketch_pad_draws_again_after_clear_canvas(page):
+    """Gradio drops the brush on "clear canvas"; the page picks it again, so a new drawing is not "empty"."""
+    page.get_by_role("tab", name="Sketch", exact=True).click()
+    brush = page.locator("#sketch-pad").get_by_role("button", name="Brush", exact=True)
+    expect(brush).to_have_class(re.compile("highlight"))  # picked when the tab opens
+    stroke(page, [(-60, -90), (60, -90), (-10, 100)])
+    page.locator("#sketch-pad").get_by_role("button", name="Clear canvas").click()
+    expect(brush).to_have_class(re.compile("highlight"))  # and again after the clear
+    stroke(page, [(0, -100), (0, 100)])  # a one
+    assert run_tab(page, "sketch-button", "sketch-result") in space.DIGITS
+
+
+def test_in_the_browser_enter_submits_and_a_failed_request_clears_the_old_result(page):
+    page.get_by_role("tab", name="Fill the mask", exact=True).click()
+    page.locator("#fill-mask-text textarea").fill("a [MASK] circle")
+    page.locator("#fill-mask-text textarea").press("Enter")
+    field = page.locator("#fill-mask-filled textarea")
+    page.wait_for_function("element => element.value.length > 0", arg=field.element_handle())
+    assert field.input_value().startswith("a [")
+    page.locator("#fill-mask-text textarea").fill("no mask here")
+    page.locator("#fill-mask-text textarea").press("Enter")
+    page.get_by_text("The text holds no [MASK]").first.wait_for()
+    assert field.input_value() == ""
+    toast = page.get_by_text("The text holds no [MASK]").first.bounding_box()
+    title = page.get_by_role("heading", name="Uni-Perceiver").bounding_box()
+    assert toast["y"] > title["y"] + title["height"]  # the message never covers the title
+
+
+def test_in_the_browser_a_phone_screen_never_scrolls_sideways(page, served):
+    phone = page.context.browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        phone.set_default_timeout(60_000)
+        phone.goto(served[0])
+        phone.locator("#classify-button").wait_for()
+        # Any box that scrolls sideways (the page, or an examples table in its own scrolling box).
+        sideways = phone.evaluate(
+            """() => [document.documentElement, ...document.querySelectorAll('*')].filter(element => {
+                const overflow = getComputedStyle(element).overflowX;
+                const scrolls = element === document.documentElement || overflow === 'auto' || overflow === 'scroll';
+                return scrolls && element.scrollWidth > element.clientWidth + 1 && element.offsetParent !== null;
+            }).map(element => element.id || element.className)"""
+        )
+    finally:
+        phone.close()
+    assert sideways == []
 
 
 def test_in_the_browser_retrieval_vqa_and_fill_mask_tabs_show_results(page, files, tmp_path_factory):
@@ -373,6 +490,7 @@ def test_in_the_browser_retrieval_vqa_and_fill_mask_tabs_show_results(page, file
     assert run_tab(page, "vqa-button", "vqa-result") in space.DIGITS
     screenshot(page, "Ask", tmp_path_factory.getbasetemp())
     page.get_by_role("tab", name="Fill the mask", exact=True).click()
+    page.locator("#fill-mask-text textarea").fill(space.MASKED_TEXT)
     assert "[" in run_tab(page, "fill-mask-button", "fill-mask-filled")
     screenshot(page, "Fill the mask", tmp_path_factory.getbasetemp())
 

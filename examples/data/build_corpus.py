@@ -1,7 +1,8 @@
 """Build the real offline corpus: colour emoji, handwritten digits, emoji clips and fortunes, from system packages.
 
-    python examples/data/build_corpus.py --output DIR [--size 64 --renders 3 --frames 8 --videos-per-class 100
-        --heldout-fraction 0.1 --heldout-motion "fading out" --max-text-chars 400 --min-text-records 100 --seed 0]
+    python examples/data/build_corpus.py --output DIR [--size 64 --renders 3 --digit-renders 1 --frames 8
+        --videos-per-class 100 --heldout-fraction 0.1 --heldout-motion "fading out" --max-text-chars 400
+        --min-text-records 100 --seed 0]
         [--emoji-font PATH --emoji-test PATH --fortunes-dir PATH] [--overwrite]
 
 Nothing is downloaded. Its sources (issue 8; ../shared/ECOSYSTEM.md, "Real data"):
@@ -384,19 +385,24 @@ def random_digit_image(pixels: np.ndarray, size: int, rng: random.Random) -> tup
     return canvas, ink, background
 
 
-def split_digit_samples(targets: np.ndarray, rng: random.Random) -> dict[str, list[int]]:
-    """Sample indices per split: each digit's samples shuffled and cut 70/15/15, so no sample is in two splits."""
+def split_digit_samples(targets: np.ndarray, rng: random.Random, train_renders: int = 1) -> dict[str, list[int]]:
+    """Sample indices per split: each digit's samples shuffled and cut 70/15/15, so no sample is in two splits; a
+    train sample is listed `train_renders` times (one drawing each)."""
     rows = {split: [] for split in SPLITS}
     for digit in range(len(DIGIT_NAMES)):
         samples = [int(index) for index in np.flatnonzero(targets == digit)]
         rng.shuffle(samples)
         for split, items in writing.split_items(samples).items():
-            rows[split].extend(items)
+            rows[split].extend(items * (train_renders if split == "train" else 1))
     return rows
 
 
-def build_digits(pixels: np.ndarray, targets: np.ndarray, size: int, rng: random.Random) -> datasets.DatasetDict:
-    """One drawing per sample; each digit's samples are cut 70/15/15, so no test sample is seen in training."""
+def build_digits(
+    pixels: np.ndarray, targets: np.ndarray, size: int, rng: random.Random, train_renders: int = 1
+) -> datasets.DatasetDict:
+    """`train_renders` drawings of each train sample and one of each validation and test sample; each digit's samples
+    are cut 70/15/15, so no test sample is seen in training. scikit-learn has only 1,797 digits: more drawings of
+    the same strokes (other ink, paper, size, place and turn) are the data augmentation a small model needs."""
     features = writing.image_features(label=DIGIT_NAMES)
 
     def make_row(_: int, sample: int) -> dict:
@@ -410,7 +416,7 @@ def build_digits(pixels: np.ndarray, targets: np.ndarray, size: int, rng: random
             "answer": digit,
         }
 
-    return writing.shuffled_splits(split_digit_samples(targets, rng), features, rng, make_row)
+    return writing.shuffled_splits(split_digit_samples(targets, rng, train_renders), features, rng, make_row)
 
 
 def motion_path(motion: str, size: int, frames: int, rng: random.Random) -> list[dict[str, float]]:
@@ -653,7 +659,8 @@ pre-training and evaluating uniperceiver-hf offline. Built by `examples/data/bui
 - `digits/`: `image` ({size}x{size} RGB: scikit-learn's 8x8 digit upscaled bilinearly to 55-80% of the side,
   turned up to 15 degrees, anywhere inside, in a named ink colour on a contrasting named background), `label`
   (ClassLabel: {", ".join(DIGIT_NAMES)}), `caption` ("a handwritten seven"), `question` ("what digit is this?"),
-  `answer` ("seven"). One drawing per sample; each digit's samples are cut 70/15/15, so no test sample is in train.
+  `answer` ("seven"). Each digit's samples are cut 70/15/15, so no test sample is in train; a train sample is drawn
+  {parameters["digit_renders"]} time(s), a validation or test sample once.
 - `videos/`: `video` (absolute path of an H.264 mp4 in `videos/clips/`, {parameters["frames"]} frames at {FPS} fps,
   {size}x{size}), `label` (ClassLabel: {pretraining_motions}), `caption` ("a dog face moving left"), `name` (the
   emoji's name), `question`, `answer` (the motion, or the emoji's name). {parameters["videos_per_class"]} clips per
@@ -711,6 +718,7 @@ def build_corpus(
     *,
     size: int = 64,
     renders: int = 3,
+    digit_renders: int = 1,
     frames: int = 8,
     videos_per_class: int = 100,
     heldout_fraction: float = 0.1,
@@ -734,6 +742,7 @@ def build_corpus(
     """
     writing.check_frame_size(size)
     writing.check_number("renders", renders, 3)
+    writing.check_number("digit_renders", digit_renders, 1)
     writing.check_number("frames", frames, 2)
     writing.check_number("videos_per_class", videos_per_class, 1)
     writing.check_number("heldout_fraction", heldout_fraction, 0.01, 0.5, kind=float)
@@ -775,6 +784,7 @@ def build_corpus(
     parameters = {
         "size": size,
         "renders": renders,
+        "digit_renders": digit_renders,
         "frames": frames,
         "videos_per_class": videos_per_class,
         "heldout_fraction": heldout_fraction,
@@ -804,7 +814,9 @@ def build_corpus(
                 renders,
                 random.Random(f"{seed}-emoji-heldout"),
             ),
-            "digits": build_digits(np.asarray(pixels), np.asarray(targets), size, random.Random(f"{seed}-digits")),
+            "digits": build_digits(
+                np.asarray(pixels), np.asarray(targets), size, random.Random(f"{seed}-digits"), digit_renders
+            ),
             "videos": build_videos(
                 staging / "videos" / "clips",
                 output / "videos" / "clips",
@@ -863,6 +875,12 @@ def main() -> None:
         type=int,
         default=3,
         help="drawings per emoji (>= 3): one for validation, one for test, the rest for train",
+    )
+    parser.add_argument(
+        "--digit-renders",
+        type=int,
+        default=1,
+        help="drawings of each train digit (validation and test digits are drawn once)",
     )
     parser.add_argument("--frames", type=int, default=8, help=f"frames per clip ({FPS} fps)")
     parser.add_argument("--videos-per-class", type=int, default=100, help="clips per motion (70/15/15)")

@@ -11,7 +11,9 @@ from transformers import (
     AutoConfig,
     AutoImageProcessor,
     AutoModel,
+    AutoModelForImageTextToText,
     AutoModelForPreTraining,
+    AutoModelForZeroShotImageClassification,
     AutoProcessor,
     AutoTokenizer,
 )
@@ -22,12 +24,14 @@ from .adapters_uniperceiver import UniPerceiverAdapter
 from .captioning_uniperceiver import CaptionOutput, UniPerceiverCaptioner
 from .configuration_uniperceiver import UniPerceiverConfig
 from .image_processing_uniperceiver import UniPerceiverImageProcessor
+from .image_text_to_text_uniperceiver import UniPerceiverForImageTextToText
 from .modeling_uniperceiver import (
     UniPerceiverEncoderOutput,
     UniPerceiverModel,
     UniPerceiverOutput,
     UniPerceiverPreTrainedModel,
 )
+from .onnx_uniperceiver import UniPerceiverORTModel
 from .pipeline_uniperceiver import ZeroShotPerceptionPipeline, save_for_pipeline
 from .pretraining_uniperceiver import UniPerceiverForPreTraining, UniPerceiverPreTrainingOutput
 from .processing_uniperceiver import GLUE_LABEL_WORDS, UniPerceiverProcessor
@@ -35,11 +39,16 @@ from .prompt_tuning_uniperceiver import PromptTuningSettings, prepare_prompt_tun
 from .targets_uniperceiver import TargetSet
 from .tokenization_uniperceiver import UniPerceiverTokenizer
 from .video_processing_uniperceiver import UniPerceiverVideoProcessor
+from .zero_shot_uniperceiver import UniPerceiverForZeroShotImageClassification, UniPerceiverZeroShotOutput
 
 
 AutoConfig.register(UniPerceiverConfig.model_type, UniPerceiverConfig, exist_ok=True)
 AutoModel.register(UniPerceiverConfig, UniPerceiverModel, exist_ok=True)
 AutoModelForPreTraining.register(UniPerceiverConfig, UniPerceiverForPreTraining, exist_ok=True)
+AutoModelForZeroShotImageClassification.register(
+    UniPerceiverConfig, UniPerceiverForZeroShotImageClassification, exist_ok=True
+)
+AutoModelForImageTextToText.register(UniPerceiverConfig, UniPerceiverForImageTextToText, exist_ok=True)
 AutoTokenizer.register(UniPerceiverConfig, tokenizer_class=UniPerceiverTokenizer, exist_ok=True)
 AutoImageProcessor.register(
     UniPerceiverConfig, image_processor_classes={"pil": UniPerceiverImageProcessor}, exist_ok=True
@@ -67,14 +76,18 @@ __all__ = [
     "UniPerceiverConfig",
     "UniPerceiverEncoderOutput",
     "UniPerceiverForPreTraining",
+    "UniPerceiverForImageTextToText",
+    "UniPerceiverForZeroShotImageClassification",
     "UniPerceiverImageProcessor",
     "UniPerceiverModel",
+    "UniPerceiverORTModel",
     "UniPerceiverOutput",
     "UniPerceiverPreTrainedModel",
     "UniPerceiverPreTrainingOutput",
     "UniPerceiverProcessor",
     "UniPerceiverTokenizer",
     "UniPerceiverVideoProcessor",
+    "UniPerceiverZeroShotOutput",
     "ZeroShotPerceptionPipeline",
     "prepare_prompt_tuning",
     "save_for_pipeline",

@@ -5,10 +5,14 @@ vocabulary entry `[<SPE>, v, EOT]`, the chosen word enters the sequence at posit
 visual tokens and the words never attend to later tokens, so their keys and values never change: they are
 computed once and cached, and each step only runs the new tokens. This is exactly the caption training layout
 (`layouts_uniperceiver.caption_training_inputs`) read one position at a time.
+
+On a Uni-Perceiver-MoE model the caption's two attribute rows route the cached prefix and visual tokens (first row)
+and every word and step `<SPE>` (second row), as the official beam searcher splits its cache; the vocabulary is
+encoded with its own attribute (`Vocab_Word`).
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from transformers.utils import ModelOutput
@@ -84,15 +88,20 @@ class UniPerceiverCaptioner:
     """Generates captions for images `[B, 3, H, W]` or videos `[B, T, 3, H, W]` with a `UniPerceiverModel`.
 
     `vocabulary` is the encoded vocabulary target set; it is computed once (49,411 short sequences) when not given,
-    and can be shared with masked-LM prediction or saved with `TargetSet.save`.
+    and can be shared with masked-LM prediction or saved with `TargetSet.save`. `attribute` is the caption input's
+    task attribute on a Uni-Perceiver-MoE model (default: `image_caption` or `video_caption`, by the input).
     """
 
-    def __init__(self, model, vocabulary: TargetSet | None = None, task: str = "caption"):
+    def __init__(self, model, vocabulary: TargetSet | None = None, task: str = "caption", attribute=None):
         self.model = model
+        self.task = task
+        self.attribute = attribute
+        self.routing = None  # set by `start` for the caption being decoded
         if vocabulary is None:
             vocabulary = TargetSet.vocabulary(model)
         elif vocabulary.fingerprint is not None:
             vocabulary.check_model(model)
+        vocabulary.check_attribute(model, TargetSet.VOCABULARY_ATTRIBUTE)
         if len(vocabulary) != model.config.vocab_size:
             raise ValueError(
                 f"`vocabulary` has {len(vocabulary)} entries; captioning scores every id of the "
@@ -113,10 +122,13 @@ class UniPerceiverCaptioner:
     def start(self, pixel_values: torch.Tensor, max_new_tokens: int) -> KeyValueCache:
         """Encodes `[<SPE>, visual tokens]` into a cache with room for `max_new_tokens` decoding steps."""
         check_side(self.model.config, "", None, None, None, pixel_values, None)
+        # The caption's routing (MoE): the cached tokens are the first part, every later token the second.
+        self.routing = self.model.routing(self.attribute, False, self.task, pixel_values, True, 0)
         if pixel_values.ndim == 4:
             pixel_values = pixel_values.unsqueeze(1)
         embeds = self.model.embeddings(None, None, pixel_values)
-        _, presents = self.model.encoder(embeds)
+        prefix_routing = replace(self.routing, split=embeds.shape[1]) if self.routing is not None else None
+        _, presents = self.model.encoder(embeds, routing=prefix_routing)
         # A step holds the cached tokens, its word and its <SPE>: the last step needs length + max_new_tokens + 1.
         return KeyValueCache(presents, embeds.shape[1] + max_new_tokens + 1)
 
@@ -144,7 +156,7 @@ class UniPerceiverCaptioner:
         embeds, mask = self.step_inputs(
             previous_words, position, cache.rows, cache.length, buffer.device, buffer.dtype
         )
-        hidden, _ = self.model.encoder(embeds, mask, past_key_values=cache.layers)
+        hidden, _ = self.model.encoder(embeds, mask, past_key_values=cache.layers, routing=self.routing)
         if previous_words is not None:
             cache.advance(1)
         return self._logits(hidden[:, -1])
@@ -163,6 +175,8 @@ class UniPerceiverCaptioner:
             attention_mask=causal.expand(batch_size, -1, -1),
             pixel_values=pixel_values,
             feature_index=torch.full((batch_size,), length, device=words.device),
+            attribute=self.attribute,
+            task=self.task,
         )
         return self._logits(encoded.feature_hidden_state)
 

@@ -1,5 +1,6 @@
 """Configuration of Uni-Perceiver: every architectural choice of the official model, typed."""
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -37,6 +38,49 @@ SPECIAL_TOKEN_FIELDS = (
     "mask_token_id",
     "gen_token_id",
     "pad_token_id",
+)
+
+# Uni-Perceiver-MoE's task attributes (the official `MOE_TYPE: 'attribute'` table): an 8-bit row per task type and
+# side (`"input"`, and `"target"` for retrieval), and per shared target set. Sequences of two parts (captioning) have
+# one row per part. The gates read these rows, not the tokens; the bits' meanings are not documented.
+OFFICIAL_TASK_ATTRIBUTES: dict[str, dict[str, list[list[int]]]] = {
+    "image_classification": {"input": [[1, 0, 0, 1, 1, 0, 0, 0]]},
+    "video_classification": {"input": [[1, 0, 0, 1, 1, 0, 0, 0]]},
+    "text_mlm": {"input": [[0, 1, 0, 1, 0, 1, 0, 0]]},
+    "image_caption": {"input": [[1, 1, 0, 1, 1, 0, 0, 0], [1, 1, 0, 1, 0, 1, 0, 1]]},
+    "video_caption": {"input": [[1, 1, 0, 1, 1, 0, 0, 0], [1, 1, 0, 1, 0, 1, 0, 1]]},
+    "image_retrieval": {"input": [[1, 0, 0, 1, 1, 0, 0, 0]], "target": [[1, 0, 0, 1, 0, 1, 1, 0]]},
+    "video_retrieval": {"input": [[1, 0, 0, 1, 1, 0, 0, 0]], "target": [[1, 0, 0, 1, 0, 1, 1, 0]]},
+    "text_classification": {"input": [[0, 1, 0, 1, 0, 1, 0, 0]]},
+}
+OFFICIAL_TARGET_SET_ATTRIBUTES: dict[str, list[list[int]]] = {
+    **{name: [[1, 0, 0, 1, 0, 1, 1, 0]] for name in ("ImageNet1k", "ImageNet22k", "MomentsInTime", "Kinetics700")},
+    "Kinetics400": [[1, 0, 0, 1, 0, 1, 1, 0]],
+    "Vocab_Word": [[1, 1, 0, 1, 0, 1, 1, 0]],
+    **{
+        f"{glue}-target": [[1, 1, 0, 1, 0, 1, 1, 0]]
+        for glue in ("CoLA", "MNLI", "MRPC", "QNLI", "QQP", "RTE", "SST-2")
+    },
+}
+# The sub-layers that may hold experts: the attention projections (q|k|v and output) and the feed-forward linears.
+MOE_SUBLAYERS = ("attention", "mlp")
+# Gate noise policies for training (`vmoe`: Gaussian noise of std `moe_gate_noise_std / num_experts` on the logits).
+MOE_GATE_NOISE = ("vmoe",)
+
+# The config fields of Uni-Perceiver-MoE; a dense config does not write them.
+MOE_FIELDS = (
+    "num_experts",
+    "moe_top_k",
+    "moe_layers",
+    "moe_sublayers",
+    "moe_attribute_length",
+    "moe_attribute_transform",
+    "moe_attribute_transform_activation",
+    "moe_share_gate_decisions",
+    "moe_gate_noise",
+    "moe_gate_noise_std",
+    "moe_task_attributes",
+    "moe_target_set_attributes",
 )
 
 # Released sizes (paper section 4.2 and the official configs). Head size is 64 in both.
@@ -89,6 +133,27 @@ class UniPerceiverConfig(PreTrainedConfig):
             (`SHARE_LAYERNORM: True`); `False` gives the visual tokens their own (`visual_layer_norm`), the paper's
             27 tuned LayerNorms of appendix C instead of the code's 26 (facts document section 7).
         initializer_range: std of the normal init of embeddings and prompts.
+        num_experts: experts per MoE sub-layer (Uni-Perceiver-MoE, NeurIPS 2022); 0 is the dense model, which has
+            no MoE field in its saved config and ignores task attributes.
+        moe_top_k: experts merged per attribute row (the official 2); with more than one, their gates are
+            renormalised to sum to 1.
+        moe_layers: indices of the layers with experts (the released models: the even ones, `MOE_EXPERT_LOCATION:
+            'odd'` of the official configs).
+        moe_sublayers: which sub-layers of those layers have experts: `"attention"` (the q|k|v and output
+            projections) and/or `"mlp"` (both feed-forward linears).
+        moe_attribute_length: size of a task-attribute row (8).
+        moe_attribute_transform: the gate maps the attribute through Linear(length, hidden) + LayerNorm first
+            (`TAG_Transform`); without, the router reads the attribute row itself.
+        moe_attribute_transform_activation: a GELU between that Linear and its LayerNorm (`TAG_Transform_ACT`).
+        moe_share_gate_decisions: the output projection reuses the q|k|v projection's decision and the second
+            feed-forward linear the first's (`FFN_SHARE_GATE_DECISION`); their own gates are then not built.
+        moe_gate_noise: `"vmoe"` adds Gaussian noise to the gate logits in training mode (the official MoE
+            configs); `None` never does. Evaluation is never noisy.
+        moe_gate_noise_std: the noise's std is this divided by `num_experts`.
+        moe_task_attributes: attribute rows per task type and side (`{"image_caption": {"input": [[...], [...]]}}`);
+            default: the official table (`OFFICIAL_TASK_ATTRIBUTES`) for an MoE model.
+        moe_target_set_attributes: attribute rows per shared target set (`"ImageNet1k"`, `"Vocab_Word"`,
+            `"SST-2-target"`, ...); default: the official table for an MoE model.
     """
 
     model_type = "uniperceiver"
@@ -128,11 +193,30 @@ class UniPerceiverConfig(PreTrainedConfig):
     num_prompt_classes: int = 0
     share_embedding_layer_norm: bool = True
     initializer_range: float = 0.02
+    num_experts: int = 0
+    moe_top_k: int = 2
+    moe_layers: list[int] | tuple[int, ...] = ()
+    moe_sublayers: list[str] | tuple[str, ...] = MOE_SUBLAYERS
+    moe_attribute_length: int = 8
+    moe_attribute_transform: bool = True
+    moe_attribute_transform_activation: bool = False
+    moe_share_gate_decisions: bool = True
+    moe_gate_noise: str | None = None
+    moe_gate_noise_std: float = 1.0
+    moe_task_attributes: dict[str, dict[str, list[list[int]]]] | None = None
+    moe_target_set_attributes: dict[str, list[list[int]]] | None = None
 
     def __post_init__(self, **kwargs):
         if self.projection_dim is None:
             self.projection_dim = self.hidden_size
         self.logit_scale_tasks = list(self.logit_scale_tasks)
+        self.moe_layers = list(self.moe_layers)
+        self.moe_sublayers = list(self.moe_sublayers)
+        if self.num_experts:
+            if self.moe_task_attributes is None:
+                self.moe_task_attributes = copy.deepcopy(OFFICIAL_TASK_ATTRIBUTES)
+            if self.moe_target_set_attributes is None:
+                self.moe_target_set_attributes = copy.deepcopy(OFFICIAL_TARGET_SET_ATTRIBUTES)
         # Unknown keywords become plain attributes (transformers' rule); one that is a near-miss of a field is
         # almost certainly a typo that would otherwise leave the field at its default without a word.
         fields = [field.name for field in dataclasses.fields(self)]
@@ -152,6 +236,26 @@ class UniPerceiverConfig(PreTrainedConfig):
         if name not in PRESETS:
             raise ValueError(f"`name` must be one of {sorted(PRESETS)}, got {name!r}.")
         return cls(**{**PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict:
+        """`PreTrainedConfig.to_dict`; a dense config leaves the MoE fields out, so that its saved `config.json`
+        is exactly what it was before MoE support (loading fills them with their dense defaults)."""
+        output = super().to_dict()
+        if not self.is_moe:
+            for name in MOE_FIELDS:
+                output.pop(name, None)
+        return output
+
+    @property
+    def is_moe(self) -> bool:
+        """Uni-Perceiver-MoE: some sub-layers hold experts chosen by task attributes."""
+        return self.num_experts > 0
+
+    def moe_layer_sublayers(self, layer_index: int) -> frozenset[str]:
+        """The sub-layers (`"attention"`, `"mlp"`) of layer `layer_index` that hold experts (none when dense)."""
+        if not self.is_moe or layer_index not in self.moe_layers:
+            return frozenset()
+        return frozenset(self.moe_sublayers)
 
     @property
     def head_dim(self) -> int:
@@ -218,9 +322,66 @@ class UniPerceiverConfig(PreTrainedConfig):
                 raise ValueError(
                     f"`{name}` ({getattr(self, name)}) must be a valid id below `vocab_size` ({self.vocab_size})."
                 )
+        self._validate_moe()
+
+    def _validate_moe(self):
+        """The MoE fields: consistent among themselves and with the architecture."""
+        if self.num_experts < 0:
+            raise ValueError(f"`num_experts` must be >= 0 (0: the dense model), got {self.num_experts}.")
+        if not self.is_moe:
+            return
+        if not 1 <= self.moe_top_k <= self.num_experts:
+            raise ValueError(f"`moe_top_k` must be in [1, `num_experts` = {self.num_experts}], got {self.moe_top_k}.")
+        bad_layers = [i for i in self.moe_layers if not 0 <= i < self.num_hidden_layers]
+        if not self.moe_layers or bad_layers or len(set(self.moe_layers)) != len(self.moe_layers):
+            raise ValueError(
+                f"`moe_layers` must be distinct layer indices in [0, `num_hidden_layers` = {self.num_hidden_layers}), "
+                f"at least one, got {self.moe_layers}."
+            )
+        if not self.moe_sublayers or any(name not in MOE_SUBLAYERS for name in self.moe_sublayers):
+            raise ValueError(
+                f"`moe_sublayers` must be a non-empty subset of {list(MOE_SUBLAYERS)}, got {self.moe_sublayers}."
+            )
+        if self.moe_attribute_length <= 0:
+            raise ValueError(f"`moe_attribute_length` must be a positive integer, got {self.moe_attribute_length}.")
+        if self.moe_gate_noise is not None and self.moe_gate_noise not in MOE_GATE_NOISE:
+            raise ValueError(
+                f"`moe_gate_noise` must be None or one of {list(MOE_GATE_NOISE)}, got {self.moe_gate_noise!r}."
+            )
+        if not 0.0 <= self.moe_gate_noise_std < math.inf:
+            raise ValueError(f"`moe_gate_noise_std` must be a finite number >= 0, got {self.moe_gate_noise_std}.")
+        tables = [
+            (f"moe_task_attributes[{task!r}][{side!r}]", rows)
+            for task, sides in self.moe_task_attributes.items()
+            for side, rows in sides.items()
+        ]
+        tables += [
+            (f"moe_target_set_attributes[{name!r}]", rows) for name, rows in self.moe_target_set_attributes.items()
+        ]
+        for name, rows in tables:
+            if not rows or len(rows) > 2 or any(len(row) != self.moe_attribute_length for row in rows):
+                raise ValueError(
+                    f"`{name}` must hold one or two rows (two: a visual part then a text part) of "
+                    f"`moe_attribute_length` = {self.moe_attribute_length} values, got {rows}."
+                )
+        for task, sides in self.moe_task_attributes.items():
+            if not sides or any(side not in ("input", "target") for side in sides):
+                raise ValueError(
+                    f"`moe_task_attributes[{task!r}]` must map 'input' and/or 'target' to rows, got {sorted(sides)}."
+                )
 
 
 # `save_pretrained` copies this file and writes `auto_map`, so `trust_remote_code=True` works without the package.
 UniPerceiverConfig.register_for_auto_class()
 
-__all__ = ["UniPerceiverConfig", "LOGIT_SCALE_TASKS", "PRESETS", "SPECIAL_TOKEN_FIELDS"]
+__all__ = [
+    "LOGIT_SCALE_TASKS",
+    "MOE_FIELDS",
+    "MOE_GATE_NOISE",
+    "MOE_SUBLAYERS",
+    "OFFICIAL_TARGET_SET_ATTRIBUTES",
+    "OFFICIAL_TASK_ATTRIBUTES",
+    "PRESETS",
+    "SPECIAL_TOKEN_FIELDS",
+    "UniPerceiverConfig",
+]

@@ -24,6 +24,7 @@ from transformers.utils import ModelOutput, logging
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_uniperceiver import SPECIAL_TOKEN_FIELDS, UniPerceiverConfig
+from .moe_uniperceiver import MoERouting, UniPerceiverMoELinear, resolve_attribute
 from .validation_uniperceiver import check_labels, check_side, check_target_embeds
 from .versions_uniperceiver import explain_untested_transformers
 
@@ -93,19 +94,38 @@ class UniPerceiverOutput(ModelOutput):
 # Embeddings (the modality-specific tokenizers of paper appendix A)
 
 
-def sincos_2d_position_table(grid_size: int, dim: int, scale: float) -> torch.Tensor:
-    """The fixed 2-D sin-cos spatial table: row k encodes patch (k // grid, k % grid), both times `scale`.
+def sincos_2d_position_table(
+    grid_size: int | tuple[int, int], dim: int, scale: float | tuple[float, float]
+) -> torch.Tensor:
+    """The fixed 2-D sin-cos spatial table: row k encodes patch (k // columns, k % columns), times `scale`.
 
     Each row is `[sin(a w), cos(a w), sin(b w), cos(b w)]` with `a` the patch row, `b` the column and
-    `w_i = 1 / 10000^(i / (dim/4))`, as the official MAE-style initialisation builds it.
+    `w_i = 1 / 10000^(i / (dim/4))`, as the official MAE-style initialisation builds it. `grid_size` and `scale` may
+    be (rows, columns) pairs (a non-square input at another resolution, see `resized_position_scale`).
     """
+    rows_count, columns_count = (grid_size, grid_size) if isinstance(grid_size, int) else grid_size
+    row_scale, column_scale = (scale, scale) if isinstance(scale, (int, float)) else scale
     quarter = dim // 4
     omega = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter))
-    coords = torch.arange(grid_size, dtype=torch.float64) * scale
-    rows, cols = torch.meshgrid(coords, coords, indexing="ij")
+    row_coords = torch.arange(rows_count, dtype=torch.float64) * row_scale
+    column_coords = torch.arange(columns_count, dtype=torch.float64) * column_scale
+    rows, cols = torch.meshgrid(row_coords, column_coords, indexing="ij")
     rows = rows.flatten()[:, None] * omega[None]
     cols = cols.flatten()[:, None] * omega[None]
     return torch.cat([rows.sin(), rows.cos(), cols.sin(), cols.cos()], dim=1).float()
+
+
+def resized_position_scale(scale: float, native_grid: int, new_grid: int) -> float:
+    """The spatial scale of a `new_grid` table for a model trained on `native_grid` with `scale`.
+
+    The official code runs at another resolution by building a new fixed table whose coordinates keep the span of
+    the training grid: its 384-px fine-tuning (`in1k_training_384inputsize.yaml`) sets `POSEMBED_SCALE = 160/384`
+    (the 224-px models use 160/224, the 160-px pre-training grid 1) and drops the stored 196-row table
+    (`CHECKPOINT_FILETER: False`), so the 576-row table is the sin-cos table of the 24x24 grid times 160/384, i.e.
+    `scale * native_grid / new_grid`. (Only with `CHECKPOINT_FILETER: True`, which no released fine-tuning uses,
+    would it interpolate the stored table bilinearly instead.)
+    """
+    return scale * native_grid / new_grid
 
 
 class UniPerceiverTextEmbeddings(nn.Module):
@@ -160,16 +180,26 @@ class UniPerceiverVisualEmbeddings(nn.Module):
         )
         self.temporal_position_embeddings = nn.Embedding(config.num_frames, config.hidden_size)
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
+        """`pixel_values` `[B, T, 3, H, W]`. At the config's resolution the stored spatial table is used; at another
+        one (`interpolate_pos_encoding=True`) the table of that grid is built as the official code does at 384 px
+        (see `resized_position_scale`)."""
         batch_size, num_frames = pixel_values.shape[:2]
         patches = self.patch_embedding(pixel_values.flatten(0, 1).to(self.patch_embedding.weight.dtype))
+        grid = patches.shape[-2:]
         patches = patches.flatten(2).transpose(1, 2).unflatten(0, (batch_size, num_frames))  # [B, T, N, D]
+        spatial = self.spatial_position_embeddings
+        native_grid = self.config.image_size // self.config.patch_size
+        if interpolate_pos_encoding and tuple(grid) != (native_grid, native_grid):
+            scale = self.config.spatial_position_scale
+            scales = tuple(resized_position_scale(scale, native_grid, size) for size in grid)
+            spatial = sincos_2d_position_table(tuple(grid), self.config.hidden_size, scales).to(spatial)
         offset = 0
         if self.training and self.config.random_temporal_offset and num_frames < self.config.num_frames:
             # Training-time augmentation of the original: shift the clip inside the temporal table.
             offset = int(torch.randint(0, self.config.num_frames - num_frames + 1, ()).item())
         temporal = self.temporal_position_embeddings(torch.arange(offset, offset + num_frames, device=patches.device))
-        positions = temporal[:, None, :] + self.spatial_position_embeddings[None, :, :]
+        positions = temporal[:, None, :] + spatial[None, :, :]
         return (patches + positions).flatten(1, 2)
 
 
@@ -203,14 +233,16 @@ class UniPerceiverEmbeddings(nn.Module):
         pixel_values: torch.Tensor | None,
         add_prefix: bool = True,
         inputs_embeds: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
     ) -> torch.Tensor:
         """`add_prefix=False` embeds tokens that continue a cached sequence (caption decoding). `inputs_embeds`
-        (`[B, L, hidden_size]`) replace the word embeddings of `input_ids`."""
+        (`[B, L, hidden_size]`) replace the word embeddings of `input_ids`. `interpolate_pos_encoding`: pixels at
+        another resolution than the config's (see `UniPerceiverVisualEmbeddings`)."""
         has_text = input_ids is not None or inputs_embeds is not None
         reference = next(x for x in (input_ids, inputs_embeds, pixel_values) if x is not None)
         pieces = [
             self.prefix(reference.shape[0], reference.device) if add_prefix else None,
-            self.visual(pixel_values) if pixel_values is not None else None,
+            self.visual(pixel_values, interpolate_pos_encoding) if pixel_values is not None else None,
             self.text(input_ids, position_ids, inputs_embeds) if has_text else None,
         ]
         dtype = self.layer_norm.weight.dtype
@@ -262,9 +294,13 @@ class UniPerceiverAttention(nn.Module):
     values after the earlier ones and returns all of them. The new ones are also returned, so that a caller can build
     a cache from them. Key order: prompts, past, new. Returns the output, the attention
     weights (eager attention only; recorded by `output_attentions`) and the new keys/values.
+
+    With `moe=True` (Uni-Perceiver-MoE) both projections hold experts chosen by the task attribute (`routing`); the
+    output projection reuses the q|k|v projection's decision when the config shares decisions. Cached keys and
+    values were computed with the routing of their own positions, which is what the official decoder does.
     """
 
-    def __init__(self, config: UniPerceiverConfig):
+    def __init__(self, config: UniPerceiverConfig, moe: bool = False):
         super().__init__()
         self.config = config
         self.hidden_size = config.hidden_size
@@ -272,8 +308,14 @@ class UniPerceiverAttention(nn.Module):
         self.head_dim = config.head_dim
         self.scaling = self.head_dim**-0.5
         self.is_causal = False
-        self.in_proj = UniPerceiverQKVProjection(config.hidden_size, 3 * config.hidden_size)
-        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.is_moe = moe
+        if moe:
+            hidden = config.hidden_size
+            self.in_proj = UniPerceiverMoELinear(config, hidden, 3 * hidden, decides=True, fused_parts=3)
+            self.out_proj = UniPerceiverMoELinear(config, hidden, hidden, decides=not config.moe_share_gate_decisions)
+        else:
+            self.in_proj = UniPerceiverQKVProjection(config.hidden_size, 3 * config.hidden_size)
+            self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(
         self,
@@ -281,15 +323,26 @@ class UniPerceiverAttention(nn.Module):
         attention_mask: torch.Tensor | None = None,
         prefix_states: torch.Tensor | None = None,
         past_key_value=None,
+        routing: MoERouting | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
         batch_size, length, _ = hidden_states.shape
-        query, key, value = self.in_proj(hidden_states).split(self.hidden_size, dim=-1)
+        decisions = None
+        if self.is_moe:
+            projected, decisions = self.in_proj(hidden_states, routing)
+        else:
+            projected = self.in_proj(hidden_states)
+        query, key, value = projected.split(self.hidden_size, dim=-1)
         present = (key, value)
         if past_key_value is not None:
             key, value = past_key_value.update(key, value)
         if prefix_states is not None:
             # The prompts' query rows are computed too (a few rows), so that `in_proj` runs only through its forward.
-            _, prefix_key, prefix_value = self.in_proj(prefix_states).split(self.hidden_size, dim=-1)
+            # With experts, the prompts (which precede the whole sequence) take the first part's routing.
+            if self.is_moe:
+                prefix_projected = self.in_proj(prefix_states, routing.first_part())[0]
+            else:
+                prefix_projected = self.in_proj(prefix_states)
+            _, prefix_key, prefix_value = prefix_projected.split(self.hidden_size, dim=-1)
             key = torch.cat([prefix_key.expand(batch_size, -1, -1), key], dim=1)
             value = torch.cat([prefix_value.expand(batch_size, -1, -1), value], dim=1)
 
@@ -308,7 +361,11 @@ class UniPerceiverAttention(nn.Module):
             scaling=self.scaling,
             dropout=self.config.attention_dropout if self.training else 0.0,
         )
-        return self.out_proj(output.reshape(batch_size, length, self.hidden_size)), weights, present
+        output = output.reshape(batch_size, length, self.hidden_size)
+        if self.is_moe:
+            shared = decisions if self.config.moe_share_gate_decisions else None
+            return self.out_proj(output, routing, shared)[0], weights, present
+        return self.out_proj(output), weights, present
 
 
 class UniPerceiverMLP(nn.Module):
@@ -321,6 +378,26 @@ class UniPerceiverMLP(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.dropout(self.activation(self.fc1(hidden_states))))
+
+
+class UniPerceiverMoEMLP(nn.Module):
+    """The feed-forward block with experts in both linears (Uni-Perceiver-MoE); the second reuses the first's
+    decision when the config shares decisions."""
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__()
+        self.share_decisions = config.moe_share_gate_decisions
+        self.fc1 = UniPerceiverMoELinear(config, config.hidden_size, config.intermediate_size, decides=True)
+        self.activation = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.fc2 = UniPerceiverMoELinear(
+            config, config.intermediate_size, config.hidden_size, decides=not config.moe_share_gate_decisions
+        )
+
+    def forward(self, hidden_states: torch.Tensor, routing: MoERouting) -> torch.Tensor:
+        hidden_states, decisions = self.fc1(hidden_states, routing)
+        hidden_states = self.dropout(self.activation(hidden_states))
+        return self.fc2(hidden_states, routing, decisions if self.share_decisions else None)[0]
 
 
 class UniPerceiverLayerScale(nn.Module):
@@ -354,14 +431,20 @@ class UniPerceiverDropPath(nn.Module):
 
 
 class UniPerceiverEncoderLayer(GradientCheckpointingLayer):
-    """Pre-LN block: `x + gamma_1 * Attn(LN1(x))`, then `x + gamma_2 * MLP(LN2(x))`, with drop path on each branch."""
+    """Pre-LN block: `x + gamma_1 * Attn(LN1(x))`, then `x + gamma_2 * MLP(LN2(x))`, with drop path on each branch.
 
-    def __init__(self, config: UniPerceiverConfig):
+    In a Uni-Perceiver-MoE layer (`layer_index` in `config.moe_layers`) the chosen sub-layers hold experts, routed
+    by `routing`; the other sub-layers, and every layer of a dense model, ignore it.
+    """
+
+    def __init__(self, config: UniPerceiverConfig, layer_index: int = 0):
         super().__init__()
+        experts = config.moe_layer_sublayers(layer_index)
         self.layer_norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.self_attn = UniPerceiverAttention(config)
+        self.self_attn = UniPerceiverAttention(config, moe="attention" in experts)
         self.layer_norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.mlp = UniPerceiverMLP(config)
+        self.moe_mlp = "mlp" in experts
+        self.mlp = UniPerceiverMoEMLP(config) if self.moe_mlp else UniPerceiverMLP(config)
         use_scale = config.layer_scale_init_value is not None
         self.layer_scale1 = UniPerceiverLayerScale(config) if use_scale else nn.Identity()
         self.layer_scale2 = UniPerceiverLayerScale(config) if use_scale else nn.Identity()
@@ -386,14 +469,19 @@ class UniPerceiverEncoderLayer(GradientCheckpointingLayer):
         attention_mask: torch.Tensor | None = None,
         is_target: bool = False,
         past_key_value=None,
+        routing: MoERouting | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Returns the new hidden states and this layer's keys/values of the new tokens."""
         prompts = self.prompts(is_target)
         # Prompts go through this layer's first LayerNorm, like the tokens they are attended with.
         prefix = self.layer_norm1(prompts.to(hidden_states.dtype)).unsqueeze(0) if prompts is not None else None
-        attended, _, present = self.self_attn(self.layer_norm1(hidden_states), attention_mask, prefix, past_key_value)
+        attended, _, present = self.self_attn(
+            self.layer_norm1(hidden_states), attention_mask, prefix, past_key_value, routing
+        )
         hidden_states = hidden_states + self.drop_path(self.layer_scale1(self.attention_dropout(attended)))
-        hidden_states = hidden_states + self.drop_path(self.layer_scale2(self.mlp(self.layer_norm2(hidden_states))))
+        normed = self.layer_norm2(hidden_states)
+        fed = self.mlp(normed, routing) if self.moe_mlp else self.mlp(normed)
+        hidden_states = hidden_states + self.drop_path(self.layer_scale2(fed))
         return hidden_states, present
 
 
@@ -405,7 +493,9 @@ class UniPerceiverEncoder(nn.Module):
 
     def __init__(self, config: UniPerceiverConfig):
         super().__init__()
-        self.layers = nn.ModuleList([UniPerceiverEncoderLayer(config) for _ in range(config.num_hidden_layers)])
+        self.layers = nn.ModuleList(
+            [UniPerceiverEncoderLayer(config, index) for index in range(config.num_hidden_layers)]
+        )
 
     def forward(
         self,
@@ -413,12 +503,16 @@ class UniPerceiverEncoder(nn.Module):
         attention_mask: torch.Tensor | None = None,
         is_target: bool = False,
         past_key_values: list | None = None,
+        routing: MoERouting | None = None,
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Returns the last hidden states and each layer's keys/values of the new tokens."""
+        """Returns the last hidden states and each layer's keys/values of the new tokens. `routing` gives the task
+        attribute of every position (Uni-Perceiver-MoE; ignored by dense layers)."""
         presents = []
         for index, layer in enumerate(self.layers):
             past = past_key_values[index] if past_key_values is not None else None
-            hidden_states, present = layer(hidden_states, attention_mask, is_target=is_target, past_key_value=past)
+            hidden_states, present = layer(
+                hidden_states, attention_mask, is_target=is_target, past_key_value=past, routing=routing
+            )
             presents.append(present)
         return hidden_states, presents
 
@@ -525,9 +619,53 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any) -> "UniPerceiverPreTrainedModel":
-        """`PreTrainedModel.from_pretrained`; a failure under an untested transformers release names that release."""
+        """`PreTrainedModel.from_pretrained`; a failure under an untested transformers release names that release.
+
+        Another `image_size` than the checkpoint's (`from_pretrained(path, image_size=384)`, or a `config` with it)
+        gets the spatial table of its grid the way the official 384-px fine-tuning builds it (`resized_position_scale`:
+        the fixed sin-cos table of the new grid, its coordinates scaled to keep the span of the checkpoint's grid),
+        and the loaded config records that scale. A `spatial_position_scale` passed with it is taken as given. Every
+        other size mismatch is an error, as in transformers, unless `ignore_mismatched_sizes=True`.
+        """
+        wants_info = kwargs.pop("output_loading_info", False)
+        ignore_mismatched = kwargs.pop("ignore_mismatched_sizes", False)
+        explicit_scale = "spatial_position_scale" in kwargs
         with explain_untested_transformers(f"`{cls.__name__}`"):
-            return super().from_pretrained(*args, **kwargs)
+            model, info = super().from_pretrained(
+                *args, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
+            )
+        spatial_suffix = "embeddings.visual.spatial_position_embeddings"
+        others = {(key, tuple(old), tuple(new)) for key, old, new in info["mismatched_keys"]}
+        spatial = {entry for entry in others if entry[0].endswith(spatial_suffix)}
+        others -= spatial
+        if others and not ignore_mismatched:
+            listed = "; ".join(f"{key}: checkpoint {old}, model {new}" for key, old, new in sorted(others))
+            raise RuntimeError(
+                f"Size mismatch when loading `{cls.__name__}`: {listed}. Pass `ignore_mismatched_sizes=True` to "
+                "initialise those weights anew."
+            )
+        for _, old, _ in spatial:
+            model._resize_spatial_positions(math.isqrt(old[0]), explicit_scale)
+        if spatial:
+            info["mismatched_keys"] = {
+                entry for entry in info["mismatched_keys"] if entry[0] not in {k for k, *_ in spatial}
+            }
+        return (model, info) if wants_info else model
+
+    def _resize_spatial_positions(self, checkpoint_grid: int, explicit_scale: bool) -> None:
+        """Rebuilds the spatial table after a checkpoint of `checkpoint_grid` x `checkpoint_grid` patches was loaded
+        into this config's grid (see `from_pretrained`)."""
+        config = self.config
+        grid = config.image_size // config.patch_size
+        if not explicit_scale:
+            config.spatial_position_scale = resized_position_scale(
+                config.spatial_position_scale, checkpoint_grid, grid
+            )
+        table = sincos_2d_position_table(grid, config.hidden_size, config.spatial_position_scale)
+        for module in self.modules():
+            if isinstance(module, UniPerceiverVisualEmbeddings):
+                with torch.no_grad():
+                    module.spatial_position_embeddings.copy_(table)
 
     def _init_weights(self, module: nn.Module):
         """The official MAE-style initialisation: xavier linears, N(0, 0.02) embeddings, LN 1/0, zero biases."""
@@ -535,6 +673,11 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
         if isinstance(module, UniPerceiverQKVProjection):
             # xavier-uniform on each of q, k, v separately, not on the fused [3D, D] matrix.
             bound = math.sqrt(6.0 / (2 * module.in_features))
+            init.uniform_(module.weight, -bound, bound)
+            init.zeros_(module.bias)
+        elif isinstance(module, UniPerceiverMoELinear):
+            # Every expert as its dense counterpart: xavier-uniform per part (q, k, v separately), zero bias.
+            bound = math.sqrt(6.0 / (module.in_features + module.out_features // module.fused_parts))
             init.uniform_(module.weight, -bound, bound)
             init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
@@ -604,11 +747,14 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
         """As `PreTrainedModel.save_pretrained` (so also `push_to_hub`), plus what `pipeline(model=folder,
         trust_remote_code=True)` needs without this package: the pipeline's code, declared in `custom_pipelines`,
-        and the processor for this model's config when the folder holds none (save your own before or after)."""
-        from .pipeline_uniperceiver import save_pipeline_files  # the pipeline imports the processor, not the model
+        the CLIP-semantics class of `AutoModelForZeroShotImageClassification` and the captioner of
+        `AutoModelForImageTextToText` (declared in `auto_map`), the files
+        `SentenceTransformer(folder, trust_remote_code=True)` reads, and the processor for this model's config when
+        the folder holds none (save your own before or after)."""
+        from .zero_shot_uniperceiver import save_folder_files  # it builds on this module
 
-        if kwargs.get("is_main_process", True) and not os.path.isfile(save_directory):
-            save_pipeline_files(self, save_directory)
+        if kwargs.get("is_main_process", True):
+            save_folder_files(self, save_directory)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     def resize_token_embeddings(
@@ -670,6 +816,33 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
         return mask.masked_fill(~allowed, torch.finfo(dtype).min)
 
+    def routing(
+        self,
+        attribute,
+        is_target: bool,
+        task: str | None,
+        pixel_values: torch.Tensor | None,
+        has_text: bool,
+        num_prefix: int,
+        argument: str = "attribute",
+    ) -> MoERouting | None:
+        """The task-attribute routing of one side (Uni-Perceiver-MoE), `None` for a dense model (which ignores
+        `attribute`). See `moe_uniperceiver.resolve_attribute`; a two-row attribute splits the fused sequence after
+        its `num_prefix` prefix and visual tokens."""
+        if not self.config.is_moe:
+            return None
+        visual = None if pixel_values is None else ("video" if pixel_values.ndim == 5 else "image")
+        rows = resolve_attribute(
+            self.config,
+            attribute,
+            is_target=is_target,
+            task=task,
+            visual=visual,
+            has_text=has_text,
+            argument=argument,
+        )
+        return MoERouting(rows, num_prefix)
+
     @capture_outputs
     def _encode_side(
         self,
@@ -682,12 +855,23 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         is_target: bool,
         output_hidden_states: bool | list[int] | None = None,
         output_attentions: bool | None = None,
+        attribute=None,
+        task: str | None = None,
+        interpolate_pos_encoding: bool = False,
     ) -> UniPerceiverEncoderOutput:
         """Embeddings, encoder and read-out of one side, without the head. `capture_outputs` reads the `output_*`
         flags (falling back to the config) and records the hidden states and attention weights they ask for."""
         prefix = "target_" if is_target else ""
         check_side(
-            self.config, prefix, input_ids, attention_mask, position_ids, pixel_values, feature_index, inputs_embeds
+            self.config,
+            prefix,
+            input_ids,
+            attention_mask,
+            position_ids,
+            pixel_values,
+            feature_index,
+            inputs_embeds,
+            interpolate_pos_encoding,
         )
         if pixel_values is not None and pixel_values.ndim == 4:
             pixel_values = pixel_values.unsqueeze(1)
@@ -695,10 +879,18 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         if text is not None and position_ids is None:
             position_ids = torch.arange(text.shape[1], device=text.device).expand(text.shape[:2])
 
-        embeds = self.embeddings(input_ids, position_ids, pixel_values, inputs_embeds=inputs_embeds)
+        embeds = self.embeddings(
+            input_ids,
+            position_ids,
+            pixel_values,
+            inputs_embeds=inputs_embeds,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+        )
         num_prefix = embeds.shape[1] - (text.shape[1] if text is not None else 0)
         mask = self._attention_mask(attention_mask, num_prefix, embeds.dtype)
-        last_hidden_state, _ = self.encoder(embeds, mask, is_target=is_target)
+        argument = "target_attribute" if is_target else "attribute"
+        routing = self.routing(attribute, is_target, task, pixel_values, text is not None, num_prefix, argument)
+        last_hidden_state, _ = self.encoder(embeds, mask, is_target=is_target, routing=routing)
 
         if feature_index is None:
             feature_hidden_state = last_hidden_state[:, 0]
@@ -722,6 +914,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         output_hidden_states: bool | list[int] | None = None,
         output_attentions: bool | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        attribute=None,
+        task: str | None = None,
+        interpolate_pos_encoding: bool = False,
     ) -> UniPerceiverEncoderOutput:
         """Encodes one side and reads out its features.
 
@@ -738,6 +933,15 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                 may also be a list of indices into the hidden states, which keeps only those.
             inputs_embeds (`[B, L, hidden_size]`): word embeddings in place of `input_ids` (positions and types are
                 still added; the prompt-tuning `<SPE>` bias is not, as the ids are unknown).
+            attribute: Uni-Perceiver-MoE only (a dense model ignores it): the side's task attribute, a name of the
+                config's tables (`"image_classification"`, `"ImageNet1k"`, `"Vocab_Word"`, `"image_caption"`, ...),
+                or one or two rows. Default: chosen from `task` and the side's modalities
+                (`moe_uniperceiver.default_attribute`).
+            task: the official logit-scale name of the task (`img_cls`, `retrieve`, `caption`, ...); here it only
+                picks the default `attribute`.
+            interpolate_pos_encoding: accept pixels at another resolution than the config's `image_size` (a multiple
+                of `patch_size`; as transformers' ViT and CLIP): the spatial table of that grid is built the way the
+                official code fine-tunes at 384 px (`resized_position_scale`). At the native size nothing changes.
         """
         side = self._encode_side(
             input_ids,
@@ -748,6 +952,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             inputs_embeds,
             is_target,
             return_dict=True,
+            attribute=attribute,
+            task=task,
+            interpolate_pos_encoding=interpolate_pos_encoding,
             **_requested_outputs(self.config, output_hidden_states, output_attentions),
         )
         embeds, projected, _ = self.head(side.feature_hidden_state)
@@ -761,9 +968,22 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         feature_index: torch.Tensor | None = None,
         is_target: bool = False,
+        attribute=None,
+        task: str | None = None,
+        interpolate_pos_encoding: bool = False,
     ) -> torch.Tensor:
         """The L2-normalised features `[N, projection_dim]` of one side (see `encode` for the arguments)."""
-        return self.encode(input_ids, attention_mask, position_ids, pixel_values, feature_index, is_target).embeds
+        return self.encode(
+            input_ids,
+            attention_mask,
+            position_ids,
+            pixel_values,
+            feature_index,
+            is_target,
+            attribute=attribute,
+            task=task,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+        ).embeds
 
     # CLIP's names, as thin aliases of `encode` returning what transformers' CLIP returns: a `BaseModelOutputWithPooling`
     # whose `pooler_output` is the features `[B, projection_dim]` (here L2-normalised: those of `get_features`). As in
@@ -786,6 +1006,8 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        attribute=None,
+        interpolate_pos_encoding: bool = False,
     ) -> BaseModelOutputWithPooling | tuple:
         """Images `[B, 3, H, W]`: `pooler_output` holds their features `[B, projection_dim]`."""
         encoded = self.encode(
@@ -793,6 +1015,8 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             is_target=is_target,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
+            attribute=attribute,
+            interpolate_pos_encoding=interpolate_pos_encoding,
         )
         return self._pooled(encoded, return_dict)
 
@@ -803,6 +1027,8 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        attribute=None,
+        interpolate_pos_encoding: bool = False,
     ) -> BaseModelOutputWithPooling | tuple:
         """Videos `[B, T, 3, H, W]` (transformers' name for video pixels): `pooler_output` holds their features."""
         encoded = self.encode(
@@ -810,6 +1036,8 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             is_target=is_target,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
+            attribute=attribute,
+            interpolate_pos_encoding=interpolate_pos_encoding,
         )
         return self._pooled(encoded, return_dict)
 
@@ -821,6 +1049,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        attribute=None,
     ) -> BaseModelOutputWithPooling | tuple:
         """Texts `[B, L]` (ids without the prefix `<SPE>`): `pooler_output` holds their features."""
         encoded = self.encode(
@@ -829,6 +1058,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             is_target=is_target,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
+            attribute=attribute,
         )
         return self._pooled(encoded, return_dict)
 
@@ -842,6 +1072,30 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         if input_ids is not None:
             return "downstream"
         return "video_cls" if pixel_values.ndim == 5 else "img_cls"
+
+    def _input_side_only(
+        self, side: dict, labels: torch.Tensor | None, return_dict: bool
+    ) -> UniPerceiverOutput | tuple:
+        """`forward` without a target side: the input side's features (the feature-extraction pipelines' call)."""
+        has_text = side["input_ids"] is not None or side["inputs_embeds"] is not None
+        if has_text and side["pixel_values"] is not None and side["feature_index"] is None:
+            # CLIP's `model(input_ids=texts, pixel_values=images)` must not silently become fused sequences.
+            raise ValueError(
+                "`input_ids` with `pixel_values` and no target side: this model reads them as ONE fused sequence per "
+                "example (visual + text, as VQA) and needs candidates (`target_input_ids`, `target_pixel_values` or "
+                "`target_embeds`). To score images against texts as CLIP does, load the model with "
+                "`AutoModelForZeroShotImageClassification`; for the fused sequence's features call `get_features`."
+            )
+        if labels is not None:
+            raise ValueError("`labels` index candidate targets; pass a target side with them.")
+        encoded = self.encode(**side)
+        output = UniPerceiverOutput(
+            input_embeds=encoded.embeds,
+            last_hidden_state=encoded.last_hidden_state,
+            hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
+        )
+        return output if return_dict else output.to_tuple()
 
     def forward(
         self,
@@ -863,9 +1117,18 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         adapter=None,
         inputs_embeds: torch.Tensor | None = None,
         output_attentions: bool | None = None,
+        attribute=None,
+        target_attribute=None,
+        interpolate_pos_encoding: bool = False,
     ) -> UniPerceiverOutput | tuple:
         r"""
         Scores every input against every candidate target.
+
+        Without a target side (no `target_*` tensors and no `target_embeds`) it encodes the input side only and
+        returns its features as `input_embeds` (`logits` stays `None`): what transformers' `feature-extraction` and
+        `image-feature-extraction` pipelines call. Texts and images together are one fused sequence here (VQA); for
+        CLIP's reading (texts and images as two batches scored against each other) load
+        `AutoModelForZeroShotImageClassification` (`UniPerceiverForZeroShotImageClassification`).
 
         Args:
             input_ids, attention_mask, position_ids, pixel_values, feature_index: the input side (see `encode`).
@@ -882,6 +1145,10 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             inputs_embeds (`[B, L, hidden_size]`): word embeddings of the input text in place of `input_ids` (see
                 `encode`). The target side takes `target_embeds` (finished features) instead.
             output_hidden_states, output_attentions: record them for both sides (default: the config's).
+            attribute, target_attribute: Uni-Perceiver-MoE only: the task attributes of the input and target sides
+                (see `encode`); by default chosen from `task` and each side's modalities. A dense model ignores them.
+            interpolate_pos_encoding: accept pixels (both sides) at another resolution than the config's (see
+                `encode`).
         """
         if adapter is not None:
             return adapter.apply(self)(
@@ -902,11 +1169,32 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                 return_dict=return_dict,
                 inputs_embeds=inputs_embeds,
                 output_attentions=output_attentions,
+                attribute=attribute,
+                target_attribute=target_attribute,
+                interpolate_pos_encoding=interpolate_pos_encoding,
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         text = input_ids if input_ids is not None else inputs_embeds
         task = task if task is not None else self.default_task(pixel_values, text)
         recording = _requested_outputs(self.config, output_hidden_states, output_attentions)
+        target_sides = (target_input_ids, target_attention_mask, target_pixel_values, target_embeds)
+        if all(t is None for t in target_sides):
+            return self._input_side_only(
+                dict(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=position_ids,
+                    pixel_values=pixel_values,
+                    feature_index=feature_index,
+                    inputs_embeds=inputs_embeds,
+                    attribute=attribute,
+                    task=task,
+                    interpolate_pos_encoding=interpolate_pos_encoding,
+                    **recording,
+                ),
+                labels,
+                return_dict,
+            )
 
         inputs = self._encode_side(
             input_ids,
@@ -917,6 +1205,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
             inputs_embeds,
             is_target=False,
             return_dict=True,
+            attribute=attribute,
+            task=task,
+            interpolate_pos_encoding=interpolate_pos_encoding,
             **recording,
         )
         targets = None
@@ -927,6 +1218,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
                 target_position_ids,
                 target_pixel_values,
                 is_target=True,
+                attribute=target_attribute,
+                task=task,
+                interpolate_pos_encoding=interpolate_pos_encoding,
                 **recording,
             )
             target_embeds = targets.embeds

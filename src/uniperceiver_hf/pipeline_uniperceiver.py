@@ -13,7 +13,9 @@ their `<SPE>` features (paper section 3.3). The sequence layout and the logit sc
 | `{"image": ..., "question": ...}` | VQA: image + question + `<SPE>`, vs candidate answers | `downstream` |
 
 A text input against image or video candidates (retrieval) uses `retrieve`; a pre-encoded `TargetSet` is scored
-like label texts; `logit_scale_task` overrides the choice. Candidate features are cached in a bounded LRU keyed
+like label texts; `logit_scale_task` overrides the choice. A gallery in an index folder (`candidate_set=INDEX_DIR`,
+written by `uniperceiver-hf index`) is searched instead of scored in full: each input gets its `top_k` (default
+10) nearest rows, labelled by their ids, with their cosine similarity as the score (a softmax would need every row). Candidate features are cached in a bounded LRU keyed
 by the model's weights fingerprint and the exact candidate texts (under one tokenizer) or pixels, so a later call
 with the same candidates only encodes the inputs.
 """
@@ -39,6 +41,8 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import logging
 
 from .captioning_uniperceiver import UniPerceiverCaptioner, strip_after_eos
+from .galleries_uniperceiver import is_index_folder
+from .moe_uniperceiver import resolve_attribute
 from .processing_uniperceiver import GLUE_LABEL_WORDS, UniPerceiverProcessor, glue_task_key
 from .targets_uniperceiver import TargetSet, model_fingerprint
 from .validation_uniperceiver import check_int
@@ -50,6 +54,7 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".m
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VISUAL_SCALES = {"image": "img_cls", "video": "video_cls"}
 DEFAULT_BATCH_SIZE = 32  # inputs per model call when neither the call nor the pipeline sets `batch_size`
+DEFAULT_INDEX_TOP_K = 10  # results per input from an index-backed gallery when the call sets no `top_k`
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
@@ -213,6 +218,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         self.target_cache_size = target_cache_size
         self._target_cache: OrderedDict[tuple, TargetSet] = OrderedDict()
         self._vocabulary: TargetSet | None = None  # kept apart: label lists must never evict it
+        self._saved_sets: dict[tuple, TargetSet] = {}  # sets and index folders given by path, loaded once
 
     # -- transformers plumbing ------------------------------------------------------------------------------------
 
@@ -284,7 +290,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         )
         if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
             raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
-        return preprocess, {"adapter": adapter}, {"top_k": top_k}
+        return preprocess, {"adapter": adapter, "top_k": top_k}, {"top_k": top_k}
 
     def _model_for(self, adapter):
         """The model of one call: the pipeline's own, or with a prompt-tuning adapter applied (built once)."""
@@ -306,8 +312,13 @@ class ZeroShotPerceptionPipeline(Pipeline):
             )
         modality, candidates = given[0]
         if modality == "set":
+            if isinstance(candidates, (str, os.PathLike)):
+                candidates = self._saved_set(candidates, model)
             if not isinstance(candidates, TargetSet):
-                raise ValueError(f"`candidate_set` must be a TargetSet, got {type(candidates).__name__}.")
+                raise ValueError(
+                    f"`candidate_set` must be a TargetSet, a saved one's path or an index folder, got "
+                    f"{type(candidates).__name__}."
+                )
             candidates.check_model(model)
             set_names = names or candidates.labels or list(range(len(candidates)))
             if len(set_names) != len(candidates):
@@ -342,6 +353,21 @@ class ZeroShotPerceptionPipeline(Pipeline):
                 raise ValueError("`candidate_names` must have one name per candidate.")
         return modality, lists, name_lists
 
+    def _saved_set(self, path: str | os.PathLike, model) -> TargetSet:
+        """The target set saved at `path` (an index folder or a `TargetSet.save` file), loaded once (an index
+        memory-mapped) and checked against the model of the call."""
+        if os.path.isdir(path) and not is_index_folder(path):
+            raise ValueError(
+                f"`candidate_set` {os.fspath(path)!r} is not an index folder (it has no index.json); build one with "
+                "`uniperceiver-hf index`."
+            )
+        key = (os.path.realpath(path), os.path.getmtime(path) if os.path.exists(path) else None)
+        if key not in self._saved_sets:
+            self._saved_sets[key] = TargetSet.load(path, check_fingerprint=False)
+        saved = self._saved_sets[key]
+        saved.check_model(model)
+        return saved
+
     def _cached(self, key: tuple, encode) -> TargetSet:
         """The target set cached under `key`, encoded with `encode()` on a miss (least recently used evicted)."""
         if key not in self._target_cache:
@@ -351,25 +377,29 @@ class ZeroShotPerceptionPipeline(Pipeline):
         self._target_cache.move_to_end(key)
         return self._target_cache[key]
 
-    def _text_targets(self, model, labels: list[str], templates: list[str], fingerprint: str) -> TargetSet:
-        """Features of label texts, averaged over templates (a prompt ensemble) and re-normalised."""
+    def _text_targets(self, model, labels: list[str], templates: list[str], fingerprint: str, task: str) -> TargetSet:
+        """Features of label texts, averaged over templates (a prompt ensemble) and re-normalised. `task` (the
+        input's logit scale) picks their task attribute on an MoE model (class names, label words, captions)."""
         prompts = [[template.format(label) for label in labels] for template in templates]
         # The exact texts under one tokenizer determine the exact tokens; keying on them avoids tokenizing a
         # thousand labels on every call just to look the features up.
-        key = ("text", fingerprint, id(self.processor.tokenizer), tuple(map(tuple, prompts)))
+        routing = model.routing(None, True, task, None, True, 0)
+        key = ("text", fingerprint, id(self.processor.tokenizer), tuple(map(tuple, prompts)), routing)
 
         def encode() -> TargetSet:
             features = []
             for texts in prompts:
                 targets = self.processor.target_inputs(texts)
                 ids, mask = targets["target_input_ids"], targets["target_attention_mask"]
-                features.append(TargetSet.encode(model, ids, mask).embeds)
+                features.append(TargetSet.encode(model, ids, mask, task=task).embeds)
             embeds = torch.nn.functional.normalize(torch.stack(features).mean(0), dim=-1)
-            return TargetSet(embeds, labels, fingerprint)
+            return TargetSet(embeds, labels, fingerprint, [list(r) for r in routing.rows] if routing else None)
 
         return self._cached(key, encode)
 
-    def _visual_targets(self, model, modality: str, candidates: list, preset: str, fingerprint: str) -> TargetSet:
+    def _visual_targets(
+        self, model, modality: str, candidates: list, preset: str, fingerprint: str, task: str
+    ) -> TargetSet:
         pixel_values = self._pixels(
             modality, candidates, preset, num_spatial_crops=1, argument=f"candidate_{modality}s"
         )
@@ -379,7 +409,24 @@ class ZeroShotPerceptionPipeline(Pipeline):
             tuple(pixel_values.shape),
             hashlib.sha256(pixel_values.numpy().tobytes()).hexdigest(),
         )
-        return self._cached(key, lambda: TargetSet.encode(model, pixel_values=pixel_values, batch_size=32))
+        return self._cached(key, lambda: TargetSet.encode(model, pixel_values=pixel_values, batch_size=32, task=task))
+
+    @staticmethod
+    def _check_set_attribute(model, target_set: TargetSet, task: str) -> None:
+        """On an MoE model a pre-encoded set must carry the attribute this call's candidates need: that of texts
+        for `task` or of visual candidates."""
+        if not model.config.is_moe:
+            return
+        allowed = [
+            resolve_attribute(model.config, None, is_target=True, task=task, visual=visual, has_text=visual is None)
+            for visual in (None, "image", "video")
+        ]
+        if target_set.attribute is None or tuple(map(tuple, target_set.attribute)) not in allowed:
+            raise ValueError(
+                f"`candidate_set` was encoded with the task attribute {target_set.attribute}; candidates of a "
+                f"{task!r} call on this Uni-Perceiver-MoE model need {[list(map(list, a)) for a in allowed]}: "
+                f"encode it with `TargetSet.encode(model, ..., task={task!r})`."
+            )
 
     def _pixels(
         self, modality: str, items: list, preset: str, num_spatial_crops: int, argument: str, positions=None
@@ -491,40 +538,60 @@ class ZeroShotPerceptionPipeline(Pipeline):
             names, scale = ("input_ids", "attention_mask"), text_scale
         return dict(inputs={name: layout[name] for name in names}, scale=scale, views=1)
 
-    def _forward(self, model_inputs: dict, adapter=None) -> dict:
+    def _forward(self, model_inputs: dict, adapter=None, top_k=None) -> dict:
         model = self._model_for(adapter)
         fingerprint = model_fingerprint(model)
         candidates_of_call = model_inputs["candidates"]
         modality, templates = candidates_of_call.modality, candidates_of_call.templates
         probabilities = [None] * len(candidates_of_call.lists)
+        ranked = [None] * len(candidates_of_call.lists)  # (scores, rows) of index-backed galleries
         # Inputs sharing one candidate list hold the same list object: look its features up (and, for images or
         # videos, preprocess its pixels to key the cache) once per call, not once per input.
         targets_of: dict[tuple[int, str], TargetSet] = {}
         for group in model_inputs["groups"].values():
             with torch.no_grad():
-                embeds = model.get_features(**{k: v.to(self.device) for k, v in group["inputs"].items()})
+                inputs = {k: v.to(self.device) for k, v in group["inputs"].items()}
+                embeds = model.get_features(**inputs, task=group["scale"])
                 scale = model.head.logit_scales(group["scale"])
             views = group["views"]
             preset = "imagenet" if group["scale"] == "img_cls" else "clip"
             for position, row in enumerate(group["rows"]):
                 candidates = candidates_of_call.lists[row]
-                key = (id(candidates), preset)
+                key = (id(candidates), preset, group["scale"])
                 if key not in targets_of:
                     if modality == "set":
+                        self._check_set_attribute(model, candidates, group["scale"])
                         targets_of[key] = candidates
                     elif modality == "text":
-                        targets_of[key] = self._text_targets(model, candidates, templates, fingerprint)
+                        targets_of[key] = self._text_targets(model, candidates, templates, fingerprint, group["scale"])
                     else:
-                        targets_of[key] = self._visual_targets(model, modality, candidates, preset, fingerprint)
+                        targets_of[key] = self._visual_targets(
+                            model, modality, candidates, preset, fingerprint, group["scale"]
+                        )
                 targets = targets_of[key]
+                if targets.index is not None:
+                    # Several views of a video: their mean feature, re-normalised, is the query.
+                    query = embeds[position * views : (position + 1) * views].float().mean(0, keepdim=True)
+                    query = torch.nn.functional.normalize(query, dim=-1)
+                    k = min(top_k or DEFAULT_INDEX_TOP_K, len(targets))
+                    scores, rows = targets.search(query, k)
+                    ranked[row] = (scores[0], rows[0])
+                    continue
                 logits = embeds[position * views : (position + 1) * views] @ targets.embeds.to(embeds).T * scale
                 # Several views of a video: the original averages the probabilities, not the logits.
                 probabilities[row] = logits.float().softmax(-1).mean(0).cpu()
-        return dict(probabilities=probabilities, candidates=candidates_of_call)
+        return dict(probabilities=probabilities, ranked=ranked, candidates=candidates_of_call)
 
     def postprocess(self, model_outputs: dict, top_k: int | None = None) -> list[list[dict]]:
         results = []
-        for probabilities, names in zip(model_outputs["probabilities"], model_outputs["candidates"].names):
+        outputs = zip(model_outputs["probabilities"], model_outputs["ranked"], model_outputs["candidates"].names)
+        for probabilities, ranked, names in outputs:
+            if ranked is not None:
+                scores, rows = ranked
+                # An approximate index may find fewer than k rows (row -1): those are left out.
+                pairs = zip(scores.tolist(), rows.tolist())
+                results.append([{"label": names[i], "score": s} for s, i in pairs if i >= 0])
+                continue
             order = probabilities.argsort(descending=True)[: top_k or len(names)].tolist()
             scores = probabilities.tolist()
             results.append([{"label": names[i], "score": scores[i]} for i in order])
@@ -580,7 +647,7 @@ class ZeroShotPerceptionPipeline(Pipeline):
         spe = self.model.config.spe_token_id
         input_ids = torch.tensor([ids], device=self.device)
         with torch.no_grad():
-            embeds = self.model.get_features(input_ids, feature_index=input_ids == spe)
+            embeds = self.model.get_features(input_ids, feature_index=input_ids == spe, task="text_mlm")
             logits = embeds @ self.vocabulary().embeds.to(embeds).T * self.model.head.logit_scales("text_mlm")
         probabilities = logits.float().softmax(-1)
         scores, tokens = probabilities.topk(top_k, dim=-1)

@@ -334,7 +334,10 @@ class UniPerceiverProcessor(ProcessorMixin):
 
         Args:
             images, videos: the visual input (one of them), an image/video or a list.
-            text (`str` or `list[str]`): text input, encoded as `text + EOT` (a caption as the input side).
+            text (`str` or `list[str]`): text input, encoded as `text + EOT` (a caption as the input side). With
+                images or videos it is one fused sequence per example (VQA-style: give `targets` or `task`), except
+                in CLIP's call (`text` and `images` with neither): then texts and images are two independent batches,
+                as `AutoModelForZeroShotImageClassification` reads them (`logits_per_image` `[images, texts]`).
             targets (`str` or `list[str]`): text candidates (class names, captions), encoded as `name + EOT`.
             target_images, target_videos: visual candidates (e.g. text-to-image retrieval).
             task (`str`, *optional*): the logit scale, by the original's names (`img_cls`, `video_cls`,
@@ -369,18 +372,20 @@ class UniPerceiverProcessor(ProcessorMixin):
             merged["videos_kwargs"],
         )
         return_task = task is not None or labels is not None
+        # CLIP's call, `processor(text=labels, images=images)` with no candidates and no task: texts and images are
+        # two independent batches (any sizes) for `AutoModelForZeroShotImageClassification`, not fused sequences.
+        clip_call = (
+            task is None
+            and text is not None
+            and (images is not None or videos is not None)
+            and targets is None
+            and target_images is None
+            and target_videos is None
+        )
         if task is None:
             if images is None and videos is None:
                 task = "text_mlm"
-            elif text is not None:
-                if targets is None and target_images is None and target_videos is None:
-                    # CLIP's `processor(text=labels, images=images)` would silently become fused VQA-style inputs.
-                    raise ValueError(
-                        "`text` with `images`/`videos` builds one fused sequence per image (visual + text, as VQA) "
-                        "and needs candidates (`targets=...`) or an explicit `task=`. To score images against texts "
-                        "as CLIP does, pass the texts as candidates: `processor(images=..., targets=texts, "
-                        "return_tensors='pt')`; `model(**inputs).logits` is then [images, texts]."
-                    )
+            elif text is not None and not clip_call:
                 task = "downstream"
             else:
                 task = "img_cls" if images is not None else "video_cls"
@@ -390,15 +395,21 @@ class UniPerceiverProcessor(ProcessorMixin):
         if max_length is None and text_kwargs.get("truncation") in (True, "longest_first", "only_first"):
             max_length = self.tokenizer.model_max_length  # the model's text position table
         cut = max_length if text_kwargs.get("truncation") not in (False, "do_not_truncate") else None
-        images_kwargs["preset"] = images_kwargs.get("preset") or ("imagenet" if task == "img_cls" else "clip")
+        # An empty prompt for every picture is a captioning request (transformers' `image-text-to-text` pipeline, which
+        # `UniPerceiverForImageTextToText` answers): captions are generated from the "clip" preprocessing.
+        captioning_call = clip_call and all(entry == "" for entry in _text_list(text, "text", allow_blank=True))
+        default_preset = "imagenet" if task == "img_cls" and not captioning_call else "clip"
+        images_kwargs["preset"] = images_kwargs.get("preset") or default_preset
         videos_kwargs["num_spatial_crops"] = videos_kwargs.get("num_spatial_crops") or (
-            3 if task == "video_cls" else 1
+            3 if task == "video_cls" and not clip_call else 1
         )
 
         data, batch, views = self._pixels(images, videos, images_kwargs, videos_kwargs)
         if text is not None:
-            texts = _text_list(text, "text")
-            if batch and len(texts) != batch:
+            texts = _text_list(text, "text", allow_blank=captioning_call)
+            if clip_call:
+                views = 1
+            elif batch and len(texts) != batch:
                 raise ValueError(f"`text` has {len(texts)} entries for {batch} images or videos.")
             batch = len(texts)
             ids, mask = _pad_rows(self.text_ids(texts, cut), text_kwargs.get("padding"), max_length)

@@ -35,6 +35,7 @@ from .modeling_uniperceiver import (
     UniPerceiverSimilarityHead,
     UniPerceiverTextEmbeddings,
 )
+from .moe_uniperceiver import UniPerceiverMoEGate
 
 
 SPE = "SPE"
@@ -121,10 +122,12 @@ class PromptTuningSettings:
 
 def parameter_groups(model: UniPerceiverModel) -> dict[str, str]:
     """The appendix-C group of every parameter name (`SPE`, `Layer Norm`, `Prompt`, `Linear head`), or `other`
-    for the parameters that prompt tuning keeps frozen. Found by module type, so no name pattern can miss one."""
+    for the parameters that prompt tuning keeps frozen (Uni-Perceiver-MoE's experts and gates among them). Found by module type, so no name pattern can miss one."""
     group_of: dict[int, str] = {}
+    # The LayerNorm inside an MoE gate is part of the routing, not one of the paper's tuned LayerNorms: frozen.
+    routing = {id(p) for m in model.modules() if isinstance(m, UniPerceiverMoEGate) for p in m.parameters()}
     for module in model.modules():
-        if isinstance(module, nn.LayerNorm):
+        if isinstance(module, nn.LayerNorm) and not any(id(p) in routing for p in module.parameters()):
             members, group = list(module.parameters()), LAYER_NORM
         elif isinstance(module, UniPerceiverTextEmbeddings):
             members, group = [module.spe_bias], SPE

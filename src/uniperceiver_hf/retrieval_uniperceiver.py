@@ -6,14 +6,28 @@ separately, ranked by cosine similarity; an image query counts as correct if any
 
 import torch
 
+from .targets_uniperceiver import TargetSet
 from .validation_uniperceiver import check_int
 
 
-def search(query_embeds: torch.Tensor, gallery_embeds: torch.Tensor, top_k: int = 10, chunk_size: int = 4096):
+def search(
+    query_embeds: torch.Tensor, gallery_embeds: "torch.Tensor | TargetSet", top_k: int = 10, chunk_size: int = 4096
+):
     """The `top_k` gallery rows most similar to each query: `(scores [Q, k], indices [Q, k])`, best first.
 
-    Queries are processed in chunks so that a large gallery never needs the full `[Q, G]` matrix at once.
+    Queries are processed in chunks so that a large gallery never needs the full `[Q, G]` matrix at once. The
+    gallery may be a `TargetSet`, such as one backed by an index folder (`TargetSet.load(INDEX_DIR, model)`): its
+    index answers, and `gallery.labels[i]` is the id of row i.
     """
+    if isinstance(gallery_embeds, TargetSet):
+        if gallery_embeds.index is None:
+            return search(query_embeds, gallery_embeds.embeds, top_k, chunk_size)
+        check_int("chunk_size", chunk_size)
+        parts = [
+            gallery_embeds.search(query_embeds[s : s + chunk_size], top_k)
+            for s in range(0, len(query_embeds), chunk_size)
+        ]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     if query_embeds.ndim != 2 or gallery_embeds.ndim != 2 or query_embeds.shape[1] != gallery_embeds.shape[1]:
         raise ValueError(
             "`query_embeds` and `gallery_embeds` must be [Q, D] and [G, D] with the same D, got "
@@ -30,17 +44,21 @@ def search(query_embeds: torch.Tensor, gallery_embeds: torch.Tensor, top_k: int 
     return torch.cat(scores), torch.cat(indices)
 
 
-def recall_at_k(ranked: torch.Tensor, positives: list[set[int]], ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
-    """Fraction of queries with at least one correct gallery index among their first K ranked ones."""
-    if ranked.shape[0] != len(positives):
-        raise ValueError(f"`positives` has {len(positives)} entries for {ranked.shape[0]} queries.")
+def recall_at_k(ranked, positives: list[set], ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+    """Fraction of queries with at least one correct gallery entry among their first K ranked ones.
+
+    `ranked` is `[Q, k]` gallery indices (a tensor) or, for a gallery known by ids (an index folder's), one list
+    of ids per query; `positives[q]` holds the correct indices or ids of query q."""
+    rows = ranked.tolist() if torch.is_tensor(ranked) else [list(row) for row in ranked]
+    if len(rows) != len(positives):
+        raise ValueError(f"`positives` has {len(positives)} entries for {len(rows)} queries.")
     if not ks:
         raise ValueError("`ks` is empty; give the cut-offs K to report, e.g. (1, 5, 10).")
     for k in ks:
         check_int("ks", k)
-    if max(ks) > ranked.shape[1]:
-        raise ValueError(f"`ks` asks for recall@{max(ks)} but only {ranked.shape[1]} results are ranked per query.")
-    rows = ranked.tolist()
+    depth = min(len(row) for row in rows) if rows else 0
+    if max(ks) > depth:
+        raise ValueError(f"`ks` asks for recall@{max(ks)} but only {depth} results are ranked per query.")
     return {
         f"recall@{k}": sum(bool(set(row[:k]) & correct) for row, correct in zip(rows, positives)) / len(rows)
         for k in ks

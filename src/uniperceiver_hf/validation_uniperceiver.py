@@ -45,9 +45,11 @@ def check_side(
     pixel_values: torch.Tensor | None,
     feature_index: torch.Tensor | None,
     inputs_embeds: torch.Tensor | None = None,
+    interpolate_pos_encoding: bool = False,
 ) -> None:
     """Checks one side's arguments against `config` (`prefix` is "" for the input side, "target_" for the target
-    side): types, shapes, sizes the position tables hold, and, outside tracing, the values of ids and indices."""
+    side): types, shapes, sizes the position tables hold, and, outside tracing, the values of ids and indices.
+    With `interpolate_pos_encoding` any image size that is a multiple of the patch size is accepted."""
     # Checks that read tensor contents force a data-dependent branch: skipped while torch.compile / torch.export
     # trace, so that compiled and exported graphs stay whole (eager callers keep every error).
     read_values = not torch.compiler.is_compiling()
@@ -69,10 +71,17 @@ def check_side(
                 f"`{prefix}pixel_values` must have {config.num_channels} channels in dim -3, "
                 f"got shape {tuple(pixel_values.shape)}."
             )
-        if (height, width) != (config.image_size, config.image_size):
+        if interpolate_pos_encoding:
+            if height % config.patch_size or width % config.patch_size or min(height, width) < config.patch_size:
+                raise ValueError(
+                    f"`{prefix}pixel_values` must have a height and width that are multiples of the patch size "
+                    f"({config.patch_size}) with `interpolate_pos_encoding=True`, got {height}x{width}."
+                )
+        elif (height, width) != (config.image_size, config.image_size):
             raise ValueError(
                 f"`{prefix}pixel_values` must be {config.image_size}x{config.image_size} (the spatial position "
-                f"table has {config.num_patches} patches), got {height}x{width}."
+                f"table has {config.num_patches} patches), got {height}x{width}; pass `interpolate_pos_encoding=True` "
+                "for another resolution."
             )
         if pixel_values.ndim == 5 and not 1 <= pixel_values.shape[1] <= config.num_frames:
             raise ValueError(

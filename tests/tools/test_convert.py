@@ -175,11 +175,11 @@ def test_checkpoint_of_another_model(tmp_path):
         convert_checkpoint(save(sd, tmp_path), config=TINY)
 
 
-def test_moe_checkpoints_are_refused_clearly(official, tmp_path):
+def test_moe_checkpoint_without_its_expert_files_is_refused_clearly(official, tmp_path):
     module = {**official, "encoder.layers.0.ffn.dense.deepspeed_moe.gate.wg.weight": torch.zeros(8, 64)}
     path = tmp_path / "moe.pt"
     torch.save({"module": module}, path)
-    with pytest.raises(ValueError, match="MoE"):
+    with pytest.raises(ValueError, match="Uni-Perceiver-MoE checkpoint whose experts are stored in separate files"):
         convert_checkpoint(path, config=TINY)
 
 
@@ -284,7 +284,7 @@ BAD_CHECKPOINTS = {
         "holds a list, not a state dict",
     ),
     "missing file": (lambda sd, tmp: tmp / "absent.pth", TINY, "`checkpoint`.*not a file"),
-    "folder as checkpoint": (lambda sd, tmp: tmp, TINY, "`checkpoint`.*not a file"),
+    "folder as checkpoint": (lambda sd, tmp: tmp, TINY, "`checkpoint`.*not a file, nor a DeepSpeed checkpoint folder"),
     "unknown config": (lambda sd, tmp: save(sd, tmp), "huge", "`config`.*huge"),
 }
 

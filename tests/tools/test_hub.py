@@ -19,6 +19,7 @@ from transformers import AutoModel, AutoProcessor, pipeline
 
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor, ZeroShotPerceptionPipeline
 from uniperceiver_hf.pipeline_uniperceiver import REMOTE_TASK, save_for_pipeline
+from uniperceiver_hf.sentence_transformers_uniperceiver import SENTENCE_TRANSFORMERS_FILES
 from uniperceiver_hf.tools.hub import (
     DEFAULT_MODEL_NAME,
     card_pictures,
@@ -73,6 +74,14 @@ SAMPLE_CLAIMS = {
             n=100,
         ),
         dict(
+            task="digit classification, train split (seen in pre-training)",
+            metric="accuracy",
+            value=0.95,
+            chance=0.1,
+            section="fit",
+            n=269,
+        ),
+        dict(
             task="digits vs one exemplar image per class",
             setting="zero-shot",
             metric="accuracy",
@@ -119,7 +128,8 @@ def test_default_card_round_trips_every_measured_row(tmp_path):
         for row in SAMPLE_CLAIMS["rows"]:
             result = results[title(row), row["metric"]]
             assert result.metric_value == pytest.approx(row["value"], abs=1e-4)
-            assert result.dataset_split == "test" and row["section"] in result.dataset_name
+            split = "train" if row["section"] == "fit" else "test"  # "fit" rows score what pre-training saw
+            assert result.dataset_split == split and row["section"] in result.dataset_name
     results = measured(card)
     assert results["emoji captioning, BLEU", "bleu"].task_type == "image-to-text"
     assert results["emoji VQA (answer list)", "accuracy"].task_type == "visual-question-answering"
@@ -174,6 +184,22 @@ def test_default_card_shows_the_training_curves_when_the_claims_name_them():
     assert "![Training curves](training_curves.png)" in card.text
 
 
+def test_converted_moe_card_states_total_and_deployment_parameters():
+    layers = list(range(0, 12, 2))  # MoE BASE: experts on the even layers
+    card = converted_model_card("moe.pt", UniPerceiverConfig(num_experts=8, moe_layers=layers)).text
+    # The authors' figures: 167M at deployment for image-text tasks (two attribute rows), dense BASE 124.8M per row.
+    for needle in (
+        "Uni-Perceiver-MoE",
+        "Stored parameters: **422.5M**",
+        "**124.8M** for one row",
+        "**167.3M** for image-text",
+    ):
+        assert needle in card, needle
+    assert "78.0" not in card and "VQA is refused" in card
+    dense = converted_model_card("base.pth", UniPerceiverConfig()).text
+    assert "Uni-Perceiver-MoE" not in dense.split("## Results")[0]
+
+
 def test_converted_card_attributes_the_authors_results():
     base = converted_model_card("uni-perceiver-base-L12-H768-224size-pretrained.pth", UniPerceiverConfig())
     parsed = ModelCard(str(base))
@@ -186,7 +212,6 @@ def test_converted_card_attributes_the_authors_results():
         "| ImageNet-1k | Acc@1 | 78.0 | 80.2 | 83.8 | Table 2 |",
         "| Kinetics-400 | Acc@1 | 74.5 | 74.8 | 77.7 |",
         "224x224 images",
-        "Uni-Perceiver-MoE checkpoints are not supported",
         "only pick among the candidates",
         "LICENSE",
         "trust_remote_code=True",
@@ -346,8 +371,13 @@ def test_folder_loads_by_repo_id_from_a_hub_cache_with_and_without_the_package(
         "pipeline_uniperceiver.py",
     } <= written
     assert {p.name for p in folder.glob("*.py")} == {p.name for p in model_code_files()}
+    assert set(SENTENCE_TRANSFORMERS_FILES) <= written  # `SentenceTransformer(folder, trust_remote_code=True)`
     config = json.loads((folder / "config.json").read_text())
-    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel"} and REMOTE_TASK in config["custom_pipelines"]
+    assert (
+        set(config["auto_map"])
+        == {"AutoConfig", "AutoModel", "AutoModelForZeroShotImageClassification", "AutoModelForImageTextToText"}
+        and REMOTE_TASK in config["custom_pipelines"]
+    )
     assert len(ModelCard.load(folder / "README.md").data.eval_results) == len(SAMPLE_CLAIMS["rows"])
 
     # A Hub cache as `huggingface_hub` lays it out: models--org--name/snapshots/<sha>/ and refs/main.

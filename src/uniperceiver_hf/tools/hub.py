@@ -33,12 +33,14 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..configuration_uniperceiver import PRESETS, UniPerceiverConfig
 from ..modeling_uniperceiver import UniPerceiverModel
+from ..moe_uniperceiver import moe_parameter_counts
 from ..pipeline_uniperceiver import save_for_pipeline
 from ..processing_uniperceiver import UniPerceiverProcessor
 
 
 DESCRIPTION = __doc__.splitlines()[0]
 PAPER_URL = "https://arxiv.org/abs/2112.01522"
+MOE_PAPER_URL = "https://arxiv.org/abs/2206.04674"
 OFFICIAL_REPO = "https://github.com/fundamentalvision/Uni-Perceiver"
 PIPELINE_TAG = "zero-shot-image-classification"  # the Hub's closest tag; the package registers "zero-shot-perception"
 TAGS = [
@@ -185,7 +187,7 @@ def _eval_result(row: dict) -> EvalResult:
         dataset_type=CORPUS,
         dataset_name=f"{CORPUS} ({row['section']})",
         dataset_config=re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-"),
-        dataset_split="test",
+        dataset_split="train" if row["section"] == "fit" else "test",  # "fit" rows score items pre-training saw
         metric_type=row["metric"],
         metric_name=f"{row['metric']}{chance}",
         metric_value=round(float(row["value"]), 4),
@@ -254,6 +256,35 @@ def _architecture(config: UniPerceiverConfig | None) -> str:
         f"FFN {config.intermediate_size}; {config.image_size}x{config.image_size} images in "
         f"{config.patch_size}x{config.patch_size} patches, {config.num_frames} video frames, "
         f"{config.vocab_size:,} text ids (CLIP BPE plus `<|mask|>`, `<|gen|>`, `<|spe|>`)."
+    )
+
+
+def _moe_section(config: UniPerceiverConfig) -> str:
+    """What an MoE checkpoint holds and what it costs: total and per-task deployment parameters."""
+    if not config.is_moe:
+        return ""
+    with torch.device("meta"):  # counts only: no memory, no initialisation
+        counts = moe_parameter_counts(UniPerceiverModel(config))
+    return (
+        f"\n\nThis is a **Uni-Perceiver-MoE** checkpoint (Zhu et al., NeurIPS 2022): layers {config.moe_layers} have "
+        f"{config.num_experts} experts in their {' and '.join(config.moe_sublayers)} linears, and a gate that reads "
+        f"the *task* attribute (not the tokens) picks the top {config.moe_top_k} per attribute row; those experts are "
+        f"merged into one linear. Stored parameters: **{counts['total'] / 1e6:.1f}M**. At deployment a task needs the "
+        f"merged copy of each of its attribute rows: **{counts['deployment_per_row'] / 1e6:.1f}M** for one row "
+        f"(image or video classification inputs, text classification inputs, ...), **"
+        f"{(counts['deployment_per_row'] + counts['merged_copy']) / 1e6:.1f}M** for image-text tasks with two rows "
+        "(retrieval, captioning, classification against label names), the figure the authors quote "
+        '("167M at deployment" for MoE BASE). Every path of the model supplies the right attribute '
+        "(`attribute=` / `target_attribute=` override it); VQA has no attribute in the official code and is refused."
+    )
+
+
+def _moe_limitation(config: UniPerceiverConfig) -> str:
+    if not config.is_moe:
+        return ""
+    return (
+        "- Uni-Perceiver-MoE: VQA is refused (the official code has no task attribute for it), and tasks outside the "
+        "official attribute table need an explicit `attribute`.\n"
     )
 
 
@@ -470,7 +501,7 @@ def converted_model_card(checkpoint: str, config: UniPerceiverConfig, model_id: 
         raise ValueError(f"`checkpoint` must be the checkpoint's file name, got {checkpoint!r}.")
     if not isinstance(config, UniPerceiverConfig):
         raise TypeError(f"`config` must be a UniPerceiverConfig, got {type(config).__name__}.")
-    size = _released_size(config)
+    size = None if config.is_moe else _released_size(config)
     model_id = model_id or "path/to/converted"
     data = ModelCardData(
         language="en",
@@ -479,7 +510,13 @@ def converted_model_card(checkpoint: str, config: UniPerceiverConfig, model_id: 
         pipeline_tag=PIPELINE_TAG,
         tags=TAGS,
     )
-    if size is None:
+    if config.is_moe:
+        reported = (
+            f"Uni-Perceiver-MoE results are reported in the MoE paper ([arXiv:2206.04674]({MOE_PAPER_URL}), Tables "
+            "2-6) and the official repository's README for the released MoE BASE and LARGE models; see them there. "
+            "None is repeated or measured here."
+        )
+    elif size is None:
         reported = (
             f"The authors report no results for this architecture ({config.num_hidden_layers} layers x "
             f"{config.hidden_size}, {config.image_size} px); their results are for the released BASE and "
@@ -517,12 +554,12 @@ def converted_model_card(checkpoint: str, config: UniPerceiverConfig, model_id: 
         else ""
     )
     body = f"""
-# Uni-Perceiver, converted from `{checkpoint}`
+# Uni-Perceiver{"-MoE" if config.is_moe else ""}, converted from `{checkpoint}`
 
 The official [Uni-Perceiver]({PAPER_URL}) weights (Zhu et al., CVPR 2022) from `{checkpoint}`, converted to a
 native `transformers` model by `python -m uniperceiver_hf.convert`. One shared Transformer encodes images, videos
 and text, and every task is "pick the candidate whose `<SPE>` feature is most similar to the input's" (paper
-section 3). {_architecture(config)} The port reproduces the official implementation's outputs (logits within 2e-5
+section 3). {_architecture(config)}{_moe_section(config)} The port reproduces the official implementation's outputs (logits within 2e-5
 on the project's golden cases); the weights are the authors' and are not changed.
 
 ## Results reported by the authors (not measured here)
@@ -544,8 +581,7 @@ classification; prompt tuning or fine-tuning on a downstream task (see the unipe
   vocabulary); its scores are relative to that set.
 - {config.image_size}-px inputs only: the spatial position table is fixed at {grid}x{grid} patches; other
   resolutions are not supported.
-- Uni-Perceiver-MoE checkpoints are not supported (the converter refuses their expert and gate keys).
-- English only (CLIP BPE tokenizer). Zero-shot VQA is weak on yes/no and number questions (paper Table 7).
+{_moe_limitation(config)}- English only (CLIP BPE tokenizer). Zero-shot VQA is weak on yes/no and number questions (paper Table 7).
 - The authors pre-trained on large web corpora (paper Table 1: ImageNet-21k, Kinetics-700, Moments in Time,
   Books&Wiki, PAQ, CC3M, CC12M, COCO Caption, Visual Genome, SBU, YFCC); the paper notes these may contain data
   biases. No safety evaluation was done by uniperceiver-hf.
