@@ -1,10 +1,12 @@
 """Load on the Gradio Space: `requests` calls, `concurrency` at a time, through `gradio_client` to the running app.
 
-    python benchmarks/space_load.py [--requests 200] [--concurrency 8] [--model DIR]
+    python benchmarks/space_load.py [--requests 200] [--concurrency 8] [--model DIR] [--batch both|on|off]
 
-Starts `spaces_demo/app.py` on a free loopback port (or uses `--url` with `--pid`), sends a mix of the tabs' cheap
-requests (an image, a video, a text and a VQA question against labels; text-to-image retrieval), and prints
-requests/s, the p50/p95 latency and the app's resident memory after the first 20 requests and after all of them.
+Starts `spaces_demo/app.py` on a free loopback port, sends a mix of the tabs' cheap requests (an image, a video, a
+text and a VQA question against labels; text-to-image retrieval) and prints requests/s, the p50/p95 latency, the CPU
+time the app and the client spent per request, and the app's resident memory after the first 20 requests and after
+all of them. By default it runs the app twice, back to back: with each request answered by its own model call
+(`UNIPERCEIVER_SPACE_BATCH=0`, before) and with the ranking tabs' requests batched (after), and prints their ratio.
 tests/test_spaces_demo.py runs the same load and asserts that every request succeeds and memory stays flat.
 """
 
@@ -33,8 +35,11 @@ WARMUP = 20  # requests before the baseline memory reading
 
 
 @contextlib.contextmanager
-def running_app(model: str | None = None, startup_timeout: float = 240.0, log_path: Path | None = None):
-    """`(url, pid)` of `spaces_demo/app.py` serving on a free 127.0.0.1 port; stopped on exit."""
+def running_app(
+    model: str | None = None, startup_timeout: float = 240.0, log_path: Path | None = None, batch: bool = True
+):
+    """`(url, pid)` of `spaces_demo/app.py` serving on a free 127.0.0.1 port (its ranking tabs batched unless
+    `batch=False`); stopped on exit."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -44,6 +49,7 @@ def running_app(model: str | None = None, startup_timeout: float = 240.0, log_pa
         GRADIO_SERVER_PORT=str(port),
         GRADIO_ANALYTICS_ENABLED="False",
         HF_HUB_OFFLINE="1",
+        UNIPERCEIVER_SPACE_BATCH="1" if batch else "0",
     )
     env.setdefault("OMP_NUM_THREADS", "1")
     if model:
@@ -97,6 +103,8 @@ class LoadResult:
     rss_after_warmup: int  # bytes, after the first WARMUP requests
     rss_after: int  # bytes, after all requests
     outputs: list  # each successful request's result
+    app_cpu: float  # CPU seconds the app spent during the run
+    client_cpu: float  # CPU seconds this process (the clients) spent during the run
 
     @property
     def requests_per_second(self) -> float:
@@ -104,6 +112,11 @@ class LoadResult:
 
     def percentile(self, q: float) -> float:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[round(q) - 1]
+
+    @property
+    def growth(self) -> float:
+        """The resident memory's growth from after the warm-up to the end, as a fraction."""
+        return self.rss_after / self.rss_after_warmup - 1
 
 
 def run_load(url: str, pid: int, files: dict[str, str], requests: int = 200, concurrency: int = 8) -> LoadResult:
@@ -114,7 +127,9 @@ def run_load(url: str, pid: int, files: dict[str, str], requests: int = 200, con
 
     def call(index: int) -> None:
         if not hasattr(local, "client"):
-            local.client = Client(url, verbose=False, download_files=False)
+            # No certificate checks on plain-http loopback: with them, gradio_client's httpx reads the CA bundle for
+            # each of its per-request connections (~20 ms of CPU a request), on the cores the app runs on.
+            local.client = Client(url, verbose=False, download_files=False, ssl_verify=False)
         api_name, arguments = mix[index % len(mix)]
         start = time.perf_counter()
         try:
@@ -123,14 +138,18 @@ def run_load(url: str, pid: int, files: dict[str, str], requests: int = 200, con
         except Exception as error:  # noqa: BLE001 (every failure is counted and reported, whatever its kind)
             failures.append(f"{api_name}: {error}")
 
-    app = psutil.Process(pid)
+    app, client = psutil.Process(pid), psutil.Process()
+    app_start, client_start = sum(app.cpu_times()[:2]), sum(client.cpu_times()[:2])
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(call, range(min(WARMUP, requests))))
         rss_after_warmup = app.memory_info().rss
         list(pool.map(call, range(WARMUP, requests)))
     seconds = time.perf_counter() - start
-    return LoadResult(latencies, seconds, failures, rss_after_warmup, app.memory_info().rss, outputs)
+    app_cpu, client_cpu = sum(app.cpu_times()[:2]) - app_start, sum(client.cpu_times()[:2]) - client_start
+    return LoadResult(
+        latencies, seconds, failures, rss_after_warmup, app.memory_info().rss, outputs, app_cpu, client_cpu
+    )
 
 
 def example_files(folder: Path) -> dict[str, str]:
@@ -141,26 +160,47 @@ def example_files(folder: Path) -> dict[str, str]:
     return write_examples(folder)
 
 
+def measure(model: str | None, batch: bool, requests: int, concurrency: int) -> LoadResult:
+    """One load run on a freshly started app."""
+    with tempfile.TemporaryDirectory() as folder, running_app(model, batch=batch) as (url, pid):
+        return run_load(url, pid, example_files(Path(folder)), requests, concurrency)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--model", help="a model folder or Hub id (default: the app's default model)")
+    parser.add_argument("--batch", choices=["both", "on", "off"], default="both", help="which app(s) to load")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder, running_app(args.model) as (url, pid):
-        result = run_load(url, pid, example_files(Path(folder)), args.requests, args.concurrency)
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.batch]
+    results = {batch: measure(args.model, batch, args.requests, args.concurrency) for batch in modes}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"\n{args.requests} requests, {args.concurrency} at a time, client and app sharing {cores} usable core(s)")
-    print("| requests/s | p50 (s) | p95 (s) | failures | RSS after 20 (MB) | RSS after all (MB) | growth |")
-    print("|---|---|---|---|---|---|---|")
-    growth = result.rss_after / result.rss_after_warmup - 1
     print(
-        f"| {result.requests_per_second:.1f} | {result.percentile(50):.3f} | {result.percentile(95):.3f} | "
-        f"{len(result.failures)} | {result.rss_after_warmup / 2**20:.0f} | {result.rss_after / 2**20:.0f} | "
-        f"{growth:+.1%} |"
+        "| app | requests/s | p50 (s) | p95 (s) | failures | app CPU/request (ms) | client CPU/request (ms) "
+        "| RSS after 20 (MB) | RSS after all (MB) | growth |"
     )
-    for failure in result.failures[:5]:
-        print("failure:", failure)
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for batch, result in results.items():
+        done = max(1, len(result.latencies))
+        print(
+            f"| {'batched' if batch else 'one call per request'} | {result.requests_per_second:.1f} | "
+            f"{result.percentile(50):.3f} | {result.percentile(95):.3f} | {len(result.failures)} | "
+            f"{result.app_cpu / done * 1000:.0f} | {result.client_cpu / done * 1000:.0f} | "
+            f"{result.rss_after_warmup / 2**20:.0f} | {result.rss_after / 2**20:.0f} | {result.growth:+.1%} |"
+        )
+    if len(results) == 2:
+        before, after = results[False], results[True]
+        app_cpu = (after.app_cpu / len(after.latencies)) / (before.app_cpu / len(before.latencies))
+        print(
+            f"| after / before | {after.requests_per_second / before.requests_per_second:.2f}x | "
+            f"{after.percentile(50) / before.percentile(50):.2f}x | {after.percentile(95) / before.percentile(95):.2f}x "
+            f"| | {app_cpu:.2f}x | | | | |"
+        )
+    for result in results.values():
+        for failure in result.failures[:5]:
+            print("failure:", failure)
 
 
 if __name__ == "__main__":

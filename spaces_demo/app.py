@@ -9,6 +9,11 @@ costs one forward pass of the input. Every bad input (too large, too long, corru
 `UNIPERCEIVER_INDEX` names an index folder built by `uniperceiver-hf index` over image files (ids that are image
 paths): the Retrieve tab's text query then searches it instead of the shipped gallery. Each tab shows the figure the
 model card (the model folder's README.md) reports for its task, so that a toy model's miss is not taken for a bug.
+
+Under load, the ranking tabs (classify, sketch, retrieval, VQA) answer the requests that wait for a model thread and
+share candidates (labels and template, answer list, gallery) by one pipeline call, and the gallery's features are
+encoded once at start-up; `UNIPERCEIVER_SPACE_BATCH=0` answers each request by its own call instead (the comparison
+`benchmarks/space_load.py` prints).
 """
 
 import asyncio
@@ -17,8 +22,10 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import av
 import gradio as gr
@@ -28,7 +35,7 @@ from huggingface_hub import ModelCard
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from transformers import pipeline
 
-import uniperceiver_hf  # noqa: F401  (registers the Auto classes and the pipeline)
+from uniperceiver_hf import TargetSet  # importing the package registers the Auto classes and the pipeline
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +53,10 @@ from zero_shot_classification import (  # noqa: E402  (the CLI demo's offline in
 
 
 DEFAULT_MODEL = ROOT / "models" / "uniperceiver-tiny-emoji"
-CONCURRENCY = 2  # requests served at once: one per core of a free CPU Space, each on one torch thread
+CONCURRENCY = 2  # model calls run at once: one per core of a free CPU Space, each on one torch thread
+MAX_BATCH = 8  # requests answered by one model call at most
+IN_FLIGHT = CONCURRENCY * MAX_BATCH  # requests the ranking tabs admit at once: a full batch for each model thread
+RANKING_TABS = ("classify", "sketch", "text_to_images", "image_to_texts", "vqa")  # the batched endpoints
 MEGABYTE = 1024 * 1024
 MAX_IMAGE_BYTES = 10 * MEGABYTE
 MAX_VIDEO_BYTES = 20 * MEGABYTE
@@ -91,33 +101,6 @@ PICK_BRUSH = """() => { setTimeout(() => {
 
 
 # -- reading what the user gave, with a friendly message for everything that is wrong --------------------------------
-
-
-def friendly(handler):
-    """Shows a `ValueError` (ours or the pipeline's, which name the argument) as a message in the page."""
-
-    @functools.wraps(handler)
-    def wrapped(*args):
-        try:
-            return handler(*args)
-        except ValueError as error:
-            raise gr.Error(str(error), print_exception=False) from None
-
-    return wrapped
-
-
-def on_model_threads(handler, pool: ThreadPoolExecutor):
-    """Runs `handler` on one of the pool's fixed threads rather than on Gradio's many worker threads.
-
-    Why: glibc gives each new thread that allocates its own memory arena, so model calls spread over dozens of
-    worker threads keep raising the resident memory; a fixed pool of `CONCURRENCY` threads keeps it flat.
-    """
-
-    @functools.wraps(handler)
-    async def wrapped(*args):
-        return await asyncio.get_running_loop().run_in_executor(pool, handler, *args)
-
-    return wrapped
 
 
 def file_path(payload, what: str, limit: int) -> str:
@@ -277,6 +260,92 @@ def as_scores(results: list[dict], key: str = "label") -> dict[str, float]:
     return {str(entry[key]): entry["score"] for entry in results}
 
 
+# -- one model call for the requests that share candidates ----------------------------------------------------------
+
+
+class Call(NamedTuple):
+    """A request read and checked, waiting for the model: `run(items)` answers a list of items (one result each), and
+    calls with equal `key` (the same candidates) can be answered by one `run` over all their items."""
+
+    key: Hashable
+    item: Any
+    run: Callable[[list], list]
+
+    def answer(self):
+        """This request's result alone."""
+        return self.run([self.item])[0]
+
+
+def each_answer(run: Callable[[list], list], items: list) -> list:
+    """`run(items)`, or when that raises a `ValueError`, each item run alone: an item that fails gets its own error
+    (returned in its place) and the others their results, so that one bad input never fails its neighbours."""
+    try:
+        return run(items)
+    except ValueError as error:
+        if len(items) == 1:
+            return [error]
+        return [each_answer(run, [item])[0] for item in items]
+
+
+class Batcher:
+    """Answers `Call`s on the model threads, one model call for up to `MAX_BATCH` waiting calls with the same key.
+
+    Calls queue under their key; a call that gets one of the `CONCURRENCY` model threads takes its own item and up to
+    `MAX_BATCH - 1` others of its key, so whatever arrived while the threads were busy runs as one batch. Why not
+    Gradio's `batch=True`: Gradio sends an exception raised by a batch to every request in it, and its `validator=`
+    answers at join time (HTTP 422) instead of in the event's stream, so a bad input would fail its neighbours or
+    lose the message the page and `gradio_client` show. Here each request is read and checked on its own first.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor):
+        self.pool = pool
+        self.threads = asyncio.Semaphore(CONCURRENCY)
+        self.waiting: dict[Hashable, list[tuple[Any, asyncio.Future]]] = {}
+
+    async def __call__(self, call: Call):
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(call.key, []).append((call.item, future))
+        try:
+            async with self.threads:
+                queued = self.waiting.pop(call.key, [])
+                mine = [entry for entry in queued if entry[1] is future]  # empty: an earlier call's batch took it
+                others = [entry for entry in queued if entry[1] is not future]
+                taken, left = (mine + others[: MAX_BATCH - 1], others[MAX_BATCH - 1 :]) if mine else ([], others)
+                if left:
+                    self.waiting[call.key] = left
+                if taken:
+                    # Shielded: a request that goes away mid-call must not leave the others of its batch waiting.
+                    await asyncio.shield(self.run(call.run, taken))
+            return await future
+        except asyncio.CancelledError:
+            self.forget(call.key, future)
+            raise
+
+    def forget(self, key: Hashable, future: asyncio.Future) -> None:
+        """Drops the entry of a request that went away before its batch ran."""
+        left = [entry for entry in self.waiting.get(key, []) if entry[1] is not future]
+        if left:
+            self.waiting[key] = left
+        else:
+            self.waiting.pop(key, None)
+
+    async def run(self, run: Callable[[list], list], taken: list[tuple[Any, asyncio.Future]]) -> None:
+        """One model call for `taken`, each future resolved with its own result or error."""
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self.pool, each_answer, run, [item for item, _ in taken]
+            )
+        except Exception as error:  # noqa: BLE001 (a bug: every request of the batch gets it, none waits forever)
+            results = [error] * len(taken)
+        for (_, future), result in zip(taken, results):
+            if future.done():  # its request went away meanwhile
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
 # -- the offline examples and the retrieval gallery ------------------------------------------------------------------
 
 
@@ -328,54 +397,91 @@ def write_clip(frames: np.ndarray, path: str, fps: int = 8) -> None:
 
 
 class Handlers:
-    """One method per tab, each turning the page's raw values into a pipeline call and a displayable result."""
+    """One method per tab, each turning the page's raw values into a pipeline call and a displayable result.
 
-    def __init__(self, perceive, gallery: dict[str, Image.Image], index: str | None = None):
+    The tabs that rank candidates (classify, sketch, both retrievals, VQA) return their request as a `Call`, which
+    `Batcher` answers together with others sharing its candidates (`call.answer()` answers it alone); caption and
+    fill-mask return their result.
+    """
+
+    def __init__(
+        self, perceive, gallery: dict[str, Image.Image], index: str | None = None, encode_gallery: bool = True
+    ):
         self.perceive = perceive
         self.gallery = gallery
         self.index = index  # an index folder over image files, searched by text queries in place of `gallery`
+        self.gallery_set = self.encoded(gallery) if encode_gallery and gallery else None
 
-    def classify(self, image, video, text, labels, template, exemplar_files):
+    def encoded(self, gallery: dict[str, Image.Image]) -> TargetSet:
+        """The gallery's features, encoded once as the pipeline encodes image candidates of a text query (a query
+        with `candidate_images` would preprocess every picture again to look their features up)."""
+        pixels = self.perceive.processor.image_processor(list(gallery.values()), preset="clip", return_tensors="pt")
+        model = self.perceive.model
+        return TargetSet.encode(model, pixel_values=pixels["pixel_values"], labels=list(gallery), task="retrieve")
+
+    def rank(self, items: list, **candidates) -> list[dict[str, float]]:
+        """Each item's candidates as `gr.Label`'s `{label: confidence}`, by one pipeline call."""
+        return [as_scores(ranked) for ranked in self.perceive(items, **candidates)]
+
+    def ranking(self, key: tuple, item, **candidates) -> Call:
+        """`item` against `candidates`: a call that shares one model call with others of the same `key`."""
+        return Call(key, item, functools.partial(self.rank, **candidates))
+
+    def classify(self, image, video, text, labels, template, exemplar_files) -> Call:
         """An image, a video or a text against typed labels (through the template) or uploaded exemplar images."""
         item = one_input(image, video, text)
         if exemplar_files and (labels or "").strip():
             raise ValueError("Give either labels or exemplar images, not both.")
         if exemplar_files:
             images, names = exemplars(exemplar_files)
-            return as_scores(self.perceive(item, candidate_images=images, candidate_names=names))
+            return self.ranking((object(),), item, candidate_images=images, candidate_names=names)  # runs alone
         labels, template = read_labels(labels), read_template(template)
-        return as_scores(self.perceive(item, candidate_labels=labels, hypothesis_template=template))
+        return self.ranking(
+            ("labels", tuple(labels), template), item, candidate_labels=labels, hypothesis_template=template
+        )
 
-    def sketch(self, drawing, labels):
+    def sketch(self, drawing, labels) -> Call:
         """A drawing from the sketch pad against typed labels."""
         if not drawing or not drawing.get("composite"):
             raise ValueError(EMPTY_SKETCH)
         sketch = framed(read_image(drawing["composite"], "sketch"))
-        return as_scores(self.perceive(sketch, candidate_labels=read_labels(labels)))
+        labels = read_labels(labels)
+        return self.ranking(("labels", tuple(labels), "{}"), sketch, candidate_labels=labels)
 
-    def text_to_images(self, query):
+    def text_to_images(self, query) -> Call:
         """The gallery's (or the index's) best `SHOWN` pictures for a text: `(picture, "rank. name (score)")` pairs,
         best first."""
-        query = {"text": read_text(query, "query")}
+        return Call(("text_to_images",), {"text": read_text(query, "query")}, self.find_pictures)
+
+    def find_pictures(self, queries: list[dict]) -> list[list[tuple]]:
+        """`text_to_images`'s pictures for each query, by one pipeline call."""
         if self.index is not None:
-            ranked = self.perceive(query, candidate_set=self.index, top_k=SHOWN)
             return [
-                (entry["label"], f"{rank}. {Path(entry['label']).stem} ({entry['score']:.2f})")
+                [
+                    (entry["label"], f"{rank}. {Path(entry['label']).stem} ({entry['score']:.2f})")
+                    for rank, entry in enumerate(ranked, 1)
+                ]
+                for ranked in self.perceive(queries, candidate_set=self.index, top_k=SHOWN)
+            ]
+        if self.gallery_set is None:
+            gallery = dict(candidate_images=list(self.gallery.values()), candidate_names=list(self.gallery))
+        else:  # scored as the pipeline scores image candidates of a text
+            gallery = dict(candidate_set=self.gallery_set, logit_scale_task="retrieve")
+        return [
+            [
+                (self.gallery[entry["label"]], f"{rank}. {entry['label']} ({entry['score']:.2f})")
                 for rank, entry in enumerate(ranked, 1)
             ]
-        ranked = self.perceive(query, candidate_images=list(self.gallery.values()), candidate_names=list(self.gallery))
-        return [
-            (self.gallery[entry["label"]], f"{rank}. {entry['label']} ({entry['score']:.2f})")
-            for rank, entry in enumerate(ranked[:SHOWN], 1)
+            for ranked in self.perceive(queries, top_k=SHOWN, **gallery)
         ]
 
-    def image_to_texts(self, image, texts):
+    def image_to_texts(self, image, texts) -> Call:
         """Typed texts (or, when none are typed, the gallery's names) ranked by similarity to an image."""
         if not image:
             raise ValueError("Upload an image to search the texts with.")
         candidates = read_labels(texts, "text list") if (texts or "").strip() else list(self.gallery)
-        ranked = self.perceive(read_image(image), candidate_labels=candidates, logit_scale_task="retrieve")
-        return as_scores(ranked)
+        key = ("retrieve", tuple(candidates))
+        return self.ranking(key, read_image(image), candidate_labels=candidates, logit_scale_task="retrieve")
 
     def caption(self, image, num_beams, max_length):
         """A caption decoded by beam search over the whole vocabulary (encoded once at start-up)."""
@@ -387,12 +493,13 @@ class Handlers:
         (result,) = self.perceive.caption(read_image(image), num_beams=int(num_beams), max_new_tokens=int(max_length))
         return result["generated_text"]
 
-    def vqa(self, image, question, answers):
+    def vqa(self, image, question, answers) -> Call:
         """A question about an image, answered by ranking the candidate answers."""
         if not image:
             raise ValueError("Upload an image to ask about.")
         query = {"image": read_image(image), "question": read_text(question, "question", MAX_LABEL_CHARS)}
-        return as_scores(self.perceive(query, candidate_labels=read_labels(answers, "answer list")))
+        answers = read_labels(answers, "answer list")
+        return self.ranking(("answers", tuple(answers)), query, candidate_labels=answers)
 
     def fill_mask(self, text):
         """Each `[MASK]` predicted against the vocabulary: the sentence with the best words, and each mask's top 5."""
@@ -448,24 +555,58 @@ def image_input(label: str, elem_id: str) -> gr.Image:
 
 
 def build_demo(
-    handlers: Handlers, examples: dict[str, str], model_name: str, figures: dict[str, str] | None = None
+    handlers: Handlers,
+    examples: dict[str, str],
+    model_name: str,
+    figures: dict[str, str] | None = None,
+    batch: bool = True,
 ) -> gr.Blocks:
     """The page: one tab per task, each with a line of the model card's figures for it and examples that work with
     one click. Enter in a one-line box submits like the tab's button; a new request first clears the old result,
-    so that an error never leaves a stale answer on screen."""
-    listen = functools.partial(dict, preprocess=False, concurrency_limit=CONCURRENCY)
+    so that an error never leaves a stale answer on screen. `batch=False` answers every request by its own model
+    call (`UNIPERCEIVER_SPACE_BATCH=0`, what `benchmarks/space_load.py` compares with)."""
     pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="model")
+    batcher = Batcher(pool)
     figures = figures or {}
 
+    def alone(handler):
+        """`handler` with a returned `Call` answered by its own model call."""
+
+        def answered(*args):
+            result = handler(*args)
+            return result.answer() if isinstance(result, Call) else result
+
+        return answered
+
     def serve(handler):
-        """A tab's handler as Gradio calls it: on the model threads, with friendly messages."""
-        return on_model_threads(friendly(handler), pool)
+        """A tab's handler as Gradio calls it: the request is read on the model threads, a returned `Call` is
+        answered by the batcher (or alone), and a `ValueError` (ours or the pipeline's, which name the argument)
+        becomes a message in the page. Why a fixed pool of `CONCURRENCY` threads: glibc gives each new thread that
+        allocates its own memory arena, so work spread over Gradio's dozens of worker threads keeps raising the
+        resident memory; a fixed pool keeps it flat."""
+        read = handler if batch else alone(handler)
+
+        async def served(*args):
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(pool, read, *args)
+                return await batcher(result) if isinstance(result, Call) else result
+            except ValueError as error:
+                raise gr.Error(str(error), print_exception=False) from None
+
+        return served
 
     def wire(triggers, handler, inputs, outputs, api_name):
-        """`handler` on every trigger, after an instant step that empties `outputs`."""
+        """`handler` on every trigger, after an instant step that empties `outputs`.
+
+        Concurrency: a batched ranking tab admits `IN_FLIGHT` requests at once (all such tabs together), so that
+        requests waiting for a model thread wait in the batcher, where they can share a call, rather than in
+        Gradio's queue; the model itself never runs more than `CONCURRENCY` calls at once. Unbatched tabs (and every
+        tab with `batch=False`) admit `CONCURRENCY` each: more would only wait for the model threads."""
         cleared = (None,) * len(outputs) if isinstance(outputs, list) else None
+        ranking = batch and api_name in RANKING_TABS
+        limits = dict(concurrency_limit=IN_FLIGHT, concurrency_id="ranking") if ranking else {}
         gr.on(triggers, lambda: cleared, None, outputs, queue=False, api_visibility="private").then(
-            serve(handler), inputs, outputs, api_name=api_name, **listen()
+            serve(handler), inputs, outputs, api_name=api_name, preprocess=False, **limits
         )
 
     def expected(tab: str) -> None:
@@ -691,9 +832,12 @@ def main() -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY))
     print(f"Loading {model} and encoding its vocabulary ...", flush=True)
     index = os.environ.get("UNIPERCEIVER_INDEX")
-    handlers = Handlers(load_pipeline(model), gallery_pictures(), index_folder(index) if index else None)
+    batch = os.environ.get("UNIPERCEIVER_SPACE_BATCH", "1") != "0"
+    pictures = gallery_pictures()
+    handlers = Handlers(load_pipeline(model), pictures, index_folder(index) if index else None, encode_gallery=batch)
     with tempfile.TemporaryDirectory(prefix="uniperceiver-space-") as example_folder:
-        demo = build_demo(handlers, write_examples(Path(example_folder)), Path(model).name, expected_figures(model))
+        files = write_examples(Path(example_folder))
+        demo = build_demo(handlers, files, Path(model).name, expected_figures(model), batch=batch)
         # An index's pictures are files outside the app: Gradio serves only the folders it is told of.
         allowed = [example_folder] + ([picture_folder(index)] if index else [])
         demo.launch(max_file_size=MAX_UPLOAD, allowed_paths=allowed, css=CSS)

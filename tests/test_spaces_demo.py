@@ -1,11 +1,13 @@
 """The Gradio Space (spaces_demo/app.py), started once on 127.0.0.1: every tab through `gradio_client`, bad inputs,
 a real headless browser (Debian's chromium driven by playwright) and a load run with its memory bound."""
 
+import asyncio
 import io
 import os
 import re
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
@@ -95,9 +97,9 @@ def test_a_repeated_label_list_costs_one_forward_pass_of_the_input(files, monkey
     forward = perceive.model.get_features
     monkeypatch.setattr(perceive.model, "get_features", lambda *a, **k: calls.append(1) or forward(*a, **k))
     image = {"path": files["drawn: red circle"]}
-    first = handlers.classify(image, None, "", SHAPES, "{}", [])
+    first = handlers.classify(image, None, "", SHAPES, "{}", []).answer()
     encoded_labels = len(calls) - 1
-    second = handlers.classify(image, None, "", SHAPES, "{}", [])
+    second = handlers.classify(image, None, "", SHAPES, "{}", []).answer()
     assert encoded_labels >= 1 and len(calls) == encoded_labels + 2
     assert first == second
 
@@ -161,7 +163,7 @@ def test_text_to_images_searches_an_index_folder_of_image_files(files, tmp_path)
     )
     index = str(cli.main(["index", "--features", str(features), "--output", str(tmp_path / "index")]))
     handlers = space.Handlers(pipeline("zero-shot-perception", model=model), {}, space.index_folder(index))
-    found = handlers.text_to_images("a dog face")
+    found = handlers.text_to_images("a dog face").answer()
     assert len(found) == space.SHOWN and {path for path, _ in found} <= set(pictures)
     assert [caption.split(". ")[0] for _, caption in found] == [str(rank) for rank in range(1, space.SHOWN + 1)]
     assert Path(space.picture_folder(index)) == Path(pictures[0]).resolve().parent
@@ -326,6 +328,92 @@ def test_other_bad_requests_get_a_message(client, files, tmp_path):
     for api_name, arguments, message in cases:
         with pytest.raises(AppError, match=message):
             client.predict(*arguments, api_name=api_name)
+
+
+# -- batching: requests that share candidates share a model call --------------------------------------------------
+
+
+def test_the_batcher_runs_waiting_calls_with_the_same_candidates_as_one_and_keeps_errors_apart():
+    runs = []
+
+    def run(items):
+        runs.append(list(items))
+        if "bad" in items:
+            raise ValueError("bad item")
+        return [item.upper() for item in items]
+
+    async def answers(calls):
+        batcher = space.Batcher(ThreadPoolExecutor(space.CONCURRENCY))
+        results = await asyncio.gather(*map(batcher, calls), return_exceptions=True)
+        assert batcher.waiting == {}  # nothing left behind
+        return results
+
+    items = [f"item {index}" for index in range(12)]
+    calls = [space.Call("labels", item, run) for item in items] + [space.Call("other labels", "alone", run)]
+    assert asyncio.run(answers(calls)) == [item.upper() for item in items] + ["ALONE"]
+    assert ["alone"] in runs  # another candidate set never joins a batch
+    sizes = [len(batch) for batch in runs]
+    assert max(sizes) > 1 and max(sizes) <= space.MAX_BATCH and sum(sizes) == len(calls)
+    runs.clear()
+    calls = [space.Call("labels", item, run) for item in ["a", "b", "c", "bad", "d", "e"]]
+    results = asyncio.run(answers(calls))
+    assert results[:3] == ["A", "B", "C"] and results[4:] == ["D", "E"]
+    assert isinstance(results[3], ValueError) and str(results[3]) == "bad item"
+    assert ["bad"] in runs and any(len(batch) > 1 and "bad" in batch for batch in runs)  # tried together first
+
+
+def same_answer(first, second) -> bool:
+    """Two outputs of one tab equal up to float rounding (a batch may sum in another order)."""
+    if isinstance(first, list):  # a gallery: its captions (the pictures' cache paths differ between calls)
+        return [picture["caption"] for picture in first] == [picture["caption"] for picture in second]
+    pairs = list(zip(first["confidences"], second["confidences"], strict=True))
+    return all(
+        a["label"] == b["label"] and a["confidence"] == pytest.approx(b["confidence"], abs=1e-5) for a, b in pairs
+    )
+
+
+def test_concurrent_requests_get_the_answers_of_lone_requests_and_their_own_errors(client, files, tmp_path):
+    digits = ", ".join(space.DIGITS)
+    good = [
+        ("/classify", (handle_file(files["drawn: red circle"]), None, "", SHAPES, "{}", [])),
+        ("/classify", (handle_file(files["drawn: blue square"]), None, "", SHAPES, "{}", [])),
+        ("/classify", (None, None, space.TEXT, SHAPES, "{}", [])),
+        ("/classify", (None, handle_file(files["clip"]), "", SHAPES, "{}", [])),
+        ("/vqa", (handle_file(files["handwritten seven"]), space.QUESTION, digits)),
+        ("/vqa", (handle_file(files["handwritten three"]), space.QUESTION, digits)),
+        ("/image_to_texts", (handle_file(files["emoji: red apple"]), "")),
+        ("/text_to_images", ("a dog face",)),
+        ("/text_to_images", ("red circle",)),
+    ]
+    bad = [
+        ("/classify", (handle_file(bad_file(tmp_path, "corrupt image")), None, "", SHAPES, "{}", [])),
+        ("/classify", (None, None, "a fortune", "", "{}", [])),
+        ("/vqa", (handle_file(files["handwritten seven"]), "   ", digits)),
+    ]
+    messages = ["The image is not a readable image file", "The label list is empty", "The question is empty."]
+    alone = [client.predict(*arguments, api_name=api_name) for api_name, arguments in good]
+    # Each bad request between good ones of its tab, all in flight at once.
+    order = good[:1] + bad[:1] + good[1:3] + bad[1:2] + good[3:5] + bad[2:] + good[5:]
+    jobs = [client.submit(*arguments, api_name=api_name) for api_name, arguments in order]
+    outputs, errors = [], []
+    for job in jobs:
+        try:
+            outputs.append(job.result())
+        except AppError as error:
+            errors.append(str(error))
+    assert len(outputs) == len(good) and all(same_answer(*pair) for pair in zip(outputs, alone, strict=True))
+    assert len(errors) == len(bad) and all(message in error for message, error in zip(messages, errors, strict=True))
+
+
+def test_the_encoded_gallery_ranks_as_the_gallery_pictures_do():
+    from transformers import pipeline
+
+    perceive = pipeline("zero-shot-perception", model=os.environ.get("UNIPERCEIVER_MODEL", str(space.DEFAULT_MODEL)))
+    gallery = space.gallery_pictures()
+    for query in ("a dog face", "a handwritten digit seven"):
+        encoded = space.Handlers(perceive, gallery).text_to_images(query).answer()
+        pictures = space.Handlers(perceive, gallery, encode_gallery=False).text_to_images(query).answer()
+        assert [caption for _, caption in encoded] == [caption for _, caption in pictures]
 
 
 # -- in a real browser -------------------------------------------------------------------------------------------------
