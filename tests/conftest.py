@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 
@@ -401,3 +404,48 @@ def hostile_files(tmp_path) -> tuple[dict[str, Path], Path]:
     files["random.bin"].write_bytes(bytes(range(256)) * 4)
     assert not marker.exists()
     return files, marker
+
+
+# -- scripts run where the package is not installed (remote code, the Hub model code on its own) ----------------------
+
+
+def without_package(script: str, blocked: tuple[str, ...] = ("uniperceiver_hf",)) -> str:
+    """`script` behind an import hook that refuses the modules in `blocked` and everything under them: what a process
+    on a machine without the package (or without those parts of it) can import."""
+    hook = textwrap.dedent(
+        f"""
+        import importlib.abc as _abc, sys as _sys
+
+        class _Blocked(_abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if any(name == blocked or name.startswith(blocked + ".") for blocked in {tuple(blocked)!r}):
+                    raise ImportError(f"{{name}} is blocked in this process")
+
+        _sys.meta_path.insert(0, _Blocked())
+        """
+    )
+    return hook + textwrap.dedent(script)
+
+
+def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A bare environment for such a process: offline, with its own cache of remote-code modules under `tmp_path`."""
+    return {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin", **extra}
+
+
+def run_without_package(
+    script: str, *args, tmp_path: Path, blocked: tuple[str, ...] = ("uniperceiver_hf",), timeout: float = 600
+) -> str:
+    """Runs `script` with `args` in a fresh Python process without the package (`without_package`, `isolated_env`);
+    fails the test with the end of its stderr unless it exits with 0, and returns its stdout."""
+    path = tmp_path / "without_package.py"
+    path.write_text(without_package(script, blocked))
+    run = subprocess.run(
+        [sys.executable, str(path), *map(str, args)],
+        env=isolated_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout

@@ -1,11 +1,10 @@
 """Auto classes, save/load round trips and `trust_remote_code` loading in a process without the package."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import torch
+from conftest import run_without_package
 from safetensors import safe_open
 from transformers import AutoConfig, AutoModel
 
@@ -64,14 +63,7 @@ def test_save_and_load_round_trip_is_bitwise(tiny_model, tmp_path):
 
 REMOTE_SCRIPT = textwrap.dedent(
     """
-    import sys, importlib.abc
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "uniperceiver_hf" or name.startswith("uniperceiver_hf."):
-                raise ImportError(f"{name} is blocked in this process")
-
-    sys.meta_path.insert(0, BlockPackage())
+    import sys
     import torch
     from transformers import AutoModel
 
@@ -97,18 +89,9 @@ def test_trust_remote_code_in_a_fresh_process_without_the_package(tiny_model, tm
     tiny_model.save_pretrained(folder)
     inputs = {k: v for k, v in example_inputs(tiny_model.config).items() if k != "task"}
     torch.save(inputs, tmp_path / "inputs.pt")
-    script = tmp_path / "remote.py"
-    script.write_text(REMOTE_SCRIPT)
-    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
-        [sys.executable, str(script), str(folder), str(tmp_path / "inputs.pt"), str(tmp_path / "outputs.pt")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    remote = torch.load(tmp_path / "outputs.pt", weights_only=True)
+    outputs = tmp_path / "outputs.pt"
+    run_without_package(REMOTE_SCRIPT, folder, tmp_path / "inputs.pt", outputs, tmp_path=tmp_path, timeout=300)
+    remote = torch.load(outputs, weights_only=True)
     local = tiny_model(**inputs, task="downstream")
     assert torch.equal(remote["logits"], local.logits)
     assert torch.equal(remote["last_hidden_state"], local.last_hidden_state)

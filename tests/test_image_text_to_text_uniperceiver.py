@@ -2,13 +2,11 @@
 `image-text-to-text` pipeline, against `pipeline("zero-shot-perception").caption`, in process and through remote code."""
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_without_package
 from PIL import Image
 from transformers import AutoModelForImageTextToText, pipeline
 
@@ -80,14 +78,8 @@ def test_every_saved_folder_declares_it_and_it_runs_without_the_package(folder, 
         "image_text_to_text_uniperceiver.UniPerceiverForImageTextToText"
     )
     assert isinstance(UniPerceiverModel.from_pretrained(folder), UniPerceiverModel)  # the same weights
-    script = textwrap.dedent(
-        """
-        import sys, importlib.abc, json
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] == "uniperceiver_hf":
-                    raise ImportError(name)
-        sys.meta_path.insert(0, Block())
+    script = """
+        import sys, json
         import numpy as np
         from PIL import Image
         from transformers import pipeline
@@ -95,11 +87,5 @@ def test_every_saved_folder_declares_it_and_it_runs_without_the_package(folder, 
         captioner = pipeline("image-to-text", model=sys.argv[1], trust_remote_code=True)
         print(json.dumps(captioner(images=picture, text="", max_new_tokens=3)))
         """
-    )
-    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run(
-        [sys.executable, "-c", script, str(folder)], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    (result,) = json.loads(run.stdout.strip().splitlines()[-1])
+    (result,) = json.loads(run_without_package(script, folder, tmp_path=tmp_path).strip().splitlines()[-1])
     assert result["input_text"] == "" and isinstance(result["generated_text"], str)

@@ -1,13 +1,11 @@
 """`pipeline("zero-shot-perception")`: layouts per modality, golden numbers, batching, caching and bad input."""
 
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_CONFIG
+from conftest import TINY_CONFIG, run_without_package
 from PIL import Image
 from transformers import pipeline
 
@@ -271,12 +269,7 @@ def test_caption_and_fill_mask(tiny_pipe):
 
 REMOTE = textwrap.dedent(
     """
-    import sys, importlib.abc, json
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "uniperceiver_hf":
-                raise ImportError(name)
-    sys.meta_path.insert(0, Block())
+    import sys, json
     from transformers import pipeline
     image, results = sys.argv[1], []
     for index, folder in enumerate(sys.argv[2:]):
@@ -323,21 +316,11 @@ def test_every_save_route_runs_the_pipeline_with_and_without_the_package(
         assert isinstance(local, ZeroShotPerceptionPipeline), name
         assert local(image, candidate_labels=["tench", "goldfish", "kite"]) == expected, name
 
-    script = tmp_path / "remote.py"
-    script.write_text(REMOTE)
-    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
     remote_folders = [
         folders[name] for name in ("model.save_pretrained", "converter", "pipe.save_pretrained", "push_to_hub")
     ]  # `save_for_pipeline` is the model's save too
-    run = subprocess.run(
-        [sys.executable, str(script), image, *map(str, remote_folders)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    for remote in __import__("json").loads(run.stdout.strip().splitlines()[-1]):
+    stdout = run_without_package(REMOTE, image, *remote_folders, tmp_path=tmp_path)
+    for remote in __import__("json").loads(stdout.strip().splitlines()[-1]):
         assert [r["label"] for r in remote] == [r["label"] for r in expected]
         torch.testing.assert_close(
             torch.tensor([r["score"] for r in remote]), torch.tensor([r["score"] for r in expected])

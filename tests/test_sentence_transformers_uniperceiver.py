@@ -3,14 +3,13 @@ the package): `encode` of texts, images and videos gives the package's features,
 pipeline, and a few steps of a contrastive loss train, save and reload."""
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_without_package
 from PIL import Image
 from sentence_transformers import SentenceTransformer
 from transformers import pipeline
@@ -72,12 +71,7 @@ def test_encode_gives_the_package_features_and_similarity_ranks_like_the_pipelin
 
 REMOTE = textwrap.dedent(
     """
-    import sys, importlib.abc, json
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "uniperceiver_hf":
-                raise ImportError(name)
-    sys.meta_path.insert(0, Block())
+    import sys, json
     import numpy as np
     from PIL import Image
     from sentence_transformers import SentenceTransformer
@@ -91,14 +85,7 @@ REMOTE = textwrap.dedent(
 def test_a_converted_folder_loads_without_the_package(golden_model_dirs, tmp_path):
     folder = golden_model_dirs["plain"]
     assert set(SENTENCE_TRANSFORMERS_FILES) <= {path.name for path in folder.iterdir()}  # the converter writes them
-    script = tmp_path / "remote.py"
-    script.write_text(REMOTE)
-    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run(
-        [sys.executable, str(script), str(folder), *LABELS], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    remote = json.loads(run.stdout.strip().splitlines()[-1])
+    remote = json.loads(run_without_package(REMOTE, folder, *LABELS, tmp_path=tmp_path).strip().splitlines()[-1])
     model = UniPerceiverModel.from_pretrained(folder).eval()
     processor = UniPerceiverProcessor.from_pretrained(folder)
     images = [Image.fromarray(np.full((40, 50, 3), 30 * i, np.uint8)) for i in range(2)]

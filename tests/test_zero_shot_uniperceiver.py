@@ -3,14 +3,12 @@ transformers' standard pipelines (`zero-shot-image-classification`, `image-featu
 `feature-extraction`), by task name and through `trust_remote_code`, against `zero-shot-perception`."""
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_without_package
 from PIL import Image
 from transformers import AutoModelForZeroShotImageClassification, AutoProcessor, pipeline
 
@@ -114,19 +112,12 @@ def standard_pipelines(model: str, **kwargs) -> dict:
     }
 
 
-REMOTE = textwrap.dedent(
-    """
-    import sys, importlib.abc, json
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("uniperceiver_hf", "test_zero_shot_uniperceiver"):
-                raise ImportError(name)
-    sys.meta_path.insert(0, Block())
-    sys.path.insert(0, sys.argv[1])
-    import zero_shot_pipelines
-    print(json.dumps(zero_shot_pipelines.standard_pipelines(sys.argv[2], trust_remote_code=True)))
-    """
-)
+REMOTE = """
+import sys, json
+sys.path.insert(0, sys.argv[1])
+import zero_shot_pipelines
+print(json.dumps(zero_shot_pipelines.standard_pipelines(sys.argv[2], trust_remote_code=True)))
+"""
 
 
 def check_against_the_package(results: dict, model: UniPerceiverModel, perception) -> None:
@@ -164,11 +155,6 @@ def test_standard_pipelines_by_task_name_and_through_remote_code(default_model, 
         + source[source.index("def images()") : source.index("@pytest.fixture")]
         + source[source.index("def standard_pipelines") : source.index("REMOTE = ")]
     )
-    script = tmp_path / "remote.py"
-    script.write_text(REMOTE)
-    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run(
-        [sys.executable, str(script), str(helpers), str(folder)], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    check_against_the_package(json.loads(run.stdout.strip().splitlines()[-1]), default_model, perception)
+    blocked = ("uniperceiver_hf", "test_zero_shot_uniperceiver")
+    stdout = run_without_package(REMOTE, helpers, folder, tmp_path=tmp_path, blocked=blocked)
+    check_against_the_package(json.loads(stdout.strip().splitlines()[-1]), default_model, perception)

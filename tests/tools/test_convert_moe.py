@@ -3,12 +3,11 @@ MoE config is read from the keys, missing experts are named, and the written fol
 
 import json
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from conftest import run_without_package
 from golden_moe import case_pixels, moe_config_from_index
 from PIL import Image
 from transformers import AutoModel, pipeline
@@ -98,14 +97,7 @@ def test_moe_missing_expert_files_and_keys_are_named(moe_dir, moe_index, tmp_pat
 
 REMOTE_SCRIPT = textwrap.dedent(
     """
-    import sys, importlib.abc
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "uniperceiver_hf" or name.startswith("uniperceiver_hf."):
-                raise ImportError(f"{name} is blocked in this process")
-
-    sys.meta_path.insert(0, BlockPackage())
+    import sys
     import torch
     from PIL import Image
     from transformers import AutoModel, pipeline
@@ -162,17 +154,8 @@ def test_moe_converted_folder_loads_with_auto_model_pipeline_and_remote_code(
     assert {s["label"] for s in classify(picture, candidate_labels=["tench", "goldfish"])} == {"tench", "goldfish"}
 
     torch.save(inputs, tmp_path / "inputs.pt")
-    script = tmp_path / "remote.py"
-    script.write_text(REMOTE_SCRIPT)
-    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
-        [sys.executable, str(script), str(folder), str(tmp_path / "inputs.pt"), str(tmp_path / "outputs.pt")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    remote = torch.load(tmp_path / "outputs.pt", weights_only=True)
+    outputs = tmp_path / "outputs.pt"
+    run_without_package(REMOTE_SCRIPT, folder, tmp_path / "inputs.pt", outputs, tmp_path=tmp_path, timeout=300)
+    remote = torch.load(outputs, weights_only=True)
     assert torch.equal(remote["logits"], local)
     assert sorted(remote["labels"]) == ["goldfish", "tench"]

@@ -13,6 +13,7 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
+from conftest import isolated_env, run_without_package, without_package
 from huggingface_hub import ModelCard
 from PIL import Image
 from transformers import AutoModel, AutoProcessor, pipeline
@@ -304,14 +305,7 @@ def test_prepare_hub_folder_checks_its_arguments(tiny_model, tiny_config, tmp_pa
 
 REMOTE_SCRIPT = textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "uniperceiver_hf":
-                raise ImportError(f"{name} is blocked in this process")
-
-    sys.meta_path.insert(0, Block())
+    import json, sys
     import torch
     from transformers import AutoModel, AutoProcessor, pipeline
 
@@ -391,14 +385,8 @@ def test_folder_loads_by_repo_id_from_a_hub_cache_with_and_without_the_package(
 
     # Without the package, in a fresh process (started first: it runs while this process checks the rest).
     script = tmp_path / "remote.py"
-    script.write_text(REMOTE_SCRIPT)
-    env = {
-        "HF_HUB_OFFLINE": "1",
-        "HF_HOME": str(tmp_path / "home"),
-        "HF_HUB_CACHE": str(tmp_path / "hub"),
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "PATH": "/usr/bin:/bin",
-    }
+    script.write_text(without_package(REMOTE_SCRIPT))
+    env = isolated_env(tmp_path, HF_HOME=str(tmp_path / "home"), HF_HUB_CACHE=str(tmp_path / "hub"))
     remote = subprocess.Popen(
         [sys.executable, str(script), "org/tiny", image],
         env=env,
@@ -434,14 +422,7 @@ def test_folder_loads_by_repo_id_from_a_hub_cache_with_and_without_the_package(
 
 IMPORT_EVERY_FILE = textwrap.dedent(
     """
-    import importlib, importlib.abc, pathlib, sys
-
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "uniperceiver_hf":
-                raise ImportError(f"{name} is blocked in this process")
-
-    sys.meta_path.insert(0, Block())
+    import importlib, pathlib, sys
     code = pathlib.Path(sys.argv[1])
     sys.path.insert(0, str(code.parent))
     for path in sorted(code.glob("*.py")):
@@ -463,10 +444,7 @@ def test_every_code_file_of_the_hub_folder_imports_without_the_package(tiny_mode
     (code / "__init__.py").write_text("")
     for path in folder.glob("*.py"):
         shutil.copyfile(path, code / path.name)
-    result = subprocess.run(
-        [sys.executable, "-c", IMPORT_EVERY_FILE, str(code)], capture_output=True, text=True, timeout=300, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_package(IMPORT_EVERY_FILE, code, tmp_path=tmp_path, timeout=300)
 
 
 def test_fp16_weights_are_stored_in_half_and_load_in_float(tiny_model, tiny_config, tmp_path):
