@@ -2,11 +2,12 @@
 
     python benchmarks/int8_agreement.py [--model models/uniperceiver-tiny-emoji] [--corpus data/corpus] [--limit N]
 
-Four variants answer every test item of the corpus (emoji pictures against every emoji name, handwritten digits
+Five variants answer every test item of the corpus (emoji pictures against every emoji name, handwritten digits
 against the ten digit names, clips against the motions, fortunes against their topics), through the pipeline:
 torch float32 (the reference), torch int8 (`from_pretrained(..., quantization_config=TorchAoConfig(
-Int8DynamicActivationInt8WeightConfig()))`: int8 weights, activations quantised per token at run time),
-onnxruntime float32 and onnxruntime int8 (`uniperceiver-hf export onnx --int8`). The table gives each variant's
+Int8DynamicActivationInt8WeightConfig()))`: int8 weights, activations quantised per token at run time), torch int8
+weights (`TorchAoConfig(Int8WeightOnlyConfig())`: int8 weights, float32 activations), onnxruntime float32 and
+onnxruntime int8 (`uniperceiver-hf export onnx --int8`). The table gives each variant's
 top-1 agreement with torch float32, its accuracy and the share of float32's right answers it keeps, split by
 split, then the files' sizes. Speed is
 benchmarks/serve.py's. Needs the `onnx` and `torchao` extras and the built corpus (examples/data/build_corpus.py).
@@ -18,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 import datasets
-from transformers import AutoModel, TorchAoConfig, pipeline
+from serve import torch_int8  # the sibling benchmark (benchmarks/ is the script's folder)
+from transformers import pipeline
 
 import uniperceiver_hf  # noqa: F401  (registers the Auto classes and the pipeline)
 from uniperceiver_hf import UniPerceiverORTModel, UniPerceiverProcessor
@@ -33,14 +35,6 @@ SPLITS = {
     "motions": ("videos", "video"),
     "topics": ("text", "text"),
 }
-
-
-def torch_int8(model: str):
-    """The model with torchao's dynamic int8 linear layers (the documented option)."""
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig
-
-    config = TorchAoConfig(Int8DynamicActivationInt8WeightConfig())
-    return AutoModel.from_pretrained(model, quantization_config=config).eval()
 
 
 def top1(pipe, split: datasets.Dataset, column: str, names: list[str], batch_size: int = 64) -> list[str]:
@@ -62,6 +56,9 @@ def main(argv: list[str] | None = None) -> dict:
             "torch fp32": pipeline("zero-shot-perception", model=args.model),
             "torch int8 (torchao)": pipeline(
                 "zero-shot-perception", model=torch_int8(args.model), processor=processor
+            ),
+            "torch int8 weights (torchao)": pipeline(
+                "zero-shot-perception", model=torch_int8(args.model, weights_only=True), processor=processor
             ),
             "onnxruntime fp32": pipeline(
                 "zero-shot-perception", model=UniPerceiverORTModel.from_pretrained(exported), processor=processor

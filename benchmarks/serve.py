@@ -1,12 +1,15 @@
-"""Serving speed: torch float32, torch int8, onnxruntime float32 and onnxruntime int8, in one run, as ratios.
+"""Serving speed: torch float32, torch int8 (two kinds), onnxruntime float32 and int8, in one run, as ratios.
 
     python benchmarks/serve.py [--runs 3] [--threads 1] [--base-image-size 64] [--sizes default,base]
 
 For each size (the default model, and BASE: 12 layers of 768, 12 heads, random weights) and each batch size (1 and
-32), images/s and texts/s (16-id texts) of four variants computing the same features:
+32), images/s and texts/s (16-id texts) of five variants computing the same features:
 
 - torch fp32: `UniPerceiverModel.get_features`, eager (no compile), SDPA attention;
-- torch int8: the same model loaded with `TorchAoConfig(Int8DynamicActivationInt8WeightConfig())` (torchao);
+- torch int8: the same model loaded with `TorchAoConfig(Int8DynamicActivationInt8WeightConfig())` (torchao):
+  int8 weights and activations quantised per token at run time;
+- torch int8 weights: `TorchAoConfig(Int8WeightOnlyConfig())`: int8 weights (per output channel), float32
+  activations, which keeps the answers where near-ties are many (benchmarks/int8_agreement.py);
 - onnxruntime fp32 and int8: `uniperceiver-hf export onnx --int8` run by `UniPerceiverORTModel`.
 
 Each run times every variant once, one after another (round robin), so that load on the machine falls on all alike;
@@ -35,18 +38,24 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "models" / "uniperceiver-tiny-emoji"
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, patch_size=16)
 TEXT_LENGTH = 16
-VARIANTS = ("torch fp32", "torch int8", "onnxruntime fp32", "onnxruntime int8")
+
+
+def torch_int8(folder, weights_only: bool = False):
+    """The model with torchao's int8 linear layers, quantised at load time: int8 weights and activations quantised
+    per token at run time, or (`weights_only`) int8 weights with float32 activations."""
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
+
+    config = Int8WeightOnlyConfig() if weights_only else Int8DynamicActivationInt8WeightConfig()
+    return AutoModel.from_pretrained(folder, quantization_config=TorchAoConfig(config)).eval()
 
 
 def load_variants(folder: Path, exported: Path, threads: int) -> dict:
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig
-
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = threads
-    int8 = TorchAoConfig(Int8DynamicActivationInt8WeightConfig())
     return {
         "torch fp32": UniPerceiverModel.from_pretrained(folder).eval(),
-        "torch int8": AutoModel.from_pretrained(folder, quantization_config=int8).eval(),
+        "torch int8": torch_int8(folder),
+        "torch int8 weights": torch_int8(folder, weights_only=True),
         "onnxruntime fp32": UniPerceiverORTModel.from_pretrained(exported, session_options=options),
         "onnxruntime int8": UniPerceiverORTModel.from_pretrained(exported, int8=True, session_options=options),
     }
