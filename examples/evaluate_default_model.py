@@ -13,21 +13,26 @@
    pre-training fitted, beside what it generalised to.
 5. A task the model never trained on, digit classification against one exemplar image per class instead of
    names: zero-shot, then prompt tuning, a LoRA adapter (PEFT, `examples/prompt_tune.py --method lora`) and full
-   fine-tuning on 1 % and 10 % of its training split (the structure of the paper's Tables 2-9, plus LoRA).
+   fine-tuning on 1 % and 10 % of its training split (the structure of the paper's Tables 2-9, plus LoRA). Each
+   tuned setting takes the learning rate of `--learning-rates` that scores best on the validation split, and its
+   row is the mean test accuracy over `--draws` draws of the few-shot data (each draw listed beside it).
 
-Writes `claims.json` and `claims.md` (the table) to `--output`, and with `--training-log` (the pre-training run's
-folder or its `trainer_state.json`) `training_curves.png` beside them: per-task training loss, and the collapse
-monitor's feature cosines and logit spread (recipes with `monitor: true`), plus the novel task's tuning losses
-(needs matplotlib, installed by the `dev` extra);
+Writes `claims.json` and `claims.md` (the table) to `--output`, `tuning_curves.png` beside them (the tuning
+losses, and the validation accuracy by learning rate), and with `--training-log` (the pre-training run's folder or
+its `trainer_state.json`) `training_curves.png`: per-task training loss, and the collapse monitor's feature
+cosines and logit spread (recipes with `monitor: true`); `--training-curves` shows such a picture again when the
+log itself is gone. Pictures need matplotlib (the `dev` extra); without it the tuning picture is left out.
 `uniperceiver_hf.tools.hub.write_model_card_file(claims.json, "MODEL_CARD.md", model=...)` turns them into
 the model card.
 """
 
 import argparse
+import importlib.util
 import io
 import json
 import os
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -53,6 +58,12 @@ from uniperceiver_hf.training.trainer import train_recipe
 
 
 BATCH = 128
+TUNING_SETTINGS = ("prompt tuning", "LoRA", "fine-tuning")
+# Each tuning setting's learning rate is chosen from these on the novel task's validation split: prompt tuning and
+# LoRA move few parameters from random or zero starts, fine-tuning all of them, and with 1 % of the data (one
+# example per class) a rate that suits 10 % overfits within tens of steps.
+LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+DRAWS = 3  # few-shot subsets (seeds) each tuned setting is averaged over
 EXAMPLES_DATA = Path(__file__).resolve().parent / "data"  # examples/data/build_corpus.py, the corpus builder
 
 # Section 3: 30 well-known emoji, by their names in emoji-test.txt (as the corpus builder's `clean_name` writes
@@ -112,12 +123,12 @@ def image_embeds(model, processor, images, preset: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def video_embeds(model, processor, paths: list[str], num_frames: int, stride: int) -> torch.Tensor:
+def video_embeds(model, processor, paths: list[str]) -> torch.Tensor:
+    """Features of the clips at `paths`, sampled as the model's processor says (the frames and stride its video
+    tasks trained with), one centre crop each."""
     chunks = []
     for start in range(0, len(paths), 32):
-        pixels = processor.video_processor(
-            paths[start : start + 32], num_frames=num_frames, sampling_stride=stride, num_spatial_crops=1
-        )["pixel_values"]
+        pixels = processor.video_processor(paths[start : start + 32], num_spatial_crops=1)["pixel_values"]
         chunks.append(model.get_features(pixel_values=pixels))
     return torch.cat(chunks)
 
@@ -231,11 +242,11 @@ def zero_shot(model, processor, corpus: Path, limit: int | None) -> list[dict]:
 
 
 def classification_row(model, processor, data, title: str, section: str) -> dict:
-    """Accuracy of the images (ImageNet evaluation preset) or clips (4 frames, stride 8) of `data` against its label
-    names, as one row."""
+    """Accuracy of the images (ImageNet evaluation preset) or clips (the processor's sampling, one crop) of `data`
+    against its label names, as one row."""
     names = data.features["label"].names
     if "video" in data.column_names:
-        inputs = video_embeds(model, processor, list(data["video"]), 4, 8)
+        inputs = video_embeds(model, processor, list(data["video"]))
     else:
         inputs = image_embeds(model, processor, _images(data["image"]), "imagenet")
     value = accuracy(inputs, text_embeds(model, processor, names), list(data["label"]))
@@ -361,41 +372,29 @@ def exemplar_files(corpus: Path, output: Path) -> tuple[list[str], list[str]]:
 
 
 @torch.no_grad()
-def exemplar_accuracy(model, processor, corpus: Path, paths: list[str], limit: int | None) -> float:
-    test = load_from_disk(str(corpus / "digits"))["test"]
-    test = test.select(range(min(limit, len(test)))) if limit else test
+def exemplar_accuracy(
+    model, processor, corpus: Path, paths: list[str], limit: int | None, split: str = "test"
+) -> float:
+    """Accuracy of `model` on a split of the digits against the exemplar images at `paths`."""
+    data = load_from_disk(str(corpus / "digits"))[split]
+    data = data.select(range(min(limit, len(data)))) if limit else data
     targets = processor.image_processor(
         [Image.open(p).convert("RGB") for p in paths], preset="clip", return_tensors="pt"
     )["pixel_values"]
     correct = 0
-    for start in range(0, len(test), BATCH):
-        chunk = test[start : start + BATCH]
+    for start in range(0, len(data), BATCH):
+        chunk = data[start : start + BATCH]
         pixels = processor.image_processor(_images(chunk["image"]), preset="clip", return_tensors="pt")
         logits = model(pixel_values=pixels["pixel_values"], target_pixel_values=targets, task="img_cls").logits
         correct += int((logits.argmax(-1) == torch.tensor(list(chunk["label"]))).sum())
-    return correct / len(test)
+    return correct / len(data)
 
 
-def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: int | None) -> tuple[list, dict]:
-    """Section 4: digits against one exemplar image each, zero-shot, prompt-tuned, LoRA-tuned and fine-tuned; the
-    rows and each tuning run's log history."""
-    processor = UniPerceiverProcessor.from_pretrained(model_dir)
-    paths, names = exemplar_files(corpus, output)
-    base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32).eval()
-    chance = 1 / len(names)
-    title = "digits vs one exemplar image per class"
-    rows = [
-        dict(
-            task=title,
-            setting="zero-shot",
-            metric="accuracy",
-            section="novel task",
-            chance=chance,
-            value=exemplar_accuracy(base, processor, corpus, paths, limit),
-        )
-    ]
-    recipe = {
-        "seed": 0,
+def novel_task_recipe(corpus: Path, paths: list[str], seed: int) -> dict:
+    """The tuning recipe of the novel task: digits classified against the exemplar images, crop-only augmentation;
+    `seed` draws the few-shot subset, the data order and the new parameters' start."""
+    return {
+        "seed": seed,
         "training": {
             "warmup_steps": 0.1,
             "weight_decay": 0.0,
@@ -421,34 +420,84 @@ def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: i
             }
         ],
     }
+
+
+def tune(model_dir: Path, recipe: dict, setting: str, fraction: float, learning_rate: float, steps: int, run: Path):
+    """One tuning run of the default model on `fraction` of the novel task: `(tuned model in eval mode, log)`."""
+    base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32)
+    torch.manual_seed(recipe["seed"])
+    if setting == "prompt tuning":
+        classes = len(recipe["tasks"][0]["class_exemplars"])
+        model = prepare_prompt_tuning(base, PromptTuningSettings(num_classes=classes))
+    elif setting == "LoRA":
+        # The adapters sit inside the model's own linears: `model` is the base with them, trained in place.
+        model = lora_model(base).get_base_model()
+    else:
+        model = base
+    trainer = train_recipe(
+        parse_recipe(recipe, "novel task"),
+        run,
+        model=UniPerceiverForPreTraining.wrap(model),
+        processor=UniPerceiverProcessor.from_pretrained(model_dir),
+        max_steps=steps,
+        save_final=False,
+        data_fraction=fraction,
+        learning_rate=learning_rate,
+        disable_tqdm=True,
+    )
+    return model.eval(), trainer.state.log_history
+
+
+def novel_task(
+    model_dir: Path,
+    corpus: Path,
+    output: Path,
+    steps: int,
+    limit: int | None,
+    draws: int = DRAWS,
+    learning_rates: tuple[float, ...] = LEARNING_RATES,
+) -> tuple[list, dict]:
+    """Section 4: digits against one exemplar image each, zero-shot, prompt-tuned, LoRA-tuned and fine-tuned; the
+    rows and each setting's tuning log (its first draw at the chosen learning rate).
+
+    Each setting's learning rate is the one of `learning_rates` with the best validation accuracy on the first draw
+    (seed 0); the row's value is the mean test accuracy over `draws` draws of the few-shot subset (seeds 0, 1, ...)
+    at that rate, with each draw's accuracy beside it. With one example per class at 1 %, the draw moves the result
+    by tens of points, so one draw says little (README, "The default model")."""
+    processor = UniPerceiverProcessor.from_pretrained(model_dir)
+    paths, names = exemplar_files(corpus, output)
+    base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+    chance = 1 / len(names)
+    title = "digits vs one exemplar image per class"
+    rows = [
+        dict(
+            task=title,
+            setting="zero-shot",
+            metric="accuracy",
+            section="novel task",
+            chance=chance,
+            value=exemplar_accuracy(base, processor, corpus, paths, limit),
+            validation=exemplar_accuracy(base, processor, corpus, paths, limit, split="validation"),
+        )
+    ]
     tuning_logs = {}
     for fraction in (0.01, 0.1):
-        for setting in ("prompt tuning", "LoRA", "fine-tuning"):
-            base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32)
-            torch.manual_seed(0)
-            if setting == "prompt tuning":
-                model = prepare_prompt_tuning(base, PromptTuningSettings(num_classes=len(names)))
-            elif setting == "LoRA":
-                # The adapters sit inside the model's own linears: `model` is the base with them, trained in place.
-                model = lora_model(base).get_base_model()
-            else:
-                model = base
-            run = output / f"{setting.replace(' ', '_')}_{fraction}"
-            # Prompt tuning and LoRA move few parameters from random or zero starts: larger learning rates than
-            # fine-tuning.
-            learning_rate = {"prompt tuning": 3e-3, "LoRA": 1e-3}.get(setting, 3e-4)
-            trainer = train_recipe(
-                parse_recipe(recipe, "novel task"),
-                run,
-                model=UniPerceiverForPreTraining.wrap(model),
-                processor=processor,
-                max_steps=steps,
-                save_final=False,
-                data_fraction=fraction,
-                learning_rate=learning_rate,
-                disable_tqdm=True,
-            )
-            tuning_logs[f"{setting}, {fraction:.0%}"] = trainer.state.log_history
+        for setting in TUNING_SETTINGS:
+            name = f"{setting.replace(' ', '_')}_{fraction}"
+            validation, best = {}, None
+            for learning_rate in learning_rates:
+                recipe = novel_task_recipe(corpus, paths, seed=0)
+                model, log = tune(model_dir, recipe, setting, fraction, learning_rate, steps, output / name)
+                validation[learning_rate] = exemplar_accuracy(model, processor, corpus, paths, limit, "validation")
+                if best is None or validation[learning_rate] > validation[best[0]]:
+                    best = (learning_rate, model, log)
+            learning_rate, model, log = best
+            tests = [exemplar_accuracy(model, processor, corpus, paths, limit)]
+            for seed in range(1, draws):
+                recipe = novel_task_recipe(corpus, paths, seed=seed)
+                model, _ = tune(model_dir, recipe, setting, fraction, learning_rate, steps, output / name)
+                tests.append(exemplar_accuracy(model, processor, corpus, paths, limit))
+            tuning_logs[f"{setting}, {fraction:.0%}"] = log
             rows.append(
                 dict(
                     task=title,
@@ -456,8 +505,15 @@ def novel_task(model_dir: Path, corpus: Path, output: Path, steps: int, limit: i
                     metric="accuracy",
                     section="novel task",
                     chance=chance,
-                    value=exemplar_accuracy(model.eval(), processor, corpus, paths, limit),
+                    value=sum(tests) / len(tests),
+                    draws=tests,
+                    learning_rate=learning_rate,
+                    validation=validation[learning_rate],
+                    validation_by_learning_rate={f"{rate:g}": accuracy for rate, accuracy in validation.items()},
                 )
+            )
+            print(
+                f"novel task, {setting}, {fraction:.0%}: lr {learning_rate:g} (validation {validation}), test {tests}"
             )
     return rows, tuning_logs
 
@@ -480,19 +536,34 @@ def _series(log_history: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [row["step"] for row in rows], [row[key] for row in rows]
 
 
-def plot_training_curves(
-    log_history: list[dict], path: Path, tuning_logs: dict[str, list[dict]] | None = None
-) -> None:
-    """Per-task training loss, the monitor's input/target feature cosines and logit spread, and the tuning runs'
-    losses, as one PNG: the curves that tell a model that learns from one whose features collapsed."""
+def _save_figure(figure, path: Path) -> None:
+    """The figure as a PNG with a 64-colour palette: the pictures are committed beside the default model, at a
+    quarter of the RGB file's size."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    rendered = io.BytesIO()
+    figure.savefig(rendered, format="png", dpi=110)
+    plt.close(figure)
+    with Image.open(rendered) as picture:
+        picture.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_training_curves(log_history: list[dict], path: Path) -> None:
+    """Per-task training loss and the monitor's input/target feature cosines and logit spread of the pre-training
+    run, as one PNG: the curves that tell a model that learns from one whose features collapsed."""
+    plt = _pyplot()
     tasks = sorted({key[len("loss/") :] for row in log_history for key in row if key.startswith("loss/")})
-    panels = 4 if tuning_logs else 3
-    figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2))
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     colours = plt.get_cmap("tab20")
     for index, task in enumerate(tasks):
         colour = colours(index % 20)
@@ -504,23 +575,37 @@ def plot_training_curves(
     axes[1].set(title="mean pairwise cosine: inputs (solid), targets (dashed)", xlabel="step", ylim=(-0.1, 1.02))
     axes[2].set(title="logit spread (std over candidates)", xlabel="step")
     axes[0].legend(fontsize=6, ncol=2)
-    if tuning_logs:
-        for name, history in tuning_logs.items():
-            axes[3].plot(*_series(history, "loss"), label=name)
-        axes[3].set(title="novel task: tuning loss", xlabel="step")
-        axes[3].legend(fontsize=7)
     if not any(key.startswith("monitor/") for row in log_history for key in row):
         for axis in axes[1:3]:
             axis.text(
                 0.5, 0.5, "no monitor values\n(recipe without `monitor: true`)", ha="center", transform=axis.transAxes
             )
-    figure.tight_layout()
-    rendered = io.BytesIO()
-    figure.savefig(rendered, format="png", dpi=110)
-    plt.close(figure)
-    # A 64-colour palette: the picture is committed beside the default model, at a quarter of the RGB file's size.
-    with Image.open(rendered) as picture:
-        picture.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    _save_figure(figure, path)
+
+
+def plot_tuning_curves(tuning_logs: dict[str, list[dict]], rows: list[dict], path: Path) -> None:
+    """The novel task's tuning losses (each setting's first draw at its chosen learning rate), and each setting's
+    validation accuracy against the learning rate it was chosen by."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for name, history in tuning_logs.items():
+        axes[0].plot(*_series(history, "loss"), label=name)
+    axes[0].set(title="novel task: tuning loss (first draw)", xlabel="step")
+    axes[0].legend(fontsize=7)
+    for row in rows:
+        if "validation_by_learning_rate" in row:
+            rates = sorted(row["validation_by_learning_rate"], key=float)
+            accuracies = [100 * row["validation_by_learning_rate"][rate] for rate in rates]
+            axes[1].plot([float(rate) for rate in rates], accuracies, marker="o", label=row["setting"])
+        elif row.get("setting") == "zero-shot":
+            axes[1].axhline(100 * row["validation"], color="grey", linestyle=":", label="zero-shot")
+    rates = sorted({float(rate) for row in rows for rate in row.get("validation_by_learning_rate", {})})
+    axes[1].set(title="validation accuracy (first draw) by learning rate", xlabel="learning rate", xscale="log",
+                ylabel="%")  # fmt: skip
+    axes[1].set_xticks(rates, [f"{rate:g}" for rate in rates])
+    axes[1].minorticks_off()
+    axes[1].legend(fontsize=7)
+    _save_figure(figure, path)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -531,6 +616,10 @@ def markdown(rows: list[dict]) -> str:
         value = f"{row['value']:.3f}" if row["metric"] in ("bleu", "cider") else f"{100 * row['value']:.1f}%"
         if row.get("chance_kind"):
             chance += f" ({row['chance_kind']})"
+        if row.get("draws"):
+            value += (
+                f" (draws: {', '.join(f'{100 * draw:.1f}%' for draw in row['draws'])}; lr {row['learning_rate']:g})"
+            )
         lines.append(f"| {row['section']} | {task} | {row['metric']} | {value} | {chance} |")
     return "\n".join(lines)
 
@@ -547,11 +636,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
         action="store_true",
         help="also classify a sample of each train split (section 'fit'): the gap to the test rows is generalisation",
     )
+    parser.add_argument("--draws", type=int, default=DRAWS, help="few-shot draws each tuned setting is averaged over")
     parser.add_argument(
+        "--learning-rates",
+        type=lambda text: tuple(float(rate) for rate in text.split(",")),
+        default=LEARNING_RATES,
+        help="comma-separated grid each tuning setting's learning rate is chosen from on the validation split",
+    )
+    curves = parser.add_mutually_exclusive_group()
+    curves.add_argument(
         "--training-log",
         help="the pre-training run folder (or its trainer_state.json): plot its curves to training_curves.png",
     )
+    curves.add_argument(
+        "--training-curves",
+        help="a training_curves.png plotted earlier from the pre-training log, when the log is gone: shown again",
+    )
     args = parser.parse_args(argv)
+    if args.draws < 1 or not args.learning_rates or min(args.learning_rates) <= 0:
+        parser.error("--draws must be at least 1 and --learning-rates positive numbers")
+    if args.training_log and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--training-log plots with matplotlib, which is not installed (pip install matplotlib)")
+    if args.training_curves and not Path(args.training_curves).is_file():
+        parser.error(f"--training-curves: no picture at {args.training_curves!r}")
     model_dir, corpus, output = Path(args.model), Path(args.corpus), Path(args.output)
     if not (corpus / "emoji").is_dir():
         sys.exit(f"error: no corpus at {str(corpus)!r}; build it with examples/data/build_corpus.py")
@@ -567,13 +674,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rerendered = rerendered_emoji(model_dir)
     if rerendered is not None:
         rows.append(rerendered)
-    novel_rows, tuning_logs = novel_task(model_dir, corpus, output, args.few_shot_steps, args.limit)
+    novel_rows, tuning_logs = novel_task(
+        model_dir, corpus, output, args.few_shot_steps, args.limit, args.draws, args.learning_rates
+    )
     rows += novel_rows
     claims = {"command": " ".join(["python", *sys.argv]), "rows": rows}
+    # The model card shows the pictures the claims name (tools/hub.py: default_model_card).
     if training_log is not None:
-        plot_training_curves(training_log, output / "training_curves.png", tuning_logs)
-        claims["curves"] = "training_curves.png"  # the model card shows it (tools/hub.py: default_model_card)
-        print(f"Curves: {output / 'training_curves.png'}")
+        plot_training_curves(training_log, output / "training_curves.png")
+    elif args.training_curves and Path(args.training_curves).resolve() != (output / "training_curves.png").resolve():
+        shutil.copyfile(args.training_curves, output / "training_curves.png")
+    if training_log is not None or args.training_curves:
+        claims["curves"] = "training_curves.png"
+    if importlib.util.find_spec("matplotlib") is not None:
+        plot_tuning_curves(tuning_logs, novel_rows, output / "tuning_curves.png")
+        claims["tuning_curves"] = "tuning_curves.png"
+    else:
+        print("tuning_curves.png left out: matplotlib is not installed (pip install matplotlib)")
+    print(f"Curves: {', '.join(str(output / claims[key]) for key in ('curves', 'tuning_curves') if key in claims)}")
     (output / "claims.json").write_text(json.dumps(claims, indent=1))
     table = markdown(rows)
     (output / "claims.md").write_text(table + "\n")

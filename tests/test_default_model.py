@@ -12,6 +12,7 @@ from safetensors import safe_open
 from transformers import AutoConfig, AutoModel, AutoProcessor, pipeline
 
 from uniperceiver_hf import UniPerceiverModel, UniPerceiverProcessor
+from uniperceiver_hf.tools.hub import card_pictures
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,7 @@ def test_the_folder_holds_one_half_precision_weights_file_under_48_mb():
         "tokenizer.json",
         "tokenizer_config.json",
         "training_curves.png",
+        "tuning_curves.png",
     ]
     with safe_open(str(weights), "pt") as file:
         assert {file.get_slice(name).get_dtype() for name in file.keys()} == {"F16"}
@@ -76,13 +78,14 @@ def test_the_card_parses_and_carries_the_measured_table():
         value = float(shown.rstrip("%")) / (100 if shown.endswith("%") else 1)
         assert value == pytest.approx(result.metric_value, abs=6e-4), (result.task_name, shown)
     assert "python examples/evaluate_default_model.py" in card.text
-    # The Hub card travels with the weights and shows its picture from beside it; the repository's copy links into
-    # the model folder, the one place the picture is kept.
-    picture = "training_curves.png"
-    assert (MODEL / picture).is_file() and f"]({MODEL.name}/{picture})" not in (MODEL / "README.md").read_text()
-    assert card.content == (MODEL / "README.md").read_text().replace(
-        f"]({picture})", f"](models/{MODEL.name}/{picture})"
-    )
+    # The Hub card travels with the weights and shows its pictures from beside it; the repository's copy links into
+    # the model folder, the one place the pictures are kept.
+    hub_card = (MODEL / "README.md").read_text()
+    assert card_pictures(ModelCard.load(MODEL / "README.md")) == ["training_curves.png", "tuning_curves.png"]
+    for picture in ("training_curves.png", "tuning_curves.png"):
+        assert (MODEL / picture).is_file() and f"]({MODEL.name}/{picture})" not in hub_card
+        hub_card = hub_card.replace(f"]({picture})", f"](models/{MODEL.name}/{picture})")
+    assert card.content == hub_card
     assert "| the paper's claim | measured | holds here |" in card.text
 
 

@@ -131,8 +131,11 @@ def test_the_novel_task_rows_include_lora_beside_prompt_tuning_and_fine_tuning(t
         features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
         return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
 
-    datasets.DatasetDict({"train": split(4), "test": split(1)}).save_to_disk(str(tmp_path / "corpus" / "digits"))
-    rows, logs = evaluation.novel_task(MODEL, tmp_path / "corpus", tmp_path / "out", steps=2, limit=3)
+    splits = {"train": split(4), "validation": split(1), "test": split(1)}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "corpus" / "digits"))
+    rows, logs = evaluation.novel_task(
+        MODEL, tmp_path / "corpus", tmp_path / "out", steps=2, limit=3, draws=2, learning_rates=(1e-3, 3e-3)
+    )
     settings = [row["setting"] for row in rows]
     assert settings == ["zero-shot"] + [
         f"{setting}, {fraction} of the data"
@@ -140,5 +143,48 @@ def test_the_novel_task_rows_include_lora_beside_prompt_tuning_and_fine_tuning(t
         for setting in ("prompt tuning", "LoRA", "fine-tuning")
     ]
     assert all(row["section"] == "novel task" and 0.0 <= row["value"] <= 1.0 for row in rows)
+    for row in rows[1:]:  # each tuned setting: its rate chosen on validation, its value the mean of its draws
+        by_rate = row["validation_by_learning_rate"]
+        assert set(by_rate) == {"0.001", "0.003"} and row["validation"] == max(by_rate.values())
+        assert by_rate[f"{row['learning_rate']:g}"] == row["validation"] and len(row["draws"]) == 2
+        assert row["value"] == pytest.approx(sum(row["draws"]) / 2)
     assert set(logs) == {f"{s}, {f}" for s in ("prompt tuning", "LoRA", "fine-tuning") for f in ("1%", "10%")}
     assert all(any("train_loss" in entry for entry in history) for history in logs.values())
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--draws", "0"], "--draws"),
+        (["--learning-rates", "1e-3,-1"], "--learning-rates"),
+        (["--training-curves", "no/such/picture.png"], "--training-curves"),
+        (["--training-log", "run", "--training-curves", "picture.png"], "not allowed with"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_work(arguments, message, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        evaluation.main(
+            ["--model", str(MODEL), "--corpus", str(tmp_path), "--output", str(tmp_path / "out"), *arguments]
+        )
+    assert message in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_the_pictures_plot_the_pre_training_log_and_the_tuning(tmp_path):
+    """The training picture has the pre-training run's three panels; the tuning picture its losses and the validation
+    accuracy by learning rate of each tuned row."""
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    log = [
+        {"step": step, "loss": 2.0 / step, "loss/digits": 2.0 / step, "monitor/digits/input_cosine": 1.0 / step}
+        for step in (1, 2, 3)
+    ]
+    evaluation.plot_training_curves(log, tmp_path / "training.png")
+    rows = [
+        dict(setting="zero-shot", validation=0.4),
+        dict(setting="prompt tuning, 1% of the data", validation_by_learning_rate={"0.0003": 0.5, "0.001": 0.45}),
+    ]
+    evaluation.plot_tuning_curves({"prompt tuning, 1%": log}, rows, tmp_path / "tuning.png")
+    with Image.open(tmp_path / "training.png") as training, Image.open(tmp_path / "tuning.png") as tuning:
+        # 5 inches per panel at 110 dpi: three panels, then two.
+        assert training.width == pytest.approx(3 * 550, abs=10) and tuning.width == pytest.approx(2 * 550, abs=10)

@@ -170,6 +170,7 @@ def test_default_card_round_trips_every_measured_row(tmp_path):
         (lambda c: c["rows"][2].update(chance=2), "chance"),
         (lambda c: c["rows"].append(dict(c["rows"][0])), "twice"),
         (lambda c: c.update(curves=""), "curves"),
+        (lambda c: c.update(tuning_curves="pictures/tuning.png"), "tuning_curves"),
     ],
 )
 def test_default_card_rejects_bad_claims(change, message):
@@ -182,7 +183,25 @@ def test_default_card_rejects_bad_claims(change, message):
 def test_default_card_shows_the_training_curves_when_the_claims_name_them():
     assert "![Training curves]" not in default_model_card(SAMPLE_CLAIMS, "m").text
     card = default_model_card({**SAMPLE_CLAIMS, "curves": "training_curves.png"}, "m")
-    assert "![Training curves](training_curves.png)" in card.text
+    assert "![Training curves](training_curves.png)" in card.text and "![Tuning curves]" not in card.text
+    both = {**SAMPLE_CLAIMS, "curves": "training_curves.png", "tuning_curves": "tuning_curves.png"}
+    assert card_pictures(default_model_card(both, "m")) == ["training_curves.png", "tuning_curves.png"]
+
+
+def test_default_card_states_the_draws_and_learning_rate_of_tuned_rows():
+    claims = copy.deepcopy(SAMPLE_CLAIMS)
+    assert "draws" not in default_model_card(claims, "m").text
+    tuned = claims["rows"][-1]  # prompt tuning on 1 %: 55 %, now the mean of three draws
+    tuned.update(
+        draws=[0.45, 0.55, 0.65],
+        learning_rate=3e-4,
+        validation=0.6,
+        validation_by_learning_rate={"0.0003": 0.6, "0.001": 0.5, "0.003": 0.4},
+    )
+    text = default_model_card(claims, "m").text
+    assert "| 55.0% (mean of 3 draws, 45.0-65.0%) vs 20.0% (+35.0 points) | yes |" in text
+    assert "| **0.0003** (60.0%), 0.001 (50.0%), 0.003 (40.0%) | 45.0%, 55.0%, 65.0% | 55.0% |" in text
+    assert "except the tuned novel-task rows, each a mean over 3 draws" in text
 
 
 def test_converted_moe_card_states_total_and_deployment_parameters():

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import TrainerCallback, pipeline
 
-from uniperceiver_hf import UniPerceiverConfig
+from uniperceiver_hf import UniPerceiverConfig, UniPerceiverProcessor
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
 from uniperceiver_hf.training.data import TaskSchedule
 from uniperceiver_hf.training.recipe import RecipeError, parse_recipe
@@ -67,6 +67,18 @@ def test_train_recipe_logs_per_task_losses_and_saves_a_pipeline_folder(training_
     classify = pipeline("zero-shot-perception", model=str(tmp_path / "run" / "final"))
     scores = classify(torch.zeros(40, 40, 3, dtype=torch.uint8).numpy(), candidate_labels=["red", "blue"])
     assert {row["label"] for row in scores} == {"red", "blue"}
+
+
+def test_the_saved_processor_samples_clips_as_the_video_tasks_trained(training_recipe_data, tmp_path):
+    """Both video tasks train on 2 frames 2 apart: the saved model's processor samples clips that way, not by the
+    original's Kinetics defaults (8 frames 32 apart); a recipe whose video tasks disagree keeps the defaults."""
+    train_recipe(parse_recipe(_subset(training_recipe_data, "vid_cls", "vid_ret")), tmp_path / "run", max_steps=1)
+    video = UniPerceiverProcessor.from_pretrained(tmp_path / "run" / "final").video_processor
+    assert (video.num_frames, video.sampling_stride) == (2, 2)
+    mixed = _subset(training_recipe_data, "vid_cls", "vid_ret")
+    mixed["tasks"] = [mixed["tasks"][0], {**mixed["tasks"][1], "frame_stride": 4}]
+    assert parse_recipe(mixed).video_sampling == {}
+    assert parse_recipe(_subset(training_recipe_data, "img_cls")).video_sampling == {}
 
 
 class _Crash(TrainerCallback):

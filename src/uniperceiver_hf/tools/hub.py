@@ -221,18 +221,38 @@ def _paper_claims(rows: list[dict]) -> str:
     this scale; nothing when the claims hold no novel-task rows."""
     lines = []
     for task in dict.fromkeys(row["task"] for row in rows if row.get("section") == "novel task"):
-        by_setting = {row.get("setting"): row["value"] for row in rows if row["task"] == task}
+        by_setting = {row.get("setting"): row for row in rows if row["task"] == task}
         for claim, better, worse, margin in PAPER_CLAIMS:
             if better in by_setting and worse in by_setting:
-                gain = 100 * (by_setting[better] - by_setting[worse])
+                high, low = by_setting[better], by_setting[worse]
+                gain = 100 * (high["value"] - low["value"])
                 holds = "yes" if gain >= margin and gain > 0 else "no"
                 lines.append(
-                    f"| {task}: {claim} | {100 * by_setting[better]:.1f}% vs {100 * by_setting[worse]:.1f}% "
-                    f"({gain:+.1f} points) | {holds} |"
+                    f"| {task}: {claim} | {_with_draws(high)} vs {_with_draws(low)} ({gain:+.1f} points) | {holds} |"
                 )
     if not lines:
         return ""
     return "\n" + "\n".join(["| the paper's claim | measured | holds here |", "|---|---|---|", *lines]) + "\n"
+
+
+def _with_draws(row: dict) -> str:
+    """A row's value, and the range of its draws when it is a mean over several."""
+    value = f"{100 * row['value']:.1f}%"
+    draws = row.get("draws") or []
+    if len(draws) > 1:
+        value += f" (mean of {len(draws)} draws, {100 * min(draws):.1f}-{100 * max(draws):.1f}%)"
+    return value
+
+
+def _draws(rows: list[dict]) -> tuple[list[dict], int]:
+    """The rows that are means over several draws (tuned novel-task settings), and the most draws of any."""
+    tuned = [row for row in rows if row.get("draws")]
+    return tuned, max((len(row["draws"]) for row in tuned), default=0)
+
+
+def _draws_note(rows: list[dict]) -> str:
+    tuned, count = _draws(rows)
+    return f", except the tuned novel-task rows, each a mean over {count} draws" if tuned else ""
 
 
 def _results_table(rows: list[dict]) -> str:
@@ -322,22 +342,58 @@ def _card(data: ModelCardData, body: str) -> ModelCard:
 # -- the cards -----------------------------------------------------------------------------------------------------
 
 
+# The pictures a default model's claims may name, beside claims.json: (claims key, alt text, caption).
+CLAIMS_PICTURES = (
+    ("curves", "Training curves",
+     "Training curves of the pre-training run (`{name}`): per-task training loss; the mean pairwise cosine of the "
+     "input features (solid) and target features (dashed) of each task's batches, which stays near 1 when a task's "
+     "features have collapsed onto one point; and the spread of the logits."),
+    ("tuning_curves", "Tuning curves",
+     "Tuning on the novel task (`{name}`): each setting's loss on its first draw at its chosen learning rate, and "
+     "the validation accuracy by learning rate that chose it."),
+)  # fmt: skip
+
+
 def _curves_section(claims: dict, pictures_dir: str | None = None) -> str:
-    """The card's picture of the training curves, when the claims name one (`claims["curves"]`, a file written
-    beside claims.json by `examples/evaluate_default_model.py --training-log`); otherwise nothing. The link is the
-    file's name (a card beside the picture, as on the Hub), or `pictures_dir/name` for a card kept elsewhere."""
-    curves = claims.get("curves")
-    if curves is None:
+    """The card's pictures, the ones the claims name (`claims["curves"]`, `claims["tuning_curves"]`: files written
+    beside claims.json by `examples/evaluate_default_model.py`); otherwise nothing. The link is the file's name (a
+    card beside the picture, as on the Hub), or `pictures_dir/name` for a card kept elsewhere."""
+    sections = []
+    for key, alt, caption in CLAIMS_PICTURES:
+        name = claims.get(key)
+        if name is None:
+            continue
+        if not isinstance(name, str) or not name.strip() or Path(name).name != name:
+            raise ValueError(f"`claims[{key!r}]` must be the picture's file name, got {name!r}.")
+        link = f"{pictures_dir}/{name}" if pictures_dir else name
+        sections.append(f"![{alt}]({link})\n\n{caption.format(name=name)}\n\n")
+    return "".join(sections)
+
+
+def _tuning_table(rows: list[dict]) -> str:
+    """The tuned rows' protocol (rows with `draws`): the learning rate chosen on validation and each draw's result;
+    nothing when no row has draws."""
+    tuned, count = _draws(rows)
+    if not tuned:
         return ""
-    if not isinstance(curves, str) or not curves.strip() or Path(curves).name != curves:
-        raise ValueError(f"`claims['curves']` must be the picture's file name, got {curves!r}.")
-    link = f"{pictures_dir}/{curves}" if pictures_dir else curves
+    lines = [
+        "| setting | learning rate (validation accuracy of each) | test accuracy of each draw | mean |",
+        "|---|---|---|---|",
+    ]
+    for row in tuned:
+        rates = row.get("validation_by_learning_rate", {})
+        chosen = ", ".join(
+            (f"**{rate}**" if float(rate) == row.get("learning_rate") else rate) + f" ({100 * accuracy:.1f}%)"
+            for rate, accuracy in rates.items()
+        )
+        draws = ", ".join(f"{100 * draw:.1f}%" for draw in row["draws"])
+        lines.append(f"| {_title(row)} | {chosen or '-'} | {draws} | {100 * row['value']:.1f}% |")
     return (
-        f"![Training curves]({link})\n\n"
-        "Training curves of the run (`{curves}`): per-task training loss; the mean pairwise cosine of the input "
-        "features (solid) and target features (dashed) of each task's batches, which stays near 1 when a task's "
-        "features have collapsed onto one point; the spread of the logits; and the novel task's tuning losses.\n\n"
-    ).replace("{curves}", curves)
+        f"\nThe tuned rows are the mean test accuracy over {count} draws of the few-shot data (seeds 0 to "
+        f"{count - 1}), each at the learning rate (in bold) with the best validation accuracy on the first draw:\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def default_model_card(
@@ -415,7 +471,7 @@ Results are per cent (BLEU and CIDEr: raw scores); chance is the score of a unif
 (or the stated baseline).
 
 {_results_table(rows)}
-
+{_tuning_table(rows)}
 {_curves_section(claims, pictures_dir)}**What these numbers show.** The paper's formulation runs end to end at toy scale in this code: one encoder,
 trained on a mixture of tasks, scores inputs against candidate sets, on the pre-training tasks, on categories and
 a motion it never saw in pre-training (the paper's generalisation to novel categories, section 4.4), and on a task
@@ -427,7 +483,7 @@ and it is evaluated on test splits of the same synthetic distribution (one emoji
 backgrounds, simple motions). The numbers say nothing about photographs, real videos or open-domain text, and they
 are not comparable to the paper's numbers (ImageNet, Kinetics, COCO, ...), which come from a 12-layer model
 pre-trained by the authors on tens of millions of images and videos and over a hundred million sentences (paper
-Table 1). Each number is one run with one seed, on the test sizes in the `n` column.
+Table 1). Each number is one run with one seed, on the test sizes in the `n` column{_draws_note(rows)}.
 
 ## Intended uses
 

@@ -120,6 +120,20 @@ class Recipe:
     def sampling_weights(self) -> list[float]:
         return [task.sampling_weight for task in self.tasks]
 
+    @property
+    def video_sampling(self) -> dict[str, int]:
+        """`num_frames` and `sampling_stride` that every video task of the recipe trains with (the video
+        processor's settings for using the trained model); empty when there is no video task or they differ."""
+        settings = {(task.num_frames, task.frame_stride) for task in self.tasks if task.task_type.modality == "video"}
+        if len(settings) != 1:
+            return {}
+        num_frames, stride = settings.pop()
+        return {
+            name: value
+            for name, value in (("num_frames", num_frames), ("sampling_stride", stride))
+            if value is not None
+        }
+
     def task(self, name: str) -> TaskSpec:
         for task in self.tasks:
             if task.name == name:

@@ -214,7 +214,8 @@ def train_recipe(
     log as `output_dir/trainer_state.json`.
 
     Every dataset, column and class list is checked before the first step. `model` defaults to a new model of the
-    recipe's `model` section, `processor` to `UniPerceiverProcessor.for_model_config(model.config)`;
+    recipe's `model` section, `processor` to `UniPerceiverProcessor.for_model_config(model.config)` sampling clips as
+    the recipe's video tasks do;
     `training_overrides` are `TrainingArguments` fields on top of the recipe's `training` section (whose defaults
     are the paper's optimisation). `TRAINER_OPTIONS` (`embedding_update`, see `UniPerceiverTrainer`) may be set in
     either place too.
@@ -236,7 +237,12 @@ def train_recipe(
     if model is None:
         torch.manual_seed(recipe.seed)
         model = UniPerceiverForPreTraining(build_config(recipe))
-    processor = processor if processor is not None else UniPerceiverProcessor.for_model_config(model.config)
+    if processor is None:
+        processor = UniPerceiverProcessor.for_model_config(model.config)
+        # The saved model samples clips as its video tasks trained (frames and stride), not by the original's
+        # Kinetics defaults (8 frames 32 apart), which would cycle through a short clip's frames out of order.
+        for name, value in recipe.video_sampling.items():
+            setattr(processor.video_processor, name, value)
     collator = UniPerceiverCollator(recipe, task_datasets, processor, model.config)
     overrides = dict(training_overrides)
     if max_steps is not None:
