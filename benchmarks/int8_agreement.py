@@ -101,14 +101,17 @@ def image_speedups(models: dict[str, UniPerceiverORTModel], runs: int = 60) -> d
     return {name: first / seconds for name, seconds in medians.items()}
 
 
-def onnx_variants(exported: Path, processor) -> tuple[dict, dict, dict]:
+def graphs_size(folder: Path, int8: bool = False) -> int:
+    """Bytes of an export folder's graphs (image, text and video), float32 or int8."""
+    return sum((folder / graph_file(graph, int8)).stat().st_size for graph in GRAPHS)
+
+
+def onnx_variants(exported: Path, processor, baseline: dict[str, UniPerceiverORTModel]) -> tuple[dict, dict, dict]:
     """Pipelines of the `ONNX_VARIANTS` that can be built here, their image speed-ups over onnxruntime float32
     (beside the export's own int8's) and their int8 files' sizes; a variant that cannot be built is reported and
-    left out. Each variant overwrites the folder's `*.int8.onnx`: the sessions hold the graphs once loaded."""
-    models = {
-        "onnxruntime fp32": UniPerceiverORTModel.from_pretrained(exported),
-        "onnxruntime int8": UniPerceiverORTModel.from_pretrained(exported, int8=True),
-    }
+    left out. `baseline`: the export's own float32 model first, then its int8 one, already loaded. Each variant
+    overwrites the folder's `*.int8.onnx`: the sessions hold the graphs once loaded."""
+    models = dict(baseline)
     pipes, sizes = {}, {}
     for name, settings in ONNX_VARIANTS.items():
         try:
@@ -118,9 +121,9 @@ def onnx_variants(exported: Path, processor) -> tuple[dict, dict, dict]:
             continue
         models[name] = UniPerceiverORTModel.from_pretrained(exported, int8=True)
         pipes[name] = pipeline("zero-shot-perception", model=models[name], processor=processor)
-        sizes[name] = sum((exported / graph_file(graph, int8=True)).stat().st_size for graph in GRAPHS)
+        sizes[name] = graphs_size(exported, int8=True)
     speedups = image_speedups(models)
-    speedups.pop("onnxruntime fp32")
+    speedups.pop(next(iter(baseline)))
     return pipes, speedups, sizes
 
 
@@ -161,16 +164,13 @@ def main(argv: list[str] | None = None) -> dict:
         }
         sizes = {
             "torch fp32 (model.safetensors)": (Path(args.model) / "model.safetensors").stat().st_size,
-            "onnxruntime fp32 (image + text + video .onnx)": sum(
-                (exported / f"{graph}.onnx").stat().st_size for graph in ("image", "text", "video")
-            ),
-            "onnxruntime int8 (the .int8.onnx)": sum(
-                (exported / f"{graph}.int8.onnx").stat().st_size for graph in ("image", "text", "video")
-            ),
+            "onnxruntime fp32 (image + text + video .onnx)": graphs_size(exported),
+            "onnxruntime int8 (the .int8.onnx)": graphs_size(exported, int8=True),
         }
         speedups, variant_sizes = {}, {}
         if args.onnx_variants:
-            pipes, speedups, variant_sizes = onnx_variants(exported, processor)
+            baseline = {name: variants[name].model for name in ("onnxruntime fp32", "onnxruntime int8")}
+            pipes, speedups, variant_sizes = onnx_variants(exported, processor, baseline)
             variants.update(pipes)
         results = {}
         for task, (folder_name, column) in SPLITS.items():

@@ -422,7 +422,16 @@ def novel_task_recipe(corpus: Path, paths: list[str], seed: int) -> dict:
     }
 
 
-def tune(model_dir: Path, recipe: dict, setting: str, fraction: float, learning_rate: float, steps: int, run: Path):
+def tune(
+    model_dir: Path,
+    processor: UniPerceiverProcessor,
+    recipe: dict,
+    setting: str,
+    fraction: float,
+    learning_rate: float,
+    steps: int,
+    run: Path,
+):
     """One tuning run of the default model on `fraction` of the novel task: `(tuned model in eval mode, log)`."""
     base = UniPerceiverModel.from_pretrained(model_dir, dtype=torch.float32)
     torch.manual_seed(recipe["seed"])
@@ -438,7 +447,7 @@ def tune(model_dir: Path, recipe: dict, setting: str, fraction: float, learning_
         parse_recipe(recipe, "novel task"),
         run,
         model=UniPerceiverForPreTraining.wrap(model),
-        processor=UniPerceiverProcessor.from_pretrained(model_dir),
+        processor=processor,
         max_steps=steps,
         save_final=False,
         data_fraction=fraction,
@@ -485,9 +494,11 @@ def novel_task(
         for setting in TUNING_SETTINGS:
             name = f"{setting.replace(' ', '_')}_{fraction}"
             validation, best = {}, None
+            first_draw = novel_task_recipe(corpus, paths, seed=0)
             for learning_rate in learning_rates:
-                recipe = novel_task_recipe(corpus, paths, seed=0)
-                model, log = tune(model_dir, recipe, setting, fraction, learning_rate, steps, output / name)
+                model, log = tune(
+                    model_dir, processor, first_draw, setting, fraction, learning_rate, steps, output / name
+                )
                 validation[learning_rate] = exemplar_accuracy(model, processor, corpus, paths, limit, "validation")
                 if best is None or validation[learning_rate] > validation[best[0]]:
                     best = (learning_rate, model, log)
@@ -495,7 +506,7 @@ def novel_task(
             tests = [exemplar_accuracy(model, processor, corpus, paths, limit)]
             for seed in range(1, draws):
                 recipe = novel_task_recipe(corpus, paths, seed=seed)
-                model, _ = tune(model_dir, recipe, setting, fraction, learning_rate, steps, output / name)
+                model, _ = tune(model_dir, processor, recipe, setting, fraction, learning_rate, steps, output / name)
                 tests.append(exemplar_accuracy(model, processor, corpus, paths, limit))
             tuning_logs[f"{setting}, {fraction:.0%}"] = log
             rows.append(
