@@ -66,6 +66,8 @@ def test_presets():
         (dict(logit_scale_max=math.nan), ["logit_scale_max"]),
         (dict(initializer_range=-0.02), ["initializer_range"]),
         (dict(initializer_range=math.nan), ["initializer_range"]),
+        (dict(temporal_initializer_range=-0.7), ["temporal_initializer_range"]),
+        (dict(temporal_initializer_range=math.inf), ["temporal_initializer_range"]),
         (dict(layer_scale_init_value=math.inf), ["layer_scale_init_value"]),
         (dict(spatial_position_scale=0.0), ["spatial_position_scale"]),
         (dict(spatial_position_scale=math.nan), ["spatial_position_scale"]),

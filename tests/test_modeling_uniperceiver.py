@@ -134,6 +134,26 @@ def test_new_model_uses_official_initialisation(tiny_model, tiny_config):
     )
 
 
+def test_temporal_initializer_range_sets_the_temporal_tables_start(tiny_config, tmp_path):
+    torch.manual_seed(0)
+    original = UniPerceiverModel(tiny_config)
+    torch.manual_seed(0)
+    wide = UniPerceiverModel(UniPerceiverConfig(**{**tiny_config.to_dict(), "temporal_initializer_range": 0.7}))
+    assert abs(original.embeddings.visual.temporal_position_embeddings.weight.std().item() - 0.02) < 0.005
+    assert abs(wide.embeddings.visual.temporal_position_embeddings.weight.std().item() - 0.7) < 0.15
+    assert torch.equal(
+        wide.embeddings.visual.spatial_position_embeddings, original.embeddings.visual.spatial_position_embeddings
+    )
+    # Weights that are loaded keep their values: the option only shapes a new model's start.
+    original.save_pretrained(tmp_path)
+    loaded = UniPerceiverModel.from_pretrained(tmp_path, temporal_initializer_range=0.7)
+    assert loaded.config.temporal_initializer_range == 0.7
+    assert torch.equal(
+        loaded.embeddings.visual.temporal_position_embeddings.weight,
+        original.embeddings.visual.temporal_position_embeddings.weight,
+    )
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Head, tasks, loss
 

@@ -704,6 +704,9 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
                 self.config.spatial_position_scale,
             )
             init.copy_(module.spatial_position_embeddings, table)
+            temporal_std = self.config.temporal_initializer_range
+            if temporal_std is not None:  # after the generic nn.Embedding init above (children are visited first)
+                init.normal_(module.temporal_position_embeddings.weight, mean=0.0, std=temporal_std)
         elif isinstance(module, UniPerceiverTextEmbeddings) and module.spe_bias is not None:
             init.zeros_(module.spe_bias)
         elif isinstance(module, UniPerceiverEncoderLayer):
