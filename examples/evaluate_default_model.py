@@ -490,11 +490,11 @@ def novel_task(
         )
     ]
     tuning_logs = {}
+    first_draw = novel_task_recipe(corpus, paths, seed=0)
     for fraction in (0.01, 0.1):
         for setting in TUNING_SETTINGS:
             name = f"{setting.replace(' ', '_')}_{fraction}"
             validation, best = {}, None
-            first_draw = novel_task_recipe(corpus, paths, seed=0)
             for learning_rate in learning_rates:
                 model, log = tune(
                     model_dir, processor, first_draw, setting, fraction, learning_rate, steps, output / name
@@ -666,7 +666,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if args.draws < 1 or not args.learning_rates or min(args.learning_rates) <= 0:
         parser.error("--draws must be at least 1 and --learning-rates positive numbers")
-    if args.training_log and importlib.util.find_spec("matplotlib") is None:
+    has_matplotlib = importlib.util.find_spec("matplotlib") is not None
+    if args.training_log and not has_matplotlib:
         parser.error("--training-log plots with matplotlib, which is not installed (pip install matplotlib)")
     if args.training_curves and not Path(args.training_curves).is_file():
         parser.error(f"--training-curves: no picture at {args.training_curves!r}")
@@ -697,7 +698,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         shutil.copyfile(args.training_curves, output / "training_curves.png")
     if training_log is not None or args.training_curves:
         claims["curves"] = "training_curves.png"
-    if importlib.util.find_spec("matplotlib") is not None:
+    if has_matplotlib:
         plot_tuning_curves(tuning_logs, novel_rows, output / "tuning_curves.png")
         claims["tuning_curves"] = "tuning_curves.png"
     else:
