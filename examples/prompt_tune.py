@@ -205,7 +205,14 @@ def main(argv: list[str] | None = None) -> dict[str, int] | Path:
         help="paper: separate text/visual embedding LNs (27 at base); released: one shared (26)",
     )
     parser.add_argument("--share-prompts", action="store_true", help="one prompt set for inputs and targets")
-    parser.add_argument("--num-prompt-tokens", type=int, default=10)
+    parser.add_argument(
+        "--num-prompt-tokens",
+        type=int,
+        default=10,
+        help="deep prompts per layer: the paper's 10 sit beside a 224-px image's 197 tokens; on small inputs keep "
+        "that share (1 for 64-px images in 16-px patches: 10 random prompts cost the default model 12.7 points of "
+        "zero-shot accuracy before tuning starts)",
+    )
     parser.add_argument("--num-classes", type=int, default=1000, help="classes of the linear head (0: none)")
     args = parser.parse_args(argv)
     if args.method == "lora" and (args.linear_head or args.dry_run):

@@ -143,6 +143,8 @@ def test_the_novel_task_rows_include_lora_beside_prompt_tuning_and_fine_tuning(t
         for setting in ("prompt tuning", "LoRA", "fine-tuning")
     ]
     assert all(row["section"] == "novel task" and 0.0 <= row["value"] <= 1.0 for row in rows)
+    # Prompt tuning says how it ran: one deep prompt per layer beside the default model's 17-token images.
+    assert rows[1]["details"].startswith("1 deep prompt per layer") and "details" not in rows[2]
     for row in rows[1:]:  # each tuned setting: its rate chosen on validation, its value the mean of its draws
         by_rate = row["validation_by_learning_rate"]
         assert set(by_rate) == {"0.001", "0.003"} and row["validation"] == max(by_rate.values())
@@ -150,6 +152,16 @@ def test_the_novel_task_rows_include_lora_beside_prompt_tuning_and_fine_tuning(t
         assert row["value"] == pytest.approx(sum(row["draws"]) / 2)
     assert set(logs) == {f"{s}, {f}" for s in ("prompt tuning", "LoRA", "fine-tuning") for f in ("1%", "10%")}
     assert all(any("train_loss" in entry for entry in history) for history in logs.values())
+
+
+def test_prompt_tuning_keeps_the_papers_share_of_prompts_among_an_images_keys():
+    from uniperceiver_hf import UniPerceiverConfig
+
+    # 10 prompts beside a 224-px image's 197 tokens at base size; one beside the default model's 17 (64 px, 16-px
+    # patches); 29 beside 577 (384 px).
+    assert evaluation.paper_prompt_share(UniPerceiverConfig.from_preset("base")) == 10
+    assert evaluation.paper_prompt_share(UniPerceiverConfig.from_pretrained(MODEL)) == 1
+    assert evaluation.paper_prompt_share(UniPerceiverConfig.from_preset("base", image_size=384)) == 29
 
 
 @pytest.mark.parametrize(

@@ -171,6 +171,7 @@ def test_default_card_round_trips_every_measured_row(tmp_path):
         (lambda c: c["rows"].append(dict(c["rows"][0])), "twice"),
         (lambda c: c.update(curves=""), "curves"),
         (lambda c: c.update(tuning_curves="pictures/tuning.png"), "tuning_curves"),
+        (lambda c: c["rows"][0].update(details=" "), "details"),
     ],
 )
 def test_default_card_rejects_bad_claims(change, message):
@@ -197,10 +198,14 @@ def test_default_card_states_the_draws_and_learning_rate_of_tuned_rows():
         learning_rate=3e-4,
         validation=0.6,
         validation_by_learning_rate={"0.0003": 0.6, "0.001": 0.5, "0.003": 0.4},
+        details="1 deep prompt per layer",
     )
     text = default_model_card(claims, "m").text
     assert "| 55.0% (mean of 3 draws, 45.0-65.0%) vs 20.0% (+35.0 points) | yes |" in text
-    assert "| **0.0003** (60.0%), 0.001 (50.0%), 0.003 (40.0%) | 45.0%, 55.0%, 65.0% | 55.0% |" in text
+    assert (
+        "(prompt tuning, 1% of the data): 1 deep prompt per layer | **0.0003** (60.0%), 0.001 (50.0%), 0.003 (40.0%) "
+        "| 45.0%, 55.0%, 65.0% | 55.0% |"
+    ) in text
     assert "except the tuned novel-task rows, each a mean over 3 draws" in text
 
 

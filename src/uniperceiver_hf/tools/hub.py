@@ -12,7 +12,8 @@
 
 A claims JSON is `{"command": str, "rows": [row, ...]}`; a row is `{"task": str, "setting": str (optional),
 "metric": str, "value": float, "chance": float | None, "section": str, "n": int (optional), "chance_kind": str
-(optional), "task_type": str (optional Hub task id)}`. Values and chance levels are fractions, except the raw
+(optional), "task_type": str (optional Hub task id), "details": str (optional: how a tuned setting was run, shown
+beside its draws)}`. Values and chance levels are fractions, except the raw
 `bleu` and `cider` scores.
 """
 
@@ -140,6 +141,9 @@ def _check_claims(claims: dict) -> list[dict]:
             raise ValueError(
                 f"`claims['rows'][{index}]['chance']` must be a fraction in [0, 1] or None, got {chance!r}."
             )
+        details = row.get("details")
+        if details is not None and (not isinstance(details, str) or not details.strip()):
+            raise ValueError(f"`claims['rows'][{index}]['details']` must be a non-empty string, got {details!r}.")
         key = (_title(row), row["metric"])
         if key in seen:
             raise ValueError(f"`claims['rows']` measures {key[1]!r} of {key[0]!r} twice.")
@@ -387,7 +391,8 @@ def _tuning_table(rows: list[dict]) -> str:
             for rate, accuracy in rates.items()
         )
         draws = ", ".join(f"{100 * draw:.1f}%" for draw in row["draws"])
-        lines.append(f"| {_title(row)} | {chosen or '-'} | {draws} | {100 * row['value']:.1f}% |")
+        setting = _title(row) + (f": {row['details']}" if row.get("details") else "")
+        lines.append(f"| {setting} | {chosen or '-'} | {draws} | {100 * row['value']:.1f}% |")
     return (
         f"\nThe tuned rows are the mean test accuracy over {count} draws of the few-shot data (seeds 0 to "
         f"{count - 1}), each at the learning rate (in bold) with the best validation accuracy on the first draw:\n\n"
