@@ -13,7 +13,8 @@ the trainer does. Per task, four steps alternate in one process so that all see 
 with two towers of the same width and depth doing its contrastive step on the same images and captions; on a CPU
 with native bf16 also the row-wise step under bf16 autocast (opt-in `bf16=True`, shown for information). Then main's
 step and the row-wise step train side by side from the same initialisation on a cycle of four batches (the loss
-curves, `--curve-steps`).
+curves, `--curve-steps`). Each step's share of matrix multiplications (torch.profiler over 3 more steps) says how much
+of it is left for anything but faster or fewer multiplications.
 
 The rest is measured for a TINY model (2 layers x 64, 4 heads, 32 px images) and the BASE preset (12 x 768, 12 heads,
 224 px images), random weights, training mode (drop path 0.1, the preset's), on three task types:
@@ -94,6 +95,9 @@ BF16 = "row-wise, bf16 autocast"  # informational, on CPUs with native bf16 only
 CURVE = "loss curve"  # main's and the row-wise step trained side by side on a cycle of different batches
 CURVE_BATCHES = 4
 SPEEDUP_TARGET = 2.0  # row-wise samples/s over main's, as the default model was trained
+# Matrix multiplications in torch.profiler's self CPU time (the linears' forward and backward, attention's products).
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+PROFILED_STEPS = 3
 CLIP_TIME_TARGET = 1.2  # row-wise step time over CLIP's, at most
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 SMALL_MMAP, LARGE_MMAP = 128 * 1024, 32 * 1024 * 1024  # glibc's default threshold and its adaptive ceiling
@@ -363,6 +367,19 @@ def loss_curve(spec: Spec) -> dict[str, list[float]]:
     return losses
 
 
+def matmul_share(trainee: Trainee, steps: int = PROFILED_STEPS) -> float:
+    """The share of `steps` steps' CPU time (torch.profiler, self time on the calling thread) spent in `MATMUL_OPS`:
+    the part of a step that removing overhead around the multiplications cannot shorten."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(steps):
+            trainee.step()
+    events = profiler.key_averages()
+    total = sum(event.self_cpu_time_total for event in events)
+    return sum(event.self_cpu_time_total for event in events if event.key in MATMUL_OPS) / total
+
+
 def timed_steps(trainees: list[Trainee], spec: Spec) -> list[list[float]]:
     """`spec.steps` timed steps of each trainee, interleaved; fewer once the next round would end past the budget."""
     times = [[] for _ in trainees]
@@ -396,6 +413,7 @@ def run_child(spec: Spec) -> dict:
         return {
             "times_s": dict(zip(variants, times)),
             "step_s": {v: statistics.median(t) for v, t in zip(variants, times)},
+            "matmul_share": {v: matmul_share(trainee) for v, trainee in zip(variants, trainees)},
         }
     if spec.model == PAIR:  # speed only: ours and CLIP alternate steps, so both see the same machine load
         trainees = [Trainee.build(replace(spec, model=model)) for model in MODELS]
@@ -529,14 +547,14 @@ def report_default_model(results: dict[Spec, dict]) -> None:
         if spec.model != SPEEDUP:
             continue
         if "error" in result:
-            rows.append((label(spec), "failed", result["error"], "", "", "", ""))
+            rows.append((label(spec), "failed", result["error"], "", "", "", "", ""))
             continue
         seconds = result["step_s"]
         for variant, times in result["times_s"].items():
             clip = f"{seconds[variant] / seconds['CLIP']:.2f}x" if "CLIP" in seconds else ""
             rows.append((label(spec), variant, f"{seconds[variant]:.3g} [{min(times):.3g}-{max(times):.3g}] ({len(times)})",
                          f"{spec.batch_size / seconds[variant]:.1f}", f"{seconds[variant] / seconds['row-wise']:.2f}x",
-                         clip))  # fmt: skip
+                         clip, f"{100 * result['matmul_share'][variant]:.0f}%"))  # fmt: skip
         speedup = seconds["main, 1 thread"] / seconds["row-wise"]
         targets.append(
             f"target: >= {SPEEDUP_TARGET:.0f}x samples/s over main's step as the default model was trained "
@@ -552,7 +570,8 @@ def report_default_model(results: dict[Spec, dict]) -> None:
     if not rows:
         return
     print_table(("task (default model, batch 32, fp32)", "step", "s/step median [min-max] (steps)", "samples/s",
-                 "speed-up of row-wise (time / row-wise's)", "time / CLIP's"), rows)  # fmt: skip
+                 "speed-up of row-wise (time / row-wise's)", "time / CLIP's",
+                 f"matmul share of {PROFILED_STEPS} profiled steps"), rows)  # fmt: skip
     print("\n".join(targets) + "\n")
     for spec, result in results.items():
         if spec.model != CURVE or "error" in result:
