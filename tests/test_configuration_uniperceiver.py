@@ -4,7 +4,7 @@ import json
 import math
 
 import pytest
-from huggingface_hub.errors import StrictDataclassClassValidationError
+from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging
 
@@ -28,6 +28,8 @@ def test_defaults_are_the_released_base_model():
     assert config.logit_scale_tasks == list(LOGIT_SCALE_TASKS) and len(LOGIT_SCALE_TASKS) == 11
     assert config.logit_scale_init_value == pytest.approx(math.log(1 / 0.07)) and config.logit_scale_max == 100.0
     assert config.projection_dim == 768 and config.num_prompt_tokens == 0
+    # The options that are not the original's are off.
+    assert config.temporal_initializer_range is None and not config.temporal_difference_embedding
 
 
 def test_presets():
@@ -80,6 +82,11 @@ def test_validate_architecture_names_the_fields(overrides, fields):
     assert isinstance(error.value.__cause__, ValueError)
     for field in fields:
         assert f"`{field}`" in str(error.value)
+
+
+def test_a_flag_of_another_type_is_refused_by_name():
+    with pytest.raises(StrictDataclassFieldValidationError, match="temporal_difference_embedding"):
+        UniPerceiverConfig(temporal_difference_embedding="yes")
 
 
 def test_a_near_miss_of_a_field_name_is_warned_about():

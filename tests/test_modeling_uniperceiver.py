@@ -154,6 +154,46 @@ def test_temporal_initializer_range_sets_the_temporal_tables_start(tiny_config, 
     )
 
 
+def test_temporal_difference_embedding_starts_as_the_model_without_it_and_sees_only_change(tiny_config, tmp_path):
+    torch.manual_seed(0)
+    original = UniPerceiverModel(tiny_config).eval()
+    torch.manual_seed(0)
+    config = UniPerceiverConfig(**{**tiny_config.to_dict(), "temporal_difference_embedding": True})
+    moving = UniPerceiverModel(config).eval()
+    assert original.embeddings.visual.difference_embedding is None
+    projection = moving.embeddings.visual.difference_embedding
+    assert projection.bias is None and not projection.weight.any()
+    # Zero at the start: with the same other weights, the model scores exactly as the one without the option.
+    missing = moving.load_state_dict(original.state_dict(), strict=False).missing_keys
+    assert missing == ["embeddings.visual.difference_embedding.weight"]
+    clips, single = images(tiny_config, frames=4), images(tiny_config)
+    targets = torch.tensor([[3, 49407], [5, 49407]])
+    with torch.no_grad():
+        for pixels in (clips, single):
+            expected = original(pixel_values=pixels, target_input_ids=targets).logits
+            assert torch.equal(moving(pixel_values=pixels, target_input_ids=targets).logits, expected)
+    # Trained, it adds the projection of each frame's difference from the previous one; the first frame, a clip of
+    # one repeated frame and an image get nothing from it.
+    with torch.no_grad():
+        projection.weight.normal_(0.0, 0.1)
+    visual = moving.embeddings.visual
+    still = images(tiny_config, frames=1).expand(-1, 4, -1, -1, -1)
+    with torch.no_grad():
+        assert torch.equal(visual(still), original.embeddings.visual(still))
+        assert torch.equal(visual(single[:, None]), original.embeddings.visual(single[:, None]))
+        change = (visual(clips) - original.embeddings.visual(clips)).unflatten(1, (4, -1))
+        step = projection(clips[:, 1] - clips[:, 0]).flatten(2).transpose(1, 2)
+        assert not change[:, 0].any() and torch.allclose(change[:, 1], step, atol=1e-5)
+    # The projection trains (a gradient reaches it) and is saved and loaded with the model.
+    moving.train()
+    moving(pixel_values=clips, target_input_ids=targets).logits.logsumexp(-1).sum().backward()
+    assert projection.weight.grad is not None and projection.weight.grad.abs().sum() > 0
+    moving.save_pretrained(tmp_path)
+    loaded = UniPerceiverModel.from_pretrained(tmp_path)
+    assert loaded.config.temporal_difference_embedding
+    assert torch.equal(loaded.embeddings.visual.difference_embedding.weight, projection.weight)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Head, tasks, loss
 

@@ -120,6 +120,10 @@ class UniPerceiverConfig(PreTrainedConfig):
             (160/224 keeps the 224 px grid on the 160 px grid of the first pre-training stage).
         random_temporal_offset: in training mode, shift temporal positions by a random offset in
             `[0, num_frames - T]`, images included, as the original does; evaluation always uses offset 0.
+        temporal_difference_embedding: not in the paper (default off): also embed each video frame's difference from
+            the previous frame with a patch projection of its own (`difference_embedding`, no bias) and add it to the
+            frame's patches, a two-frame tubelet in residual form, so that each token sees local motion; it starts
+            at zero, so a new model computes exactly what it would without it. Images are unaffected.
         spe_token_id, eos_token_id, bos_token_id, mask_token_id, gen_token_id, pad_token_id: special ids.
         projection_dim: output size of the projection after `ln_post` (`None`: the hidden size).
         logit_scale_tasks: names of the per-task log-scales.
@@ -181,6 +185,7 @@ class UniPerceiverConfig(PreTrainedConfig):
     num_frames: int = 8
     spatial_position_scale: float = 160 / 224
     random_temporal_offset: bool = True
+    temporal_difference_embedding: bool = False
     spe_token_id: int = 49410
     eos_token_id: int = 49407
     bos_token_id: int = 49406

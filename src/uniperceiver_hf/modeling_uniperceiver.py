@@ -165,7 +165,8 @@ class UniPerceiverVisualEmbeddings(nn.Module):
     """16x16 patches of every frame, plus temporal + fixed spatial positions; frame-major, raster order.
 
     The visual type embedding of the paper is folded into the patch bias by the official checkpoint conversion,
-    so it is not a separate parameter here.
+    so it is not a separate parameter here. With `config.temporal_difference_embedding` (an option, not the
+    paper's) a frame's patches also get the patch projection of its difference from the previous frame.
     """
 
     def __init__(self, config: UniPerceiverConfig):
@@ -179,13 +180,29 @@ class UniPerceiverVisualEmbeddings(nn.Module):
             torch.zeros(config.num_patches, config.hidden_size), requires_grad=False
         )
         self.temporal_position_embeddings = nn.Embedding(config.num_frames, config.hidden_size)
+        # No bias: the first frame's difference is zero, so it (and an image) gets nothing from this projection.
+        self.difference_embedding = (
+            nn.Conv2d(
+                config.num_channels,
+                config.hidden_size,
+                kernel_size=config.patch_size,
+                stride=config.patch_size,
+                bias=False,
+            )
+            if config.temporal_difference_embedding
+            else None
+        )
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         """`pixel_values` `[B, T, 3, H, W]`. At the config's resolution the stored spatial table is used; at another
         one (`interpolate_pos_encoding=True`) the table of that grid is built as the official code does at 384 px
         (see `resized_position_scale`)."""
         batch_size, num_frames = pixel_values.shape[:2]
-        patches = self.patch_embedding(pixel_values.flatten(0, 1).to(self.patch_embedding.weight.dtype))
+        frames = pixel_values.to(self.patch_embedding.weight.dtype)
+        patches = self.patch_embedding(frames.flatten(0, 1))
+        if self.difference_embedding is not None and num_frames > 1:
+            differences = torch.cat([torch.zeros_like(frames[:, :1]), frames.diff(dim=1)], dim=1)
+            patches = patches + self.difference_embedding(differences.flatten(0, 1))
         grid = patches.shape[-2:]
         patches = patches.flatten(2).transpose(1, 2).unflatten(0, (batch_size, num_frames))  # [B, T, N, D]
         spatial = self.spatial_position_embeddings
@@ -689,7 +706,8 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
             fan_in = module.in_channels * module.kernel_size[0] * module.kernel_size[1]
             bound = math.sqrt(6.0 / (fan_in + module.out_channels))
             init.uniform_(module.weight, -bound, bound)
-            init.zeros_(module.bias)
+            if module.bias is not None:
+                init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, mean=0.0, std=std)
         elif isinstance(module, nn.LayerNorm):
@@ -707,6 +725,8 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
             temporal_std = self.config.temporal_initializer_range
             if temporal_std is not None:  # after the generic nn.Embedding init above (children are visited first)
                 init.normal_(module.temporal_position_embeddings.weight, mean=0.0, std=temporal_std)
+            if module.difference_embedding is not None:  # zero: the model starts as the one without it
+                init.zeros_(module.difference_embedding.weight)
         elif isinstance(module, UniPerceiverTextEmbeddings) and module.spe_bias is not None:
             init.zeros_(module.spe_bias)
         elif isinstance(module, UniPerceiverEncoderLayer):
