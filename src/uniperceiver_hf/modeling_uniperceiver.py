@@ -201,7 +201,8 @@ class UniPerceiverVisualEmbeddings(nn.Module):
         frames = pixel_values.to(self.patch_embedding.weight.dtype)
         patches = self.patch_embedding(frames.flatten(0, 1))
         if self.difference_embedding is not None and num_frames > 1:
-            differences = torch.cat([torch.zeros_like(frames[:, :1]), frames.diff(dim=1)], dim=1)
+            # Slices rather than `Tensor.diff`, which the ONNX exporter does not know.
+            differences = torch.cat([torch.zeros_like(frames[:, :1]), frames[:, 1:] - frames[:, :-1]], dim=1)
             patches = patches + self.difference_embedding(differences.flatten(0, 1))
         grid = patches.shape[-2:]
         patches = patches.flatten(2).transpose(1, 2).unflatten(0, (batch_size, num_frames))  # [B, T, N, D]
