@@ -95,10 +95,10 @@ BF16 = "row-wise, bf16 autocast"  # informational, on CPUs with native bf16 only
 CURVE = "loss curve"  # main's and the row-wise step trained side by side on a cycle of different batches
 CURVE_BATCHES = 4
 SPEEDUP_TARGET = 2.0  # row-wise samples/s over main's, as the default model was trained
+CLIP_TIME_TARGET = 1.2  # row-wise step time over CLIP's, at most
 # Matrix multiplications in torch.profiler's self CPU time (the linears' forward and backward, attention's products).
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 PROFILED_STEPS = 3
-CLIP_TIME_TARGET = 1.2  # row-wise step time over CLIP's, at most
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 SMALL_MMAP, LARGE_MMAP = 128 * 1024, 32 * 1024 * 1024  # glibc's default threshold and its adaptive ceiling
 SPEED_TARGET = 1.0  # our retrieval steps/s over CLIP's, same batch

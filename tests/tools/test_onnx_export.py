@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import pipeline
 
-from uniperceiver_hf import UniPerceiverModel, UniPerceiverORTModel, UniPerceiverProcessor
+from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverORTModel, UniPerceiverProcessor
 from uniperceiver_hf.tools import cli
 from uniperceiver_hf.tools.onnx_export import TOLERANCE, example_inputs, max_difference
 
@@ -67,8 +67,6 @@ def test_the_converted_official_tiny_checkpoint_exports_within_tolerance(golden_
 
 
 def test_the_frame_difference_embedding_exports_within_tolerance(tiny_config, tmp_path):
-    from uniperceiver_hf import UniPerceiverConfig
-
     config = UniPerceiverConfig(**{**tiny_config.to_dict(), "temporal_difference_embedding": True})
     torch.manual_seed(0)
     model = UniPerceiverModel(config).eval()

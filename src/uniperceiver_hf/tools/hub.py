@@ -13,8 +13,7 @@
 A claims JSON is `{"command": str, "rows": [row, ...]}`; a row is `{"task": str, "setting": str (optional),
 "metric": str, "value": float, "chance": float | None, "section": str, "n": int (optional), "chance_kind": str
 (optional), "task_type": str (optional Hub task id), "details": str (optional: how a tuned setting was run, shown
-beside its draws)}`. Values and chance levels are fractions, except the raw
-`bleu` and `cider` scores.
+beside its draws)}`. Values and chance levels are fractions, except the raw `bleu` and `cider` scores.
 """
 
 from __future__ import annotations
