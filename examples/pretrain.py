@@ -35,6 +35,19 @@ def parse_settings(pairs: list[str]) -> dict:
     return settings
 
 
+def training_options(args, **own) -> dict:
+    """What a script passes to `train_recipe`: its `--set` pairs plus its own options (`--max-steps`, `--resume`,
+    `own`); a name given both ways must agree, so `--set max_steps=100` is the same as `--max-steps 100`."""
+    options = parse_settings(args.set)
+    for name, value in {"max_steps": args.max_steps, "resume_from_checkpoint": args.resume, **own}.items():
+        if value is None:
+            continue
+        if name in options and options[name] != value:
+            raise SystemExit(f"--set {name}={options[name]!r} disagrees with the script's own {name} ({value!r}).")
+        options[name] = value
+    return options
+
+
 def build_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--recipe", required=True, help="YAML or JSON recipe (see examples/recipes/)")
@@ -73,10 +86,7 @@ def run(args, **extra) -> None:
             args.output_dir,
             model=model,
             processor=processor,
-            max_steps=args.max_steps,
-            resume_from_checkpoint=args.resume,
-            **extra,
-            **parse_settings(args.set),
+            **training_options(args, **extra),
         )
     except RecipeError as error:
         sys.exit(f"error: {error}")

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 import torch
-from pretrain import parse_settings
+from pretrain import training_options
 
 from uniperceiver_hf import UniPerceiverConfig, UniPerceiverModel, UniPerceiverProcessor
 from uniperceiver_hf.adapters_uniperceiver import UniPerceiverAdapter
@@ -132,11 +132,7 @@ def train(args) -> Path:
         args.output_dir,
         model=UniPerceiverForPreTraining.wrap(tuned),
         processor=processor,
-        max_steps=args.max_steps,
-        resume_from_checkpoint=args.resume,
-        save_final=False,
-        data_fraction=args.fraction,
-        **parse_settings(args.set),
+        **training_options(args, save_final=False, data_fraction=args.fraction),
     )
     path = Path(args.output_dir) / "adapter.safetensors"
     if trainer.is_world_process_zero():
@@ -168,11 +164,7 @@ def train_lora(args) -> Path:
         # The adapters sit inside the model's own modules: the pre-training head trains them like any weight.
         model=UniPerceiverForPreTraining.wrap(peft_model.get_base_model()),
         processor=UniPerceiverProcessor.from_pretrained(args.model),
-        max_steps=args.max_steps,
-        resume_from_checkpoint=args.resume,
-        save_final=False,
-        data_fraction=args.fraction,
-        **parse_settings(args.set),
+        **training_options(args, save_final=False, data_fraction=args.fraction),
     )
     path = Path(args.output_dir) / "lora"
     if trainer.is_world_process_zero():

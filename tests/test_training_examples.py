@@ -34,7 +34,16 @@ def pretrained(training_corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
     recipe = _write_recipe(root / "recipe.json", make_training_recipe(training_corpus), "img_cls", "img_ret", "cap")
     pretrain.main(
-        ["--recipe", str(recipe), "--output-dir", str(root / "run"), "--max-steps", "4", "--set", "logging_steps=2"]
+        [
+            "--recipe",
+            str(recipe),
+            "--output-dir",
+            str(root / "run"),
+            "--set",
+            "max_steps=4",
+            "--set",
+            "logging_steps=2",
+        ]
     )
     return root / "run" / "final"
 
@@ -135,6 +144,19 @@ def test_finetune_script_trains_all_parameters_on_a_fraction(pretrained, trainin
     assert any("encoder.layers.0.mlp" in name for name in changed) and any(
         "patch_embedding" in name for name in changed
     )
+
+
+def test_an_option_given_as_a_flag_and_by_set_must_agree(pretrained, training_recipe_data, tmp_path):
+    recipe = str(_write_recipe(tmp_path / "recipe.json", training_recipe_data, "img_cls"))
+    output = str(tmp_path / "out")
+    with pytest.raises(SystemExit, match=r"--set max_steps=2 disagrees with the script's own max_steps \(3\)"):
+        pretrain.main(["--recipe", recipe, "--output-dir", output, "--max-steps", "3", "--set", "max_steps=2"])
+    with pytest.raises(SystemExit, match=r"--set data_fraction=0.1 disagrees with the script's own data_fraction"):
+        finetune.main(
+            ["--model", str(pretrained), "--recipe", recipe, "--output-dir", output, "--fraction", "0.5"]
+            + ["--set", "data_fraction=0.1"]
+        )
+    assert not (tmp_path / "out" / "final").exists()
 
 
 def test_scripts_report_recipe_errors_without_a_traceback(training_recipe_data, tmp_path):
