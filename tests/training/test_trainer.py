@@ -130,6 +130,8 @@ def test_start_up_errors_come_before_any_step(training_recipe_data, tmp_path):
     endless = _subset(training_recipe_data, "img_cls")
     with pytest.raises(RecipeError, match="set `max_steps`"):
         train_recipe(parse_recipe(endless), tmp_path / "run")
+    with pytest.raises(RecipeError, match=r"unknown training settings \['monitor'\].*`TrainingArguments` fields"):
+        train_recipe(parse_recipe(endless), tmp_path / "run", max_steps=2, monitor=True)  # a recipe key, not one
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
 
 

@@ -15,6 +15,7 @@ the processes of the machine, and prints the thread count when training starts.
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ EMBEDDING_UPDATES = ("rowwise", "dense")
 # Options of a recipe's `training` section (or `train_recipe` keyword arguments) that are the trainer's, not
 # `TrainingArguments` fields, with their defaults.
 TRAINER_OPTIONS = {"embedding_update": "rowwise"}
+TRAINING_ARGUMENT_NAMES = {field.name for field in fields(TrainingArguments) if field.init}
 
 # Parameters that are embeddings in all but name: no weight decay on them.
 _NO_DECAY_NAMES = ("spe_bias", "prompt_embeddings", "target_prompt_embeddings", "spatial_position_embeddings")
@@ -249,6 +251,12 @@ def train_recipe(
         overrides["max_steps"] = max_steps
     arguments = recipe.training_arguments(output_dir=str(output_dir), **overrides)
     options = {name: arguments.pop(name, default) for name, default in TRAINER_OPTIONS.items()}
+    unknown = sorted(set(arguments) - TRAINING_ARGUMENT_NAMES)
+    if unknown:
+        raise RecipeError(
+            f"{recipe.source}: unknown training settings {unknown} (in `training` or given as overrides, e.g. "
+            f"`--set`); expected `TrainingArguments` fields or {sorted(TRAINER_OPTIONS)}."
+        )
     if "use_cpu" not in arguments and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
         # Without an accelerator, TrainingArguments only joins the process group torchrun / accelerate launch set
         # up when told to use the CPU; otherwise each process would silently train alone.
