@@ -225,6 +225,17 @@ def train_recipe(
     `data_fraction` keeps an exact, reproducible fraction of every task's split, per class where the task has
     classes (the paper's 1 % / 10 % few-shot settings).
     """
+    overrides = dict(training_overrides)
+    if max_steps is not None:
+        overrides["max_steps"] = max_steps
+    arguments = recipe.training_arguments(output_dir=str(output_dir), **overrides)
+    options = {name: arguments.pop(name, default) for name, default in TRAINER_OPTIONS.items()}
+    unknown = sorted(set(arguments) - TRAINING_ARGUMENT_NAMES)
+    if unknown:
+        raise RecipeError(
+            f"{recipe.source}: unknown training settings {unknown} (in `training` or given as overrides, e.g. "
+            f"`--set`); expected `TrainingArguments` fields or {sorted(TRAINER_OPTIONS)}."
+        )
     task_datasets = load_recipe_datasets(recipe)
     if data_fraction is not None:
         task_datasets = {
@@ -246,17 +257,6 @@ def train_recipe(
         for name, value in recipe.video_sampling.items():
             setattr(processor.video_processor, name, value)
     collator = UniPerceiverCollator(recipe, task_datasets, processor, model.config)
-    overrides = dict(training_overrides)
-    if max_steps is not None:
-        overrides["max_steps"] = max_steps
-    arguments = recipe.training_arguments(output_dir=str(output_dir), **overrides)
-    options = {name: arguments.pop(name, default) for name, default in TRAINER_OPTIONS.items()}
-    unknown = sorted(set(arguments) - TRAINING_ARGUMENT_NAMES)
-    if unknown:
-        raise RecipeError(
-            f"{recipe.source}: unknown training settings {unknown} (in `training` or given as overrides, e.g. "
-            f"`--set`); expected `TrainingArguments` fields or {sorted(TRAINER_OPTIONS)}."
-        )
     if "use_cpu" not in arguments and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
         # Without an accelerator, TrainingArguments only joins the process group torchrun / accelerate launch set
         # up when told to use the CPU; otherwise each process would silently train alone.
