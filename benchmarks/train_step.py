@@ -41,8 +41,10 @@ During that step glibc maps every allocation of 128 KiB or more on its own (`mal
 tensors instead of what the heap keeps after frees. Speed: the median of several timed steps after it (fewer when
 they exceed `--budget`), the heap serving allocations below 32 MiB as glibc's adaptive threshold does once warm.
 The speed ratio to CLIP comes from one more process per setting in which our retrieval step and CLIP's alternate,
-so that both see the same machine load. Children run with `OMP_WAIT_POLICY=PASSIVE` unless it is set: on a shared,
-oversubscribed CPU spinning OpenMP threads made small steps up to ten times slower and erratic.
+so that both see the same machine load. Children inherit `OMP_WAIT_POLICY` as the trainer does (unset: OpenMP's
+default, threads spin a while before they sleep); on a shared, oversubscribed CPU `OMP_WAIT_POLICY=PASSIVE` keeps
+waiting threads off the cores the others need (spinning made small steps there up to ten times slower and erratic),
+at ~20 % of a default-size step's time on an idle machine.
 
     python benchmarks/train_step.py --sizes default # the default model before/after, CLIP, loss curves (~5 min)
     python benchmarks/train_step.py                 # default, tiny and base (about 30 min on 2 shared cores)
@@ -102,6 +104,7 @@ PROFILED_STEPS = 3
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 SMALL_MMAP, LARGE_MMAP = 128 * 1024, 32 * 1024 * 1024  # glibc's default threshold and its adaptive ceiling
 SPEED_TARGET = 1.0  # our retrieval steps/s over CLIP's, same batch
+UNSET_WAIT_POLICY = "unset (OpenMP's default, as examples/pretrain.py runs)"
 MEMORY_TARGET = 0.5  # peak memory with checkpointing over without, at base
 
 ADJECTIVES = ("red", "small", "old", "wooden", "striped", "green", "tall", "shiny", "broken", "yellow")
@@ -774,7 +777,8 @@ def main() -> None:
         f"{matmul_gflops(torch.bfloat16, args.threads):.0f} bf16); load average {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"children: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}; random weights, training mode, "
+        f"children: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', UNSET_WAIT_POLICY)}; random weights, "
+        "training mode, "
         "AdamW; peak MB = peak RSS of the first step - RSS before it (model, batch, AdamW moments)"
     )
     for size in sizes:
@@ -807,9 +811,6 @@ def main() -> None:
         )
     print()
 
-    # Threads that sleep instead of spinning while they wait: on a shared, oversubscribed CPU spinning threads take
-    # the cores from the ones with work and small steps get several times slower (set OMP_WAIT_POLICY to override).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Children fork from a server that has imported the libraries (about 8 s saved per configuration) and nothing
     # else: no model, no thread pool, so every configuration starts from the same clean process.
     context = multiprocessing.get_context("forkserver")
