@@ -3,7 +3,8 @@
 One step is what the trainer does per batch: `zero_grad`, `UniPerceiverForPreTraining(...).loss`, `backward`,
 `AdamW.step` (fused, the Trainer's default `optim`; weight decay off for norms, biases, embeddings and scales, as
 `no_weight_decay_parameter_names`; the token table with sparse gradients and `RowwiseAdamW`, the trainer's default
-`embedding_update="rowwise"`).
+`embedding_update="rowwise"`; padded texts in the trainer's `length_groups`, which the benchmark's texts of equal
+length leave as one batch).
 
 The DEFAULT size is the shipped default model's (models/uniperceiver-tiny-emoji: 4 x 256, 64 px images, the real
 49,411-id vocabulary; 16.1M parameters, 12.6M of them the token table), batch 32, fp32, gradients clipped at 5.0 as
@@ -292,11 +293,13 @@ class Trainee:
     def build(cls, spec: Spec, rowwise: bool | None = None, **settings) -> Trainee:
         """`rowwise` defaults to the trainer's own step for our model (`spec.model == "ours"`)."""
         from uniperceiver_hf.training.optim import sparse_embedding_gradients
+        from uniperceiver_hf.training.trainer import TRAINER_OPTIONS
 
         model, batch, probe = build(spec)
         rowwise = spec.model == "ours" if rowwise is None else rowwise
-        if rowwise:
+        if rowwise:  # the trainer's step: sparse token-table gradients, padded texts in length groups
             sparse_embedding_gradients(model, True)
+            model.uniperceiver.length_groups = TRAINER_OPTIONS["length_groups"]
         if spec.checkpointing:
             enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
             enable()

@@ -9,6 +9,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -24,6 +25,7 @@ from transformers.utils import ModelOutput, logging
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_uniperceiver import SPECIAL_TOKEN_FIELDS, UniPerceiverConfig
+from .length_groups_uniperceiver import encode_in_groups, plan_length_groups, text_lengths
 from .moe_uniperceiver import MoERouting, UniPerceiverMoELinear, resolve_attribute
 from .validation_uniperceiver import check_labels, check_side, check_target_embeds
 from .versions_uniperceiver import explain_untested_transformers
@@ -760,6 +762,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         self.embeddings = UniPerceiverEmbeddings(config)
         self.encoder = UniPerceiverEncoder(config)
         self.head = UniPerceiverSimilarityHead(config)
+        # At most this many groups of similar text length per padded side (1: one padded batch, as the original);
+        # the same features for fewer padded tokens, see `length_groups_uniperceiver`. The trainer raises it.
+        self.length_groups = 1
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -884,7 +889,9 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         interpolate_pos_encoding: bool = False,
     ) -> UniPerceiverEncoderOutput:
         """Embeddings, encoder and read-out of one side, without the head. `capture_outputs` reads the `output_*`
-        flags (falling back to the config) and records the hidden states and attention weights they ask for."""
+        flags (falling back to the config) and records the hidden states and attention weights they ask for. With
+        `length_groups > 1` and nothing recorded, a padded text is encoded in groups of similar length
+        (`length_groups_uniperceiver`)."""
         prefix = "target_" if is_target else ""
         check_side(
             self.config,
@@ -903,6 +910,54 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         if text is not None and position_ids is None:
             position_ids = torch.arange(text.shape[1], device=text.device).expand(text.shape[:2])
 
+        encode = partial(
+            self._encode_rows,
+            is_target=is_target,
+            attribute=attribute,
+            task=task,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+        )
+        text_arguments = dict(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, inputs_embeds=inputs_embeds
+        )
+        recording = any(
+            flag if flag is not None else getattr(self.config, name)
+            for name, flag in (
+                ("output_hidden_states", output_hidden_states),
+                ("output_attentions", output_attentions),
+            )
+        )
+        groups = None
+        if self.length_groups > 1 and attention_mask is not None and not recording:
+            lengths = text_lengths(attention_mask, feature_index)
+            groups = plan_length_groups(lengths, self.length_groups)
+        if groups is None:
+            feature_hidden_state, last_hidden_state = encode(
+                **text_arguments, pixel_values=pixel_values, feature_index=feature_index
+            )
+        else:
+            feature_hidden_state, last_hidden_state = encode_in_groups(
+                encode, groups, lengths, text_arguments, {"pixel_values": pixel_values}, feature_index
+            )
+        return UniPerceiverEncoderOutput(
+            feature_hidden_state=feature_hidden_state, last_hidden_state=last_hidden_state
+        )
+
+    def _encode_rows(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        pixel_values: torch.Tensor | None,
+        feature_index: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        is_target: bool,
+        attribute,
+        task: str | None,
+        interpolate_pos_encoding: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings, encoder and read-out of checked rows: `(feature_hidden_state, last_hidden_state)`."""
+        text = input_ids if input_ids is not None else inputs_embeds
         embeds = self.embeddings(
             input_ids,
             position_ids,
@@ -923,9 +978,7 @@ class UniPerceiverModel(UniPerceiverPreTrainedModel):
         else:
             rows = torch.arange(last_hidden_state.shape[0], device=last_hidden_state.device)
             feature_hidden_state = last_hidden_state[rows, num_prefix + feature_index]
-        return UniPerceiverEncoderOutput(
-            feature_hidden_state=feature_hidden_state, last_hidden_state=last_hidden_state
-        )
+        return feature_hidden_state, last_hidden_state
 
     def encode(
         self,

@@ -69,6 +69,26 @@ def test_train_recipe_logs_per_task_losses_and_saves_a_pipeline_folder(training_
     assert {row["label"] for row in scores} == {"red", "blue"}
 
 
+class _RecordLengthGroups(TrainerCallback):
+    def __init__(self):
+        self.seen = []
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        self.seen.append(model.uniperceiver.length_groups)
+
+
+def test_padded_texts_train_in_length_groups_and_the_model_is_restored_afterwards(training_recipe_data, tmp_path):
+    recipe = parse_recipe(_subset(training_recipe_data, "txt_ret"))
+    for option, expected in (({}, 4), ({"length_groups": 1}, 1)):
+        record = _RecordLengthGroups()
+        trainer = train_recipe(recipe, tmp_path / f"run{expected}", max_steps=2, save_final=False,
+                               callbacks=[record], **option)  # fmt: skip
+        assert record.seen == [expected, expected]
+        assert trainer.model.uniperceiver.length_groups == 1  # as built: one padded batch outside training
+    with pytest.raises(ValueError, match="`length_groups` must be an integer >= 1"):
+        train_recipe(recipe, tmp_path / "bad", max_steps=1, save_final=False, length_groups=0)
+
+
 def test_the_saved_processor_samples_clips_as_the_video_tasks_trained(training_recipe_data, tmp_path):
     """Both video tasks train on 2 frames 2 apart: the saved model's processor samples clips that way, not by the
     original's Kinetics defaults (8 frames 32 apart); a recipe whose video tasks disagree keeps the defaults."""

@@ -8,8 +8,10 @@ vocabulary of exact language modelling is sharded across them (appendix E). Work
 
 Speed: by default (`embedding_update="rowwise"`) the token table gets sparse gradients during training and
 `RowwiseAdamW` updates only the rows a step looked up (see `training/optim.py` for the exact semantics);
-`"dense"` is the plain AdamW of every parameter. On a CPU the trainer uses every core it may run on, split between
-the processes of the machine, and prints the thread count when training starts.
+`"dense"` is the plain AdamW of every parameter. Padded texts are encoded in up to `length_groups` groups of similar
+length (default 4), which skips most padded tokens of class-name target sets and fortunes. On a CPU the trainer
+uses every core it may run on, split between the processes of the machine, and prints the thread count when
+training starts.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ..configuration_uniperceiver import UniPerceiverConfig
+from ..modeling_uniperceiver import UniPerceiverModel
 from ..pipeline_uniperceiver import save_for_pipeline
 from ..pretraining_uniperceiver import UniPerceiverForPreTraining
 from ..processing_uniperceiver import UniPerceiverProcessor
@@ -39,7 +42,7 @@ from .recipe import Recipe, RecipeError
 EMBEDDING_UPDATES = ("rowwise", "dense")
 # Options of a recipe's `training` section (or `train_recipe` keyword arguments) that are the trainer's, not
 # `TrainingArguments` fields, with their defaults.
-TRAINER_OPTIONS = {"embedding_update": "rowwise"}
+TRAINER_OPTIONS = {"embedding_update": "rowwise", "length_groups": 4}
 TRAINING_ARGUMENT_NAMES = {field.name for field in fields(TrainingArguments) if field.init}
 
 # Parameters that are embeddings in all but name: no weight decay on them.
@@ -101,30 +104,45 @@ class UniPerceiverTrainer(Trainer):
             AdamW updates only the rows the step looked up (`RowwiseAdamW`: those rows get exactly the dense AdamW
             update, untouched rows stay unchanged); the model is switched back to dense gradients when training
             ends, so its outputs and saved files never change. `"dense"`: plain AdamW on every row every step.
+        length_groups: during `train()` a padded text side is encoded in at most this many groups of similar length
+            (default 4; 1: one padded batch). The same losses and gradients up to float rounding, for fewer padded
+            tokens (`length_groups_uniperceiver`); restored when training ends.
         Everything else as `transformers.Trainer`.
     """
 
     def __init__(
-        self, *args: Any, task_names: list[str] | None = None, embedding_update: str = "rowwise", **kwargs: Any
+        self,
+        *args: Any,
+        task_names: list[str] | None = None,
+        embedding_update: str = "rowwise",
+        length_groups: int = 4,
+        **kwargs: Any,
     ):
         if embedding_update not in EMBEDDING_UPDATES:
             raise ValueError(f"`embedding_update` must be one of {list(EMBEDDING_UPDATES)}, got {embedding_update!r}.")
+        if isinstance(length_groups, bool) or not isinstance(length_groups, int) or length_groups < 1:
+            raise ValueError(f"`length_groups` must be an integer >= 1 (1: off), got {length_groups!r}.")
         super().__init__(*args, **kwargs)
         self.add_callback(_KeepSpecialTokenIds(self.model.config))
         self.add_callback(_ReportThreads())
         self.task_names = list(task_names or [])
         self.embedding_update = embedding_update
+        self.length_groups = length_groups
         self._task_stats = torch.zeros(len(self.task_names), 2, dtype=torch.float64)  # loss sum, steps
 
     def train(self, *args: Any, **kwargs: Any):
-        if self.embedding_update == "dense":
-            return super().train(*args, **kwargs)
-        tables = sparse_embedding_gradients(self.model, True)
+        encoders = [module for module in self.model.modules() if isinstance(module, UniPerceiverModel)]
+        saved = [encoder.length_groups for encoder in encoders]
+        tables = sparse_embedding_gradients(self.model, True) if self.embedding_update == "rowwise" else []
+        for encoder in encoders:
+            encoder.length_groups = self.length_groups
         try:
             return super().train(*args, **kwargs)
         finally:
             for table in tables:
                 table.sparse = False
+            for encoder, value in zip(encoders, saved):
+                encoder.length_groups = value
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         """The Trainer's optimiser (its parameter groups, `optim` and AdamW settings); with row-wise embedding updates
@@ -219,8 +237,8 @@ def train_recipe(
     recipe's `model` section, `processor` to `UniPerceiverProcessor.for_model_config(model.config)` sampling clips as
     the recipe's video tasks do;
     `training_overrides` are `TrainingArguments` fields on top of the recipe's `training` section (whose defaults
-    are the paper's optimisation). `TRAINER_OPTIONS` (`embedding_update`, see `UniPerceiverTrainer`) may be set in
-    either place too.
+    are the paper's optimisation). `TRAINER_OPTIONS` (`embedding_update`, `length_groups`, see
+    `UniPerceiverTrainer`) may be set in either place too.
     A recipe with `monitor: true` adds a `CollapseMonitorCallback` (unless `callbacks` hold one).
     `data_fraction` keeps an exact, reproducible fraction of every task's split, per class where the task has
     classes (the paper's 1 % / 10 % few-shot settings).
