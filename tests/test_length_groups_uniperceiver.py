@@ -79,13 +79,13 @@ def test_text_side_features_logits_and_gradients_match_one_padded_batch(tiny_con
 
 
 def test_hidden_states_match_at_real_positions_and_are_zero_past_the_group(tiny_config):
-    input_ids, attention_mask = _padded(LENGTHS, 20)
+    input_ids, attention_mask = _padded(LENGTHS, 22)  # padded past the longest row, as `max_length` pads
     plain = _model(tiny_config, 1).uniperceiver.encode(input_ids, attention_mask)
     grouped = _model(tiny_config, 4).uniperceiver.encode(input_ids, attention_mask)
     assert grouped.last_hidden_state.shape == plain.last_hidden_state.shape
     real = torch.cat([torch.ones(len(LENGTHS), 1), attention_mask], dim=1).bool()  # `<SPE>` and the tokens
     torch.testing.assert_close(grouped.last_hidden_state[real], plain.last_hidden_state[real], atol=1e-5, rtol=0)
-    short = LENGTHS.index(2)  # in the first group, padded to 7 tokens, not 20
+    short = LENGTHS.index(2)  # in the first group, padded to 7 tokens, not 22
     assert (grouped.last_hidden_state[short, 1 + 7 :] == 0).all()
     torch.testing.assert_close(grouped.embeds, plain.embeds, atol=1e-5, rtol=0)
 

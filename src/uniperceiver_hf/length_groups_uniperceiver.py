@@ -86,8 +86,9 @@ def encode_in_groups(
     """Runs `encode(**arguments, feature_index=...) -> (feature_hidden_state, last_hidden_state)` once per group and
     puts the results back in the rows' order, as one padded call would return them.
 
-    `text_arguments` are cut to each group's longest text (`[B, L, ...]`, a `[B, L, L]` visibility on both axes),
-    `row_arguments` (pixels) only take the group's rows. The last hidden state is zero past each row's group length.
+    `text_arguments` (with the `attention_mask` the groups were planned from) are cut to each group's longest text
+    (`[B, L, ...]`, a `[B, L, L]` visibility on both axes), `row_arguments` (pixels) only take the group's rows. The
+    last hidden state has one padded call's shape, zero past each row's group length.
     """
     features, states = [], []
     for rows in groups:
@@ -107,7 +108,9 @@ def encode_in_groups(
         states.append(state)
 
     rows = torch.cat(list(groups))
-    width = max(state.shape[1] for state in states)
+    # As wide as one padded call: the tokens before the text, then the whole padded text.
+    prefix = states[0].shape[1] - int(lengths[groups[0]].max())
+    width = prefix + text_arguments["attention_mask"].shape[1]
     last_hidden_state = states[0].new_zeros(len(rows), width, states[0].shape[-1])
     for group, state in zip(groups, states):
         last_hidden_state[group, : state.shape[1]] = state
