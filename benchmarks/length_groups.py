@@ -19,14 +19,13 @@ import time
 
 import torch
 
-from uniperceiver_hf import UniPerceiverProcessor
 from uniperceiver_hf.length_groups_uniperceiver import text_lengths
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
 from uniperceiver_hf.training.collator import UniPerceiverCollator
 from uniperceiver_hf.training.data import MultiTaskDataset, load_recipe_datasets
 from uniperceiver_hf.training.optim import sparse_embedding_gradients
 from uniperceiver_hf.training.recipe import load_recipe
-from uniperceiver_hf.training.trainer import TRAINER_OPTIONS, build_config
+from uniperceiver_hf.training.trainer import TRAINER_OPTIONS, build_config, recipe_processor
 
 
 MAX_SLOTS = 5000  # schedule slots searched for each task's batches
@@ -35,11 +34,8 @@ MAX_SLOTS = 5000  # schedule slots searched for each task's batches
 def recipe_batches(recipe, per_task: int) -> tuple[UniPerceiverForPreTraining, dict[str, list[dict]]]:
     """The recipe's model (random weights, seeded) and the first `per_task` training batches of each task."""
     config = build_config(recipe)
-    processor = UniPerceiverProcessor.for_model_config(config)
-    for name, value in recipe.video_sampling.items():
-        setattr(processor.video_processor, name, value)
     datasets = load_recipe_datasets(recipe)
-    collator = UniPerceiverCollator(recipe, datasets, processor, config)
+    collator = UniPerceiverCollator(recipe, datasets, recipe_processor(recipe, config), config)
     slots = MultiTaskDataset(recipe, datasets, MAX_SLOTS)
     batches: dict[str, list[dict]] = {task.name: [] for task in recipe.tasks}
     for slot in range(MAX_SLOTS):

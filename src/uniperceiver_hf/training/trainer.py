@@ -114,8 +114,8 @@ class UniPerceiverTrainer(Trainer):
         self,
         *args: Any,
         task_names: list[str] | None = None,
-        embedding_update: str = "rowwise",
-        length_groups: int = 4,
+        embedding_update: str = TRAINER_OPTIONS["embedding_update"],
+        length_groups: int = TRAINER_OPTIONS["length_groups"],
         **kwargs: Any,
     ):
         if embedding_update not in EMBEDDING_UPDATES:
@@ -218,6 +218,16 @@ def build_config(recipe: Recipe) -> UniPerceiverConfig:
         raise RecipeError(f"{recipe.source}: invalid `model` section: {error}") from error
 
 
+def recipe_processor(recipe: Recipe, config: UniPerceiverConfig) -> UniPerceiverProcessor:
+    """The processor of a model of `config` trained on `recipe`, sampling clips as the recipe's video tasks do."""
+    processor = UniPerceiverProcessor.for_model_config(config)
+    # The saved model samples clips as its video tasks trained (frames and stride), not by the original's Kinetics
+    # defaults (8 frames 32 apart), which would cycle through a short clip's frames out of order.
+    for name, value in recipe.video_sampling.items():
+        setattr(processor.video_processor, name, value)
+    return processor
+
+
 def train_recipe(
     recipe: Recipe,
     output_dir: str | Path,
@@ -269,11 +279,7 @@ def train_recipe(
         torch.manual_seed(recipe.seed)
         model = UniPerceiverForPreTraining(build_config(recipe))
     if processor is None:
-        processor = UniPerceiverProcessor.for_model_config(model.config)
-        # The saved model samples clips as its video tasks trained (frames and stride), not by the original's
-        # Kinetics defaults (8 frames 32 apart), which would cycle through a short clip's frames out of order.
-        for name, value in recipe.video_sampling.items():
-            setattr(processor.video_processor, name, value)
+        processor = recipe_processor(recipe, model.config)
     collator = UniPerceiverCollator(recipe, task_datasets, processor, model.config)
     if "use_cpu" not in arguments and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
         # Without an accelerator, TrainingArguments only joins the process group torchrun / accelerate launch set
@@ -327,5 +333,6 @@ __all__ = [
     "UniPerceiverTrainer",
     "build_config",
     "no_weight_decay_parameter_names",
+    "recipe_processor",
     "train_recipe",
 ]
