@@ -10,6 +10,7 @@ from PIL import Image
 import uniperceiver_hf.video_processing_uniperceiver as video_module
 from uniperceiver_hf import UniPerceiverVideoProcessor
 from uniperceiver_hf.video_processing_uniperceiver import (
+    decode_all_video_frames,
     decode_video_frames,
     sample_frame_indices,
     short_side_resize_shape,
@@ -123,6 +124,25 @@ def test_missing_frames_repeat_the_last_decoded_one(video_path):
     frames = decode_video_frames(video_path, lambda total, fps: [0, 299, 305, 310])
     decoded = all_frames(video_path)
     assert np.array_equal(frames.numpy(), decoded[[0, 299, 299, 299]])
+
+
+def test_all_frames_sample_as_the_file(make_video):
+    """`decode_all_video_frames`: every frame and the frame rate; the processor samples them (`video_fps`,
+    `do_sample_frames=True`) as it samples the file, training's random start and crop included."""
+    path = make_video("all_frames.mp4", num_frames=40, fps=25)
+    frames, fps = decode_all_video_frames(path)
+    assert frames.shape == (40, 48, 64, 3) and frames.dtype == torch.uint8 and fps == 25.0
+    assert torch.equal(frames, decode_video_frames(path, lambda total, fps: range(total)))
+    assert np.array_equal(frames.numpy(), all_frames(path))
+    for train in (False, True):
+        processor = UniPerceiverVideoProcessor(num_frames=4, sampling_stride=8, do_train_augmentation=train)
+        torch.manual_seed(0)
+        from_file = processor([str(path), str(path)])["pixel_values"]
+        torch.manual_seed(0)
+        from_memory = torch.cat(
+            [processor(frames, video_fps=fps, do_sample_frames=True)["pixel_values"] for _ in range(2)]
+        )
+        assert torch.equal(from_file, from_memory), train
 
 
 def test_frame_arrays_given_as_they_are(processor):

@@ -475,6 +475,23 @@ def decode_video_frames(path: str | os.PathLike, frame_indices: Any) -> torch.Te
     return torch.from_numpy(np.stack([decoded.get(i, last) for i in indices]))
 
 
+def decode_all_video_frames(path: str | os.PathLike) -> tuple[torch.Tensor, float]:
+    """Every frame of a video file as `[N, H, W, 3]` uint8, and its frame rate.
+
+    N is the frame count that `decode_video_frames` samples from (frames that cannot be decoded are replaced by the
+    last decoded frame), so the processor samples these frames with `video_fps=fps, do_sample_frames=True` as it
+    samples the file.
+    """
+    rate = []
+
+    def every_frame(total: int, fps: float) -> range:
+        rate.append(fps)
+        return range(total)
+
+    frames = decode_video_frames(path, every_frame)
+    return frames, rate[0]
+
+
 def _decode(container: Any, stream: Any, wanted: list[int], fps: float) -> dict[int, np.ndarray]:
     """Decode the frames at the sorted indices `wanted`: {index: HWC uint8 RGB}."""
     stream.thread_type = "AUTO"
@@ -504,4 +521,4 @@ def _decode(container: Any, stream: Any, wanted: list[int], fps: float) -> dict[
 # A saved video processor config carries `auto_map`, so that `trust_remote_code` loads this class without the package.
 UniPerceiverVideoProcessor.register_for_auto_class("AutoVideoProcessor")
 
-__all__ = ["UniPerceiverVideoProcessor", "decode_video_frames", "sample_frame_indices"]
+__all__ = ["UniPerceiverVideoProcessor", "decode_all_video_frames", "decode_video_frames", "sample_frame_indices"]

@@ -1,11 +1,13 @@
-"""The collator: every task type's inputs, seeding, vocabulary targets, the VQA flip and the appendix-B mask."""
+"""The collator: every task type's inputs, seeding, vocabulary targets, the VQA flip, the appendix-B mask and the
+decoded-video cache."""
 
 import pytest
 import torch
 
+import uniperceiver_hf.video_processing_uniperceiver as video_module
 from uniperceiver_hf import UniPerceiverProcessor
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
-from uniperceiver_hf.training.collator import UniPerceiverCollator
+from uniperceiver_hf.training.collator import DecodedVideoCache, UniPerceiverCollator
 from uniperceiver_hf.training.data import MultiTaskDataset, load_recipe_datasets
 from uniperceiver_hf.training.recipe import RecipeError, parse_recipe
 from uniperceiver_hf.training.trainer import build_config
@@ -72,11 +74,11 @@ META = {"task_name", "task_type", "logit_scale", "loss_weight", "label_smoothing
 
 @pytest.fixture
 def setup(training_recipe_data):
-    def make(data=None, train=True):
+    def make(data=None, train=True, **options):
         recipe = parse_recipe(data or training_recipe_data)
         loaded = load_recipe_datasets(recipe)
         config = build_config(recipe)
-        collator = UniPerceiverCollator(recipe, loaded, UniPerceiverProcessor(), config, train=train)
+        collator = UniPerceiverCollator(recipe, loaded, UniPerceiverProcessor(), config, train=train, **options)
         return recipe, MultiTaskDataset(recipe, loaded, 4), collator, config
 
     return make
@@ -246,3 +248,44 @@ def test_class_exemplars_are_image_targets(setup, training_recipe_data, tmp_path
     data["tasks"] = [dict(training_recipe_data["tasks"][0], class_exemplars=paths[:2])]
     with pytest.raises(RecipeError, match="2 `class_exemplars` for 3 classes"):
         setup(data)
+
+
+def test_the_video_cache_decodes_each_clip_once_and_gives_the_same_batches(setup, monkeypatch):
+    """Frames sampled from memory are the frames decoded from the file, with training's random starts and crops;
+    a budget smaller than one clip stores nothing and decodes the files as without a cache."""
+    decoded = []
+    decode = video_module.decode_video_frames
+    monkeypatch.setattr(
+        video_module, "decode_video_frames", lambda path, indices: decoded.append(path) or decode(path, indices)
+    )
+    recipe, dataset, uncached, _ = setup(video_cache_mb=0)
+    assert uncached.video_cache is None
+    items = [_item(recipe, dataset, "vid_cls", seed=seed, batch=batch) for seed, batch in ((1, 0), (2, 0), (3, 1))]
+    paths = [[example["video"] for example in item["examples"]] for item in items]
+    expected = [uncached([item])["pixel_values"] for item in items]
+    assert not torch.equal(expected[0], expected[1])  # the same clips, other starts and crops
+
+    cached = setup(video_cache_mb=1)[2]
+    decoded.clear()
+    for index, item in enumerate(items):
+        assert torch.equal(cached([item])["pixel_values"], expected[index]), index
+        if index == 0:
+            assert all(path in cached.video_cache for path in paths[0])
+    assert sorted(decoded) == sorted({path for batch in paths for path in batch})  # each clip decoded once
+    assert len(cached.video_cache) == len(decoded)
+
+    tiny = setup(video_cache_mb=0.01)[2]  # 10 KiB: less than one 12-frame 40x32 clip (45 KiB)
+    for index, item in enumerate(items):
+        assert torch.equal(tiny([item])["pixel_values"], expected[index]), index
+    assert len(tiny.video_cache) == 0 and tiny.video_cache.used_bytes == 0
+    with pytest.raises(ValueError, match="`video_cache_mb` must be a finite number of megabytes >= 0"):
+        setup(video_cache_mb=-1)
+
+
+def test_a_full_video_cache_keeps_its_clips_and_stores_no_more(make_video):
+    first, second = (str(make_video(f"cache_{i}.mp4", num_frames=6, size=(32, 24))) for i in range(2))
+    cache = DecodedVideoCache(6 * 24 * 32 * 3)  # one clip's frames
+    frames, fps = cache.get(first)
+    assert frames.shape == (6, 24, 32, 3) and fps == 30.0 and cache.used_bytes == cache.max_bytes
+    assert cache.get(second) is None and second not in cache  # decoded from its file at every use
+    assert cache.get(first)[0] is frames and len(cache) == 1

@@ -89,6 +89,19 @@ def test_padded_texts_train_in_length_groups_and_the_model_is_restored_afterward
         train_recipe(recipe, tmp_path / "bad", max_steps=1, save_final=False, length_groups=0)
 
 
+def test_video_cache_mb_reaches_the_collator(training_recipe_data, tmp_path):
+    """A `training` setting (or `--set`) like the trainer's options, passed to the collator, not the Trainer."""
+    recipe = parse_recipe(_subset(training_recipe_data, "vid_cls"))
+    trainer = train_recipe(recipe, tmp_path / "run", max_steps=1, save_final=False)
+    assert trainer.data_collator.video_cache.max_bytes == 512 * 2**20 and len(trainer.data_collator.video_cache) > 0
+    data = _subset(training_recipe_data, "vid_cls")
+    data["training"] = {**data["training"], "video_cache_mb": 0}
+    trainer = train_recipe(parse_recipe(data), tmp_path / "off", max_steps=1, save_final=False)
+    assert trainer.data_collator.video_cache is None
+    with pytest.raises(ValueError, match="`video_cache_mb` must be a finite number of megabytes >= 0"):
+        train_recipe(recipe, tmp_path / "bad", max_steps=1, save_final=False, video_cache_mb="big")
+
+
 def test_the_saved_processor_samples_clips_as_the_video_tasks_trained(training_recipe_data, tmp_path):
     """Both video tasks train on 2 frames 2 apart: the saved model's processor samples clips that way, not by the
     original's Kinetics defaults (8 frames 32 apart); a recipe whose video tasks disagree keeps the defaults."""

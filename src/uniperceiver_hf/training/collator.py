@@ -1,7 +1,8 @@
 """Turns one task batch of raw examples into the keyword arguments of `UniPerceiverForPreTraining.forward`.
 
 Images are decoded here (bytes, paths or PIL images) and augmented as the recipe says (paper appendix E); videos
-are decoded from their files with PyAV by the video processor; text goes through the processor's task layouts
+are decoded from their files with PyAV, each clip once into a bounded in-memory cache (`DecodedVideoCache`), and
+sampled by the video processor; text goes through the processor's task layouts
 (whole-word masked LM, the appendix-B caption layout, VQA, GLUE templates), so training sees exactly the
 sequences the zero-shot code builds. Every random choice is seeded by the slot (see `data.py`), so a
 resumed run decodes and augments each batch exactly as the uninterrupted run did.
@@ -10,18 +11,20 @@ resumed run decodes and augments each batch exactly as the uninterrupted run did
 from __future__ import annotations
 
 import io
+import math
 import os
 import random
 from pathlib import Path
 from typing import Any
 
+import av
 import torch
 from PIL import Image
 
 from ..configuration_uniperceiver import UniPerceiverConfig
 from ..layouts_uniperceiver import pad_token_sequences
 from ..processing_uniperceiver import CAPTION_MAX_LENGTH, MLM_MAX_LENGTH, VQA_MAX_LENGTH, UniPerceiverProcessor
-from ..video_processing_uniperceiver import UniPerceiverVideoProcessor
+from ..video_processing_uniperceiver import UniPerceiverVideoProcessor, decode_all_video_frames
 from .augmentation import ImageTrainTransform, MixupCutmix, vqa_flip
 from .data import task_answers, task_classes
 from .recipe import Recipe, RecipeError, TaskSpec
@@ -76,11 +79,71 @@ def _pick(value: Any, rng: random.Random) -> str:
     raise ValueError(f"A text cell must be a string or a non-empty list of strings, got {value!r}.")
 
 
+def _header_bytes(path: str) -> int | None:
+    """The bytes of a video file's frames decoded to RGB, from its header (the frame count, else the duration); None
+    when the header does not tell or the file cannot be opened."""
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            frames = stream.frames
+            if not frames and container.duration:
+                rate = stream.average_rate or stream.guessed_rate
+                frames = math.ceil(container.duration / av.time_base * (float(rate) if rate else 30.0))
+            return frames * stream.width * stream.height * 3 if frames else None
+    except (av.FFmpegError, OSError, ValueError, IndexError):
+        return None  # the path route raises the error that names `videos`
+
+
+class DecodedVideoCache:
+    """Decoded video clips by path (all their frames, `decode_all_video_frames`), up to `max_bytes` of frames.
+
+    First come, first kept: a clip is decoded and stored on its first use if its frames fit in what is left of the
+    budget (checked from the file's header before decoding, and again after); nothing is evicted, so once the
+    budget is full other clips are decoded from their files at every use. Sampling a clip's frames from memory
+    gives the same frames as decoding them from the file, for files with constant frame rates (a file decoded after
+    a seek places frames by timestamp) that hold the frames their headers count (else the missing ones repeat the
+    clip's last frame, not the last one sampled). Each DataLoader worker holds its own cache (its copy of the
+    collator), each up to the budget; files must not change during training.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.used_bytes = 0
+        self._clips: dict[str, tuple[torch.Tensor, float]] = {}
+        self._not_stored: set[str] = set()  # the budget only fills up: a clip that did not fit never will
+
+    def __len__(self) -> int:
+        return len(self._clips)
+
+    def __contains__(self, path: str | os.PathLike) -> bool:
+        return os.fspath(path) in self._clips
+
+    def get(self, path: str | os.PathLike) -> tuple[torch.Tensor, float] | None:
+        """A clip's frames `[N, H, W, 3]` (uint8) and frame rate, decoded on first use; None for a clip that does
+        not fit (decode it from the file)."""
+        path = os.fspath(path)
+        if path in self._clips or path in self._not_stored:
+            return self._clips.get(path)
+        size = _header_bytes(path)
+        if size is None or size > self.max_bytes - self.used_bytes:
+            self._not_stored.add(path)
+            return None
+        frames, fps = decode_all_video_frames(path)
+        if frames.nbytes > self.max_bytes - self.used_bytes:  # a header that undercounted: use the frames once
+            self._not_stored.add(path)
+        else:
+            self._clips[path] = (frames, fps)
+            self.used_bytes += frames.nbytes
+        return frames, fps
+
+
 class UniPerceiverCollator:
     """Builds model inputs for every task of a recipe (`train=False`: no augmentation, centre crops).
 
     Class lists and answer lists are resolved when the collator is built, so that a label beyond its class list
-    fails before training starts. Call it on a list holding one `MultiTaskDataset` item.
+    fails before training starts. Call it on a list holding one `MultiTaskDataset` item. Video clips are decoded
+    once and kept in memory up to `video_cache_mb` megabytes (2**20 bytes; 0: decode every use from the file), per
+    DataLoader worker (`DecodedVideoCache`); the batches are the same either way.
     """
 
     def __init__(
@@ -90,7 +153,17 @@ class UniPerceiverCollator:
         processor: UniPerceiverProcessor,
         config: UniPerceiverConfig,
         train: bool = True,
+        video_cache_mb: float = 512,
     ):
+        if (
+            isinstance(video_cache_mb, bool)
+            or not isinstance(video_cache_mb, (int, float))
+            or not math.isfinite(video_cache_mb)
+            or video_cache_mb < 0
+        ):
+            raise ValueError(
+                f"`video_cache_mb` must be a finite number of megabytes >= 0 (0: off), got {video_cache_mb!r}."
+            )
         self.recipe = recipe
         self.processor = processor
         self.config = config
@@ -116,6 +189,7 @@ class UniPerceiverCollator:
         self._video_processors = {
             task.name: self._video_processor(task) for task in recipe.tasks if task.task_type.modality == "video"
         }
+        self.video_cache = DecodedVideoCache(int(video_cache_mb * 2**20)) if video_cache_mb > 0 else None
         self._mixup = {
             task.name: MixupCutmix(
                 len(self.classes[task.name]),
@@ -204,7 +278,19 @@ class UniPerceiverCollator:
         if task.task_type.modality == "video":
             root = self._root(task)
             paths = [str(root / cell) if root and not Path(cell).is_absolute() else cell for cell in cells]
-            return self._video_processors[task.name](paths)["pixel_values"]
+            processor = self._video_processors[task.name]
+            if self.video_cache is None:
+                return processor(paths)["pixel_values"]
+            # One clip per call, in batch order: the processor draws the same random numbers as for all the paths.
+            clips = []
+            for path in paths:
+                clip = self.video_cache.get(path) if isinstance(path, (str, os.PathLike)) else None
+                if clip is None:
+                    clips.append(processor(path)["pixel_values"])
+                else:
+                    frames, fps = clip
+                    clips.append(processor(frames, video_fps=fps, do_sample_frames=True)["pixel_values"])
+            return torch.cat(clips)
         return self._image_transforms[task.name]([open_image(cell, self._root(task)) for cell in cells], rng)
 
     def _text_inputs(self, texts: list[str], max_length: int, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -358,4 +444,4 @@ class UniPerceiverCollator:
         return batch
 
 
-__all__ = ["LANGUAGE_MODELLING", "UniPerceiverCollator", "open_image"]
+__all__ = ["LANGUAGE_MODELLING", "DecodedVideoCache", "UniPerceiverCollator", "open_image"]

@@ -9,7 +9,8 @@ vocabulary of exact language modelling is sharded across them (appendix E). Work
 Speed: by default (`embedding_update="rowwise"`) the token table gets sparse gradients during training and
 `RowwiseAdamW` updates only the rows a step looked up (see `training/optim.py` for the exact semantics);
 `"dense"` is the plain AdamW of every parameter. Padded texts are encoded in up to `length_groups` groups of similar
-length (default 4), which skips most padded tokens of class-name target sets and fortunes. On a CPU the trainer
+length (default 4), which skips most padded tokens of class-name target sets and fortunes. Video clips are decoded
+once and kept in memory, up to `video_cache_mb` (default 512) per data-loading process. On a CPU the trainer
 uses every core it may run on, split between the processes of the machine, and prints the thread count when
 training starts.
 """
@@ -41,8 +42,8 @@ from .recipe import Recipe, RecipeError
 
 EMBEDDING_UPDATES = ("rowwise", "dense")
 # Options of a recipe's `training` section (or `train_recipe` keyword arguments) that are the trainer's, not
-# `TrainingArguments` fields, with their defaults.
-TRAINER_OPTIONS = {"embedding_update": "rowwise", "length_groups": 4}
+# `TrainingArguments` fields, with their defaults; `video_cache_mb` goes to the collator (`UniPerceiverCollator`).
+TRAINER_OPTIONS = {"embedding_update": "rowwise", "length_groups": 4, "video_cache_mb": 512}
 TRAINING_ARGUMENT_NAMES = {field.name for field in fields(TrainingArguments) if field.init}
 
 # Parameters that are embeddings in all but name: no weight decay on them.
@@ -248,7 +249,7 @@ def train_recipe(
     the recipe's video tasks do;
     `training_overrides` are `TrainingArguments` fields on top of the recipe's `training` section (whose defaults
     are the paper's optimisation). `TRAINER_OPTIONS` (`embedding_update`, `length_groups`, see
-    `UniPerceiverTrainer`) may be set in either place too.
+    `UniPerceiverTrainer`; `video_cache_mb`, see `UniPerceiverCollator`) may be set in either place too.
     A recipe with `monitor: true` adds a `CollapseMonitorCallback` (unless `callbacks` hold one).
     `data_fraction` keeps an exact, reproducible fraction of every task's split, per class where the task has
     classes (the paper's 1 % / 10 % few-shot settings).
@@ -258,6 +259,7 @@ def train_recipe(
         overrides["max_steps"] = max_steps
     arguments = recipe.training_arguments(output_dir=str(output_dir), **overrides)
     options = {name: arguments.pop(name, default) for name, default in TRAINER_OPTIONS.items()}
+    video_cache_mb = options.pop("video_cache_mb")  # the collator's
     unknown = sorted(set(arguments) - TRAINING_ARGUMENT_NAMES)
     if unknown:
         raise RecipeError(
@@ -280,7 +282,7 @@ def train_recipe(
         model = UniPerceiverForPreTraining(build_config(recipe))
     if processor is None:
         processor = recipe_processor(recipe, model.config)
-    collator = UniPerceiverCollator(recipe, task_datasets, processor, model.config)
+    collator = UniPerceiverCollator(recipe, task_datasets, processor, model.config, video_cache_mb=video_cache_mb)
     if "use_cpu" not in arguments and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
         # Without an accelerator, TrainingArguments only joins the process group torchrun / accelerate launch set
         # up when told to use the CPU; otherwise each process would silently train alone.
