@@ -3,7 +3,8 @@
 For every video task the script finds its first `--batches` training batches in the recipe's schedule (same slots,
 same seeds as the trainer) and collates them with two collators, one that decodes every clip from its file
 (`video_cache_mb=0`) and one with the trainer's default cache, alternating batch by batch so both see the same
-machine load. The first pass fills the cache and is timed apart ("first use": each clip decoded whole once); then
+machine load. The first pass fills the cache and is timed apart ("first use": each clip decoded whole once; the
+tasks share the cache, as in training, so a later task's first pass finds the clips an earlier one stored); then
 the median of `--repeats` passes. The last column weighs the saving by the task's share of the mixture's steps.
 
     python examples/data/build_corpus.py --output data/corpus --renders 6
