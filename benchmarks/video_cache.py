@@ -47,7 +47,8 @@ def main() -> None:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
 
     recipe = load_recipe(args.recipe)
-    video_tasks = [task for task in recipe.tasks if task.task_type.modality == "video"]
+    video_indices = [index for index, task in enumerate(recipe.tasks) if task.task_type.modality == "video"]
+    video_tasks = [recipe.tasks[index] for index in video_indices]
     if not video_tasks:
         parser.error(f"{args.recipe} has no video task")
     config = build_config(recipe)
@@ -60,7 +61,6 @@ def main() -> None:
     }
     slots = MultiTaskDataset(recipe, datasets, MAX_SLOTS)
     items: dict[str, list[dict]] = {task.name: [] for task in video_tasks}
-    video_indices = {index for index, task in enumerate(recipe.tasks) if task.task_type.modality == "video"}
     for slot in range(MAX_SLOTS):
         if slots.schedule.task_at(slot) in video_indices:
             item = slots[slot]

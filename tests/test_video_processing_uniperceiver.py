@@ -12,6 +12,7 @@ from uniperceiver_hf import UniPerceiverVideoProcessor
 from uniperceiver_hf.video_processing_uniperceiver import (
     decode_all_video_frames,
     decode_video_frames,
+    decoded_video_bytes,
     sample_frame_indices,
     short_side_resize_shape,
     spatial_crop_offsets,
@@ -143,6 +144,16 @@ def test_all_frames_sample_as_the_file(make_video):
             [processor(frames, video_fps=fps, do_sample_frames=True)["pixel_values"] for _ in range(2)]
         )
         assert torch.equal(from_file, from_memory), train
+
+
+def test_decoded_bytes_from_the_header(make_video, tmp_path):
+    """`decoded_video_bytes` tells a clip's decoded size before decoding it; None for what is not a video."""
+    path = make_video("sized.mp4", num_frames=12, fps=25)
+    assert decoded_video_bytes(path) == decode_all_video_frames(path)[0].numpy().nbytes == 12 * 48 * 64 * 3
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    assert decoded_video_bytes(text) is None
+    assert decoded_video_bytes(tmp_path / "missing.mp4") is None
 
 
 def test_frame_arrays_given_as_they_are(processor):

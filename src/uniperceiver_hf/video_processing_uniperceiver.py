@@ -430,6 +430,31 @@ def _frame_array(frame: np.ndarray | torch.Tensor) -> np.ndarray:
     return array
 
 
+def _frame_rate(stream: Any) -> float:
+    """A video stream's frames per second from its header (30 when the header does not say)."""
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate else 30.0
+
+
+def decoded_video_bytes(path: str | os.PathLike) -> int | None:
+    """The bytes that a video file's frames take decoded to RGB uint8, from its header (the frame count, else the
+    duration): None when the header does not tell or the file cannot be opened as a video."""
+    if av is None:
+        return None
+    try:
+        container = _open_container(os.fspath(path))
+    except ValueError:
+        return None
+    try:
+        stream = container.streams.video[0]
+        frames = stream.frames
+        if not frames and container.duration:
+            frames = math.ceil(container.duration / av.time_base * _frame_rate(stream))
+        return frames * stream.width * stream.height * 3 if frames else None
+    finally:
+        container.close()
+
+
 def _open_container(path: str) -> Any:
     try:
         container = av.open(path)
@@ -459,8 +484,7 @@ def decode_video_frames(path: str | os.PathLike, frame_indices: Any) -> torch.Te
     container = _open_container(path)
     try:
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else 30.0
+        fps = _frame_rate(stream)
         total = stream.frames
         if not total:  # unknown in the header: count the packets, then start again
             total = sum(1 for packet in container.demux(stream) if packet.size)

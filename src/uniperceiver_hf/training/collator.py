@@ -17,14 +17,13 @@ import random
 from pathlib import Path
 from typing import Any
 
-import av
 import torch
 from PIL import Image
 
 from ..configuration_uniperceiver import UniPerceiverConfig
 from ..layouts_uniperceiver import pad_token_sequences
 from ..processing_uniperceiver import CAPTION_MAX_LENGTH, MLM_MAX_LENGTH, VQA_MAX_LENGTH, UniPerceiverProcessor
-from ..video_processing_uniperceiver import UniPerceiverVideoProcessor, decode_all_video_frames
+from ..video_processing_uniperceiver import UniPerceiverVideoProcessor, decode_all_video_frames, decoded_video_bytes
 from .augmentation import ImageTrainTransform, MixupCutmix, vqa_flip
 from .data import task_answers, task_classes
 from .recipe import Recipe, RecipeError, TaskSpec
@@ -79,21 +78,6 @@ def _pick(value: Any, rng: random.Random) -> str:
     raise ValueError(f"A text cell must be a string or a non-empty list of strings, got {value!r}.")
 
 
-def _header_bytes(path: str) -> int | None:
-    """The bytes of a video file's frames decoded to RGB, from its header (the frame count, else the duration); None
-    when the header does not tell or the file cannot be opened."""
-    try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            frames = stream.frames
-            if not frames and container.duration:
-                rate = stream.average_rate or stream.guessed_rate
-                frames = math.ceil(container.duration / av.time_base * (float(rate) if rate else 30.0))
-            return frames * stream.width * stream.height * 3 if frames else None
-    except (av.FFmpegError, OSError, ValueError, IndexError):
-        return None  # the path route raises the error that names `videos`
-
-
 class DecodedVideoCache:
     """Decoded video clips by path (all their frames, `decode_all_video_frames`), up to `max_bytes` of frames.
 
@@ -124,7 +108,7 @@ class DecodedVideoCache:
         path = os.fspath(path)
         if path in self._clips or path in self._not_stored:
             return self._clips.get(path)
-        size = _header_bytes(path)
+        size = decoded_video_bytes(path)
         if size is None or size > self.max_bytes - self.used_bytes:
             self._not_stored.add(path)
             return None
