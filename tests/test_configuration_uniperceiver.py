@@ -30,6 +30,7 @@ def test_defaults_are_the_released_base_model():
     assert config.projection_dim == 768 and config.num_prompt_tokens == 0
     # The options that are not the original's are off.
     assert config.temporal_initializer_range is None and not config.temporal_difference_embedding
+    assert not config.convolutional_stem
 
 
 def test_presets():
@@ -74,6 +75,8 @@ def test_presets():
         (dict(spatial_position_scale=0.0), ["spatial_position_scale"]),
         (dict(spatial_position_scale=math.nan), ["spatial_position_scale"]),
         (dict(drop_path_rate=math.nan), ["drop_path_rate"]),
+        (dict(image_size=48, patch_size=12, convolutional_stem=True), ["patch_size", "convolutional_stem"]),
+        (dict(image_size=32, patch_size=1, convolutional_stem=True), ["patch_size", "convolutional_stem"]),
     ],
 )
 def test_validate_architecture_names_the_fields(overrides, fields):

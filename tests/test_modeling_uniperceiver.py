@@ -194,6 +194,48 @@ def test_temporal_difference_embedding_starts_as_the_model_without_it_and_sees_o
     assert torch.equal(loaded.embeddings.visual.difference_embedding.weight, projection.weight)
 
 
+def test_convolutional_stem_gives_one_token_per_patch_and_trains(tiny_config, tmp_path):
+    """`convolutional_stem=True`: log2(patch_size) stride-2 3x3 convolutions (channel LayerNorm, GELU) and a 1x1
+    projection in place of the linear patch projection; the same tokens per frame, at any resolution."""
+    config = UniPerceiverConfig(**{**tiny_config.to_dict(), "convolutional_stem": True})
+    torch.manual_seed(0)
+    model = UniPerceiverModel(config).eval()
+    stem = model.embeddings.visual.patch_embedding
+    convolutions = [stage[0] for stage in stem.stages]
+    assert len(convolutions) == 4  # 16 px patches: four halvings
+    assert [(c.kernel_size, c.stride, c.out_channels) for c in convolutions] == [((3, 3), (2, 2), 8)] * 2 + [
+        ((3, 3), (2, 2), 8),
+        ((3, 3), (2, 2), 16),
+    ]  # channels double up to half the hidden size (at least 8), then the 1x1 projection
+    assert stem.projection.in_channels == 16 and stem.projection.out_channels == config.hidden_size
+    single, clips = images(config), images(config, frames=3)
+    with torch.no_grad():
+        assert model.embeddings.visual(single[:, None]).shape == (2, config.num_patches, config.hidden_size)
+        assert model.embeddings.visual(clips).shape == (2, 3 * config.num_patches, config.hidden_size)
+        larger = torch.randn(2, 1, 3, 64, 64)
+        assert model.embeddings.visual(larger, interpolate_pos_encoding=True).shape == (2, 16, config.hidden_size)
+        # A token sees its neighbours' pixels (3x3 kernels overlap the patch border); a linear patch does not.
+        changed = single.clone()
+        changed[:, :, 0, config.patch_size - 1] += 1.0  # the last pixel of the first patch's top row
+        for stemmed, visual in (
+            (True, model.embeddings.visual),
+            (False, UniPerceiverModel(tiny_config).eval().embeddings.visual),
+        ):
+            difference = (visual(changed[:, None]) - visual(single[:, None])).abs()
+            assert difference[:, 0].sum() > 0 and bool(difference[:, 1].any()) == stemmed
+    targets = torch.tensor([[3, 49407], [5, 49407]])
+    model.train()
+    model(pixel_values=single, target_input_ids=targets).logits.logsumexp(-1).sum().backward()
+    assert convolutions[0].weight.grad is not None and convolutions[0].weight.grad.abs().sum() > 0
+    model.save_pretrained(tmp_path)
+    loaded = UniPerceiverModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.convolutional_stem
+    with torch.no_grad():
+        assert torch.equal(
+            loaded.get_image_features(single).pooler_output, model.eval().get_image_features(single).pooler_output
+        )
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Head, tasks, loss
 

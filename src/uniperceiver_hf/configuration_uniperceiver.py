@@ -124,6 +124,11 @@ class UniPerceiverConfig(PreTrainedConfig):
             the previous frame with a patch projection of its own (`difference_embedding`, no bias) and add it to the
             frame's patches, a two-frame tubelet in residual form, so that each token sees local motion; it starts
             at zero, so a new model computes exactly what it would without it. Images are unaffected.
+        convolutional_stem: not in the paper (default off): tokenize each frame with log2(patch_size) stride-2 3x3
+            convolutions (channel LayerNorm and GELU after each; channels doubling up to half the hidden size) and a
+            1x1 projection, instead of one linear projection per patch, as in "Early convolutions help transformers
+            see better" (Xiao et al., 2021): the same tokens, one per patch, built from overlapping local features.
+            It needs a `patch_size` that is a power of two.
         spe_token_id, eos_token_id, bos_token_id, mask_token_id, gen_token_id, pad_token_id: special ids.
         projection_dim: output size of the projection after `ln_post` (`None`: the hidden size).
         logit_scale_tasks: names of the per-task log-scales.
@@ -186,6 +191,7 @@ class UniPerceiverConfig(PreTrainedConfig):
     spatial_position_scale: float = 160 / 224
     random_temporal_offset: bool = True
     temporal_difference_embedding: bool = False
+    convolutional_stem: bool = False
     spe_token_id: int = 49410
     eos_token_id: int = 49407
     bos_token_id: int = 49406
@@ -307,6 +313,11 @@ class UniPerceiverConfig(PreTrainedConfig):
         if self.image_size % self.patch_size != 0:
             raise ValueError(
                 f"`image_size` ({self.image_size}) must be a multiple of `patch_size` ({self.patch_size})."
+            )
+        if self.convolutional_stem and (self.patch_size < 2 or self.patch_size & (self.patch_size - 1)):
+            raise ValueError(
+                f"`patch_size` must be a power of two >= 2 with `convolutional_stem` on (one stride-2 convolution "
+                f"per halving), got {self.patch_size}."
             )
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"`hidden_act` must be one of transformers' activations, got {self.hidden_act!r}.")

@@ -163,19 +163,58 @@ class UniPerceiverTextEmbeddings(nn.Module):
         return inputs_embeds + self.position_embeddings(position_ids) + token_types
 
 
+class UniPerceiverChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of a `[B, C, H, W]` map, at every position."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return super().forward(hidden_states.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class UniPerceiverConvolutionalStem(nn.Module):
+    """`config.convolutional_stem` (an option, not the paper's): stride-2 3x3 convolutions, each with a channel
+    LayerNorm and GELU, halve the frame log2(patch_size) times while the channels double up to half the hidden size;
+    a 1x1 projection then gives one token per patch, as the linear patch projection does. Convolutions build local
+    features before attention, which lets a small Transformer trained from scratch learn from fewer images (Xiao et
+    al., 2021, "Early convolutions help transformers see better"); half-width channels keep its cost small."""
+
+    def __init__(self, config: UniPerceiverConfig):
+        super().__init__()
+        stages = config.patch_size.bit_length() - 1
+        widths = [config.num_channels] + [max(config.hidden_size >> (stages - stage), 8) for stage in range(stages)]
+        self.stages = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(widths[stage], widths[stage + 1], kernel_size=3, stride=2, padding=1, bias=False),
+                UniPerceiverChannelLayerNorm(widths[stage + 1], eps=config.layer_norm_eps),
+                nn.GELU(),
+            )
+            for stage in range(stages)
+        )
+        self.projection = nn.Conv2d(widths[-1], config.hidden_size, kernel_size=1)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            pixel_values = stage(pixel_values)
+        return self.projection(pixel_values)
+
+
 class UniPerceiverVisualEmbeddings(nn.Module):
     """16x16 patches of every frame, plus temporal + fixed spatial positions; frame-major, raster order.
 
     The visual type embedding of the paper is folded into the patch bias by the official checkpoint conversion,
     so it is not a separate parameter here. With `config.temporal_difference_embedding` (an option, not the
-    paper's) a frame's patches also get the patch projection of its difference from the previous frame.
+    paper's) a frame's patches also get the patch projection of its difference from the previous frame; with
+    `config.convolutional_stem` (not the paper's either) the patches are tokenized by `UniPerceiverConvolutionalStem`.
     """
 
     def __init__(self, config: UniPerceiverConfig):
         super().__init__()
         self.config = config
-        self.patch_embedding = nn.Conv2d(
-            config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
+        self.patch_embedding = (
+            UniPerceiverConvolutionalStem(config)
+            if config.convolutional_stem
+            else nn.Conv2d(
+                config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
+            )
         )
         # Fixed (never trained) but stored, as in the official state dict.
         self.spatial_position_embeddings = nn.Parameter(
@@ -200,7 +239,7 @@ class UniPerceiverVisualEmbeddings(nn.Module):
         one (`interpolate_pos_encoding=True`) the table of that grid is built as the official code does at 384 px
         (see `resized_position_scale`)."""
         batch_size, num_frames = pixel_values.shape[:2]
-        frames = pixel_values.to(self.patch_embedding.weight.dtype)
+        frames = pixel_values.to(self.spatial_position_embeddings.dtype)
         patches = self.patch_embedding(frames.flatten(0, 1))
         if self.difference_embedding is not None and num_frames > 1:
             # Slices rather than `Tensor.diff`, which the ONNX exporter does not know.
@@ -705,7 +744,8 @@ class UniPerceiverPreTrainedModel(PreTrainedModel):
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Conv2d):
-            # xavier-uniform as if the patch embedding were a linear layer over flattened patches.
+            # xavier-uniform as if each convolution (the patch projection, a stem's) were a linear layer over its
+            # flattened window.
             fan_in = module.in_channels * module.kernel_size[0] * module.kernel_size[1]
             bound = math.sqrt(6.0 / (fan_in + module.out_channels))
             init.uniform_(module.weight, -bound, bound)
