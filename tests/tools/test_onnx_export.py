@@ -66,17 +66,20 @@ def test_the_converted_official_tiny_checkpoint_exports_within_tolerance(golden_
     assert set(differences) == {"image", "text", "video"} and max(differences.values()) <= TOLERANCE
 
 
-def test_the_frame_difference_embedding_exports_within_tolerance(tiny_config, tmp_path):
-    config = UniPerceiverConfig(**{**tiny_config.to_dict(), "temporal_difference_embedding": True})
+@pytest.mark.parametrize("option", ["temporal_difference_embedding", "convolutional_stem"])
+def test_the_visual_options_export_within_tolerance(tiny_config, tmp_path, option):
+    """The config options that change the visual tokenizer (the frame differences, the convolutional stem)."""
+    config = UniPerceiverConfig(**{**tiny_config.to_dict(), option: True})
     torch.manual_seed(0)
     model = UniPerceiverModel(config).eval()
-    with torch.no_grad():  # a trained projection, not its zero start
-        model.embeddings.visual.difference_embedding.weight.normal_(0.0, 0.1)
+    if option == "temporal_difference_embedding":
+        with torch.no_grad():  # a trained projection, not its zero start
+            model.embeddings.visual.difference_embedding.weight.normal_(0.0, 0.1)
     model.save_pretrained(tmp_path / "model")
     UniPerceiverProcessor.for_model_config(config).save_pretrained(tmp_path / "model")
     output = cli.main(["export", "onnx", "--model", str(tmp_path / "model"), "--output", str(tmp_path / "onnx")])
     runtime = UniPerceiverORTModel.from_pretrained(output)
-    for frames in (1, 3):  # traced with 4 frames; one frame has no difference
+    for frames in (1, 3):  # traced with 4 frames; a single frame has no difference to embed
         inputs = example_inputs(config, "video", 2, frames, torch.Generator().manual_seed(frames))
         with torch.no_grad():
             expected = model.get_features(**inputs)
