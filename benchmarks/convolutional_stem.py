@@ -62,7 +62,7 @@ def main() -> None:
     print(f"{args.recipe}: torch {torch.__version__}, {torch.get_num_threads()} threads, {args.batches} batches per task, "
           f"median of {args.repeats} timed passes; forward + backward, random weights, training mode\n")  # fmt: skip
     header = ("task", "patch projection, s", "convolutional stem, s", "stem / patches")
-    rows, mixture = [], {False: 0.0, True: 0.0}
+    rows, mixture = [], dict.fromkeys(models, 0.0)
     for task, found in batches.items():
         times = {False: [], True: []}
         for repeat in range(args.repeats + 1):
@@ -80,14 +80,14 @@ def main() -> None:
             )
     rows.append(("mixture step (by weight)", f"{mixture[False]:.3f}", f"{mixture[True]:.3f}",
                  f"{mixture[True] / mixture[False]:.2f}x"))  # fmt: skip
-    stem_parameters = sum(p.numel() for p in models[True].uniperceiver.embeddings.visual.patch_embedding.parameters())
-    patch_parameters = sum(
-        p.numel() for p in models[False].uniperceiver.embeddings.visual.patch_embedding.parameters()
-    )
+    parameters = {
+        stem: sum(p.numel() for p in model.uniperceiver.embeddings.visual.patch_embedding.parameters())
+        for stem, model in models.items()
+    }
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, tuple("-" * width for width in widths), *rows):
         print(" | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
-    print(f"\nparameters of the tokenizer: patch projection {patch_parameters:,}, stem {stem_parameters:,}")
+    print(f"\nparameters of the tokenizer: patch projection {parameters[False]:,}, stem {parameters[True]:,}")
 
 
 if __name__ == "__main__":
