@@ -8,7 +8,7 @@ default) differ only in `convolutional_stem`; forward + backward of each task's 
 without pixels cost the same in both models): what the stem costs a step of the whole mixture.
 
     python examples/data/build_corpus.py --output data/corpus --renders 6
-    python benchmarks/convolutional_stem.py --recipe examples/recipes/default_model_hour.yaml   # ~3 min on 2 cores
+    python benchmarks/convolutional_stem.py --recipe examples/recipes/default_model.yaml   # ~3 min on 2 cores
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def step_seconds(model: UniPerceiverForPreTraining, batch: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--recipe", default="examples/recipes/default_model_hour.yaml", help="the recipe whose tasks to time"
+        "--recipe", default="examples/recipes/default_model.yaml", help="the recipe whose tasks to time"
     )
     parser.add_argument("--batches", type=int, default=4, help="training batches per task (4)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over them, after an untimed one (3)")

@@ -77,8 +77,9 @@ MODELS = ("ours", "CLIP")
 DEFAULT_BATCH = {"default": 32, "tiny": 32, "base": 8}
 DEFAULT_STEPS = {"default": 7, "tiny": 5, "base": 3}
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
-# The shipped default model, models/uniperceiver-tiny-emoji (examples/recipes/default_model.yaml): its tower sizes,
-# which CLIP's two towers copy, and the rest of its config.
+# The default model this benchmark was written for (its previous recipe, before the convolutional stem and the frame
+# differences, which benchmarks/convolutional_stem.py times): its tower sizes, which CLIP's two towers copy, and the
+# rest of its config.
 DEFAULT_TOWER = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
 DEFAULT_MODEL = dict(DEFAULT_TOWER, image_size=64, patch_size=16, max_position_embeddings=64, drop_path_rate=0.05,
                      layer_scale_init_value=0.1)  # fmt: skip

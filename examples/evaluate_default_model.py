@@ -67,8 +67,8 @@ LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 DRAWS = 3  # few-shot subsets (seeds) each tuned setting is averaged over
 # The paper's 10 deep prompts per layer are 10 of the ~207 keys a 224-px image gives at base size (197 tokens), under
 # 5 %. Against the default model's 17-token image, 10 random prompts would be 37 % of the keys: before any step they
-# cost 12.7 points of test accuracy (39.8 % -> 27.1 %), which 13 few-shot images do not win back. Prompt tuning here
-# keeps the paper's share instead (`paper_prompt_share`).
+# cost the previous default model 12.7 points of test accuracy (39.8 % -> 27.1 %), which 13 few-shot images did not
+# win back (README, "The default model"). Prompt tuning here keeps the paper's share instead (`paper_prompt_share`).
 PAPER_PROMPTS, PAPER_IMAGE_TOKENS = 10, 197
 EXAMPLES_DATA = Path(__file__).resolve().parent / "data"  # examples/data/build_corpus.py, the corpus builder
 

@@ -187,7 +187,9 @@ def test_each_tab_shows_the_model_cards_figures(tmp_path):
     assert "digit classification" in lines["sketch"] and "%" in lines["sketch"]
     assert "no figure" in lines["fill-mask"]
     card = (space.DEFAULT_MODEL / "README.md").read_text()
-    (tmp_path / "README.md").write_text(card.replace("value: 0.8401", "value: 0.1234"))
+    digits = re.search(r"name: digit classification\n(?:.*\n)*?\s*value: ([0-9.]+)", card).group(1)
+    assert card.count(f"value: {digits}\n") == 1, digits
+    (tmp_path / "README.md").write_text(card.replace(f"value: {digits}\n", "value: 0.1234\n"))
     assert "digit classification 12%" in space.expected_figures(str(tmp_path))["sketch"]
     assert "no figure" in space.expected_figures(str(tmp_path / "no-card"))["classify"]
 

@@ -59,7 +59,7 @@ CORPUS = "emoji-digits-fortunes"  # the name `examples/data/build_corpus.py` giv
 DEFAULT_MODEL_NAME = "uniperceiver-tiny-emoji"
 RAW_METRICS = ("bleu", "cider")  # reported as scores, not as fractions shown in per cent
 TRAIN_COMMANDS = (
-    "python examples/data/build_corpus.py --output data/corpus --renders 6\n"
+    "python examples/data/build_corpus.py --output data/corpus --renders 6 --digit-renders 8 --videos-per-class 300\n"
     "python examples/pretrain.py --recipe examples/recipes/default_model.yaml --output-dir runs/default"
 )
 CITATION = """@article{zhu2021uni,
