@@ -7,7 +7,7 @@ default) differ only in `convolutional_stem`; forward + backward of each task's 
 `--repeats` passes after an untimed one. The last rows weigh every task of the recipe by its sampling weight (tasks
 without pixels cost the same in both models): what the stem costs a step of the whole mixture.
 
-    python examples/data/build_corpus.py --output data/corpus --renders 6
+    python examples/data/build_corpus.py --output data/corpus --renders 6 --digit-renders 8 --videos-per-class 300
     python benchmarks/convolutional_stem.py --recipe examples/recipes/default_model.yaml   # ~3 min on 2 cores
 """
 

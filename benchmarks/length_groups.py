@@ -7,7 +7,7 @@ as the trainer's default) with `length_groups` 1 and `--groups` alternating batc
 machine load: median of `--repeats` passes over the batches after one untimed pass. It also prints the share of
 real tokens in each padded text, which is what the groups can save.
 
-    python examples/data/build_corpus.py --output data/corpus --renders 6
+    python examples/data/build_corpus.py --output data/corpus --renders 6 --digit-renders 8 --videos-per-class 300
     python benchmarks/length_groups.py --recipe examples/recipes/default_model.yaml   # ~3 min on 2 cores
 """
 

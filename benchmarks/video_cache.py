@@ -7,7 +7,7 @@ machine load. The first pass fills the cache and is timed apart ("first use": ea
 tasks share the cache, as in training, so a later task's first pass finds the clips an earlier one stored); then
 the median of `--repeats` passes. The last column weighs the saving by the task's share of the mixture's steps.
 
-    python examples/data/build_corpus.py --output data/corpus --renders 6
+    python examples/data/build_corpus.py --output data/corpus --renders 6 --digit-renders 8 --videos-per-class 300
     python benchmarks/video_cache.py --recipe examples/recipes/default_model.yaml   # ~1 min
 """
 
