@@ -13,12 +13,13 @@ without pixels cost the same in both models): what the stem costs a step of the 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
-from length_groups import recipe_batches  # the sibling benchmark (benchmarks/ is the script's folder)
+
+# The sibling benchmark (benchmarks/ is the script's folder).
+from length_groups import recipe_batches, recipe_benchmark_parser
 
 from uniperceiver_hf import UniPerceiverConfig
 from uniperceiver_hf.pretraining_uniperceiver import UniPerceiverForPreTraining
@@ -34,16 +35,7 @@ def step_seconds(model: UniPerceiverForPreTraining, batch: dict) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--recipe", default="examples/recipes/default_model.yaml", help="the recipe whose tasks to time"
-    )
-    parser.add_argument("--batches", type=int, default=4, help="training batches per task (4)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes over them, after an untimed one (3)")
-    args = parser.parse_args()
-    for name in ("batches", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    args = recipe_benchmark_parser(__doc__, batches=4, repeats=3).parse_args()
 
     recipe = load_recipe(args.recipe)
     recipe_model, batches = recipe_batches(recipe, args.batches)

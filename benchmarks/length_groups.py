@@ -31,6 +31,32 @@ from uniperceiver_hf.training.trainer import TRAINER_OPTIONS, build_config, reci
 MAX_SLOTS = 5000  # schedule slots searched for each task's batches
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def recipe_benchmark_parser(
+    description: str,
+    batches: int,
+    repeats: int,
+    batches_help: str = "training batches per task",
+    repeats_help: str = "timed passes over them, after an untimed one",
+) -> argparse.ArgumentParser:
+    """The arguments of the benchmarks that time a recipe's own batches (this one, convolutional_stem.py and
+    video_cache.py): `--recipe`, and `--batches` and `--repeats`, each refused below 1 by name."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
+    parser.add_argument(
+        "--recipe", default="examples/recipes/default_model.yaml", help="the recipe whose tasks to time"
+    )
+    parser.add_argument("--batches", type=positive_int, default=batches, help=f"{batches_help} ({batches})")
+    parser.add_argument("--repeats", type=positive_int, default=repeats, help=f"{repeats_help} ({repeats})")
+    return parser
+
+
 def recipe_batches(recipe, per_task: int) -> tuple[UniPerceiverForPreTraining, dict[str, list[dict]]]:
     """The recipe's model (random weights, seeded) and the first `per_task` training batches of each task."""
     config = build_config(recipe)
@@ -64,18 +90,10 @@ def real_share(batches: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--recipe", default="examples/recipes/default_model.yaml", help="the recipe whose tasks to time"
-    )
-    parser.add_argument("--batches", type=int, default=4, help="training batches per task (4)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed passes over them, after an untimed one (2)")
+    parser = recipe_benchmark_parser(__doc__, batches=4, repeats=2)
     parser.add_argument("--groups", type=int, default=TRAINER_OPTIONS["length_groups"],
                         help=f"length groups against one padded batch (the trainer's {TRAINER_OPTIONS['length_groups']})")  # fmt: skip
     args = parser.parse_args()
-    for name in ("batches", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.groups < 2:
         parser.error(f"--groups must be >= 2 (1 is the baseline), got {args.groups}")
 

@@ -13,11 +13,13 @@ the median of `--repeats` passes. The last column weighs the saving by the task'
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
+
+# The sibling benchmark (benchmarks/ is the script's folder).
+from length_groups import recipe_benchmark_parser
 
 from uniperceiver_hf.training.collator import UniPerceiverCollator
 from uniperceiver_hf.training.data import MultiTaskDataset, load_recipe_datasets
@@ -37,14 +39,14 @@ def timed(collator: UniPerceiverCollator, item: dict) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipe", default="examples/recipes/default_model.yaml", help="the recipe to time")
-    parser.add_argument("--batches", type=int, default=8, help="training batches per video task (8)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes after the one that fills the cache (3)")
+    parser = recipe_benchmark_parser(
+        __doc__,
+        batches=8,
+        repeats=3,
+        batches_help="training batches per video task",
+        repeats_help="timed passes after the one that fills the cache",
+    )
     args = parser.parse_args()
-    for name in ("batches", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
 
     recipe = load_recipe(args.recipe)
     video_indices = [index for index, task in enumerate(recipe.tasks) if task.task_type.modality == "video"]
