@@ -191,31 +191,7 @@ def zero_shot(model, processor, corpus: Path, limit: int | None) -> list[dict]:
         )
 
     answers = sorted(set(load_from_disk(str(corpus / "emoji"))["train"]["answer"]))
-    answer_features = text_embeds(model, processor, answers)
-    vqa = processor.vqa(_images(data["image"]), list(data["question"]), return_tensors="pt")
-    with torch.no_grad():
-        features = torch.cat(
-            [
-                model.get_features(
-                    **{key: value[start : start + BATCH] for key, value in vqa.items() if key != "task"}
-                )
-                for start in range(0, len(data), BATCH)
-            ]
-        )
-    predictions = (features @ answer_features.T).argmax(-1).tolist()
-    correct = [answers[p] == a for p, a in zip(predictions, list(data["answer"]))]
-    majority = max(set(data["answer"]), key=list(data["answer"]).count)
-    rows.append(
-        dict(
-            task="emoji VQA (answer list)",
-            metric="accuracy",
-            value=sum(correct) / len(correct),
-            chance=list(data["answer"]).count(majority) / len(data),
-            chance_kind="majority answer",
-            section="zero-shot",
-            n=len(data),
-        )
-    )
+    rows += vqa_rows(model, processor, data, answers)
 
     captioner = UniPerceiverCaptioner(model)
     generated = []
@@ -244,6 +220,54 @@ def zero_shot(model, processor, corpus: Path, limit: int | None) -> list[dict]:
         ("videos_heldout", "held-out motion (never pre-trained)", "novel categories"),
     ):
         rows.append(classification_row(model, processor, split(name), title, section))
+    return rows
+
+
+def _majority_share(answers: list[str]) -> float:
+    return max(answers.count(answer) for answer in set(answers)) / len(answers)
+
+
+def vqa_kind(row: dict, label_names: list[str], group_names: list[str]) -> str:
+    """Which fact of the emoji a corpus question asks for, told by its answer: the name, the group, or else the
+    background colour (the three kinds of examples/data/build_corpus.py)."""
+    if row["answer"] == label_names[row["label"]]:
+        return "name"
+    return "group" if row["answer"] == group_names[row["group"]] else "background colour"
+
+
+@torch.no_grad()
+def vqa_rows(model, processor, data, answers: list[str]) -> list[dict]:
+    """Answer-list VQA: each image fused with its question, its feature scored against every answer of the train
+    split. One row over all questions, then one per kind of question (name, group, background colour), which says
+    which kind holds the total back: a name question is as hard as classifying among every emoji name."""
+    answer_features = text_embeds(model, processor, answers)
+    inputs = processor.vqa(_images(data["image"]), list(data["question"]), return_tensors="pt")
+    features = torch.cat(
+        [
+            model.get_features(**{key: value[start : start + BATCH] for key, value in inputs.items() if key != "task"})
+            for start in range(0, len(data), BATCH)
+        ]
+    )
+    predictions = [answers[index] for index in (features @ answer_features.T).argmax(-1).tolist()]
+    truth = list(data["answer"])
+    label_names, group_names = data.features["label"].names, data.features["group"].names
+    kinds = [vqa_kind(row, label_names, group_names) for row in data.select_columns(["answer", "label", "group"])]
+    rows = []
+    for kind in (None, "name", "group", "background colour"):
+        chosen = [index for index, item in enumerate(kinds) if kind in (None, item)]
+        if not chosen:
+            continue
+        rows.append(
+            dict(
+                task="emoji VQA (answer list)" if kind is None else f"emoji VQA, questions about the {kind}",
+                metric="accuracy",
+                value=sum(predictions[index] == truth[index] for index in chosen) / len(chosen),
+                chance=_majority_share([truth[index] for index in chosen]),
+                chance_kind="majority answer",
+                section="zero-shot",
+                n=len(chosen),
+            )
+        )
     return rows
 
 

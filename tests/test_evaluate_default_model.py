@@ -200,3 +200,64 @@ def test_the_pictures_plot_the_pre_training_log_and_the_tuning(tmp_path):
     with Image.open(tmp_path / "training.png") as training, Image.open(tmp_path / "tuning.png") as tuning:
         # 5 inches per panel at 110 dpi: three panels, then two.
         assert training.width == pytest.approx(3 * 550, abs=10) and tuning.width == pytest.approx(2 * 550, abs=10)
+
+
+def test_vqa_rows_split_the_questions_by_the_fact_they_ask_for():
+    """One row over every question, then one per kind (name, group, background colour), told apart by the answer;
+    each kind's row scores only its own questions and the total is their weighted mean."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    from uniperceiver_hf import UniPerceiverModel, UniPerceiverProcessor
+
+    names, groups = ["red apple", "dog face", "rocket"], ["food & drink", "animals & nature", "travel & places"]
+    facts = [  # (emoji, its group, question, answer): 3 name, 2 group and 1 background-colour questions
+        (0, 0, "what is this?", "red apple"),
+        (1, 1, "what is this?", "dog face"),
+        (2, 2, "which emoji is this?", "rocket"),
+        (0, 0, "which group is this in?", "food & drink"),
+        (1, 1, "which group is this in?", "animals & nature"),
+        (2, 2, "what colour is the background?", "blue"),
+    ]
+    features = datasets.Features(
+        image=datasets.Image(),
+        label=datasets.ClassLabel(names=names),
+        group=datasets.ClassLabel(names=groups),
+        question=datasets.Value("string"),
+        answer=datasets.Value("string"),
+    )
+    rng = np.random.default_rng(0)
+    data = datasets.Dataset.from_dict(
+        dict(
+            image=[Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in facts],
+            label=[fact[0] for fact in facts],
+            group=[fact[1] for fact in facts],
+            question=[fact[2] for fact in facts],
+            answer=[fact[3] for fact in facts],
+        ),
+        features=features,
+    )
+    assert [evaluation.vqa_kind(row, names, groups) for row in data] == ["name"] * 3 + ["group"] * 2 + [
+        "background colour"
+    ]
+    model = UniPerceiverModel.from_pretrained(MODEL).eval()
+    processor = UniPerceiverProcessor.from_pretrained(MODEL)
+
+    answers = sorted({fact[3] for fact in facts})
+    rows = evaluation.vqa_rows(model, processor, data, answers)
+
+    assert [(row["task"], row["n"]) for row in rows] == [
+        ("emoji VQA (answer list)", 6),
+        ("emoji VQA, questions about the name", 3),
+        ("emoji VQA, questions about the group", 2),
+        ("emoji VQA, questions about the background colour", 1),
+    ]
+    assert [row["chance"] for row in rows] == [1 / 6, 1 / 3, 1 / 2, 1.0]
+    assert all(row["section"] == "zero-shot" and row["chance_kind"] == "majority answer" for row in rows)
+    assert rows[0]["value"] == pytest.approx(sum(row["value"] * row["n"] for row in rows[1:]) / 6)
+    # The group questions alone: the same answers as in the group row, and no rows for the kinds that are absent.
+    alone = evaluation.vqa_rows(model, processor, data.select([3, 4]), answers)
+    assert [row["task"] for row in alone] == ["emoji VQA (answer list)", "emoji VQA, questions about the group"]
+    assert alone[0]["value"] == alone[1]["value"] == rows[2]["value"]
+    json.dumps(rows)
