@@ -239,7 +239,8 @@ def vqa_kind(row: dict, label_names: list[str], group_names: list[str]) -> str:
 def vqa_rows(model, processor, data, answers: list[str]) -> list[dict]:
     """Answer-list VQA: each image fused with its question, its feature scored against every answer of the train
     split. One row over all questions, then one per kind of question (name, group, background colour), which says
-    which kind holds the total back: a name question is as hard as classifying among every emoji name."""
+    which kind holds the total back: a name question has every emoji name among its answers, as classification
+    does."""
     answer_features = text_embeds(model, processor, answers)
     inputs = processor.vqa(_images(data["image"]), list(data["question"]), return_tensors="pt")
     features = torch.cat(
